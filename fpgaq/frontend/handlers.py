@@ -1,0 +1,287 @@
+"""The table of supported ONNX ops and the lowering of the standard ones.
+
+Each handler takes the importer and one ONNX node and returns the values of its outputs.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from onnx import helper
+
+from ..ir.ops import Clip, Dense, Relu
+from . import qdq, qonnx
+from .onnx_import import QONNX_DOMAINS, Importer, feature_count, fixed_const, power_of_two_frac
+from .values import Const, Problem, Tensor
+
+MAX_WEIGHT_FRAC = 64
+
+
+def _attrs(onode) -> dict:
+    return {a.name: helper.get_attribute_value(a) for a in onode.attribute}
+
+
+def _weight_codes(w: Const, what: str = "weight") -> tuple[np.ndarray, int]:
+    """(codes, frac) of a weight constant: from its quantizer, or exact if plain float."""
+    if w.codes is not None:
+        return w.codes, w.frac
+    codes, frac = fixed_const(w.value, what)
+    if frac > 24:
+        raise Problem(f"the {what} is a float tensor that is not quantized (it would need {frac} "
+                      "fraction bits); put a weight quantizer (QONNX Quant) on it")
+    return codes, frac
+
+
+def dense(imp: Importer, onode, x: Tensor, wcodes: np.ndarray, wfrac: int, bias) -> list:
+    """A Dense node computing the ONNX value of x @ W.T + bias exactly.
+
+    W is (out, in) codes at `wfrac`; the accumulator's fraction bits are x's view frac + wfrac,
+    and the IR weight frac absorbs any difference between x's view and its codes.
+    """
+    if wcodes.ndim != 2 or wcodes.shape[1] != x.node.features:
+        raise Problem(f"weight shape {list(wcodes.shape)} does not match {x.node.features} input features")
+    acc_frac = x.view_frac + wfrac
+    out = wcodes.shape[0]
+    if bias is None:
+        bcodes = np.zeros(out, dtype=np.int64)
+    else:
+        if bias.codes is not None:
+            bc, bf = bias.codes, bias.frac
+        else:
+            bc, bf = fixed_const(bias.value, "bias")
+        if bf > acc_frac:
+            raise Problem(
+                f"the float bias needs {bf} fraction bits but the accumulator has {acc_frac} "
+                f"(input {x.view_frac} + weight {wfrac}), so it cannot be added exactly; quantize "
+                "the bias (Brevitas: bias_quant=Int16Bias or Int32Bias) or round it to the accumulator's grid")
+        bc = np.asarray(bc).astype(object) * (1 << (acc_frac - bf))
+        try:
+            bcodes = np.broadcast_to(bc.reshape(-1) if bc.size == out else bc, (out,))
+        except ValueError:
+            raise Problem(f"bias shape {list(np.shape(bias.value))} does not match {out} outputs") from None
+        bcodes = np.array([int(v) for v in bcodes], dtype=object if any(abs(int(v)) >= 1 << 62 for v in bcodes) else np.int64)
+    ir_wfrac = acc_frac - x.node.type.frac
+    node = imp.add("dense", Dense(wcodes, ir_wfrac, bcodes), (x.node,))
+    return [Tensor(node, acc_frac)]
+
+
+def gemm(imp: Importer, onode) -> list:
+    a = _attrs(onode)
+    if a.get("transA", 0):
+        raise Problem("transA=1 on the activation is not supported; export with transA=0")
+    x = imp.fixed_tensor(onode, 0)
+    w = imp.const(onode, 1, "the weight (B)")
+    codes, frac = _weight_codes(w)
+    if codes.ndim != 2:
+        raise Problem(f"weight B has shape {list(codes.shape)}; expected a matrix")
+    wcodes = codes if a.get("transB", 0) else codes.T
+    alpha, beta = float(a.get("alpha", 1.0)), float(a.get("beta", 1.0))
+    frac -= _pow2_exponent(alpha, "alpha")
+    bias = imp.get(onode, 2)
+    if bias is not None:
+        if not isinstance(bias, Const):
+            raise Problem("the bias (C) is computed at run time; fpgaq needs a constant bias")
+        if beta != 1.0:
+            k = _pow2_exponent(beta, "beta")
+            if bias.codes is not None:
+                bias = Const(bias.value * beta, bias.codes, bias.frac - k)
+            else:
+                bias = Const(bias.value * beta)
+    return dense(imp, onode, x, wcodes, frac, bias)
+
+
+def _pow2_exponent(v: float, what: str) -> int:
+    if v > 0 and math.frexp(v)[0] == 0.5:
+        return math.frexp(v)[1] - 1
+    raise Problem(f"{what}={v:g} is not a power of two; fold it into the weights before export")
+
+
+def matmul(imp: Importer, onode) -> list:
+    if isinstance(imp.get(onode, 0), Const):
+        raise Problem("constant @ activation is not supported; write it as activation @ weight")
+    x = imp.fixed_tensor(onode, 0)
+    w = imp.const(onode, 1, "the weight")
+    codes, frac = _weight_codes(w)
+    if codes.ndim != 2:
+        raise Problem(f"weight has shape {list(codes.shape)}; expected a matrix")
+    return dense(imp, onode, x, codes.T, frac, None)
+
+
+def add(imp: Importer, onode) -> list:
+    a, b = imp.get(onode, 0), imp.get(onode, 1)
+    if isinstance(a, Const) and isinstance(b, Const):
+        return [Const(a.value + b.value)]
+    t, c = (a, b) if isinstance(a, Tensor) else (b, a)
+    if not isinstance(c, Const):
+        raise Problem("adds two run-time tensors (a residual connection); fpgaq supports only "
+                      "Add of a constant bias after MatMul/Gemm for now")
+    if not isinstance(t.node.op, Dense) or t.view_frac != t.node.type.frac:
+        raise Problem("adds a constant to something other than a MatMul/Gemm result; fold the "
+                      "constant into the layer before it")
+    d: Dense = t.node.op
+    bc, bf = (c.codes, c.frac) if c.codes is not None else fixed_const(c.value, "the added constant")
+    if bf > t.view_frac:
+        raise Problem(f"the added bias needs {bf} fraction bits but the accumulator has {t.view_frac}; "
+                      "quantize the bias (Brevitas: Int16Bias) or round it to the accumulator's grid")
+    out = len(d.bias)
+    try:
+        extra = np.broadcast_to(np.asarray(bc).reshape(-1) if np.size(bc) == out else bc, (out,))
+    except ValueError:
+        raise Problem(f"the added constant of shape {list(np.shape(c.value))} does not match {out} outputs") from None
+    total = [int(u) + int(v) * (1 << (t.view_frac - bf)) for u, v in zip(d.bias, extra)]
+    return _redo_dense(imp, onode, t.node, d.weight, d.weight_frac, total)
+
+
+def _redo_dense(imp: Importer, onode, old, wcodes, ir_wfrac: int, bias: list[int]) -> list:
+    """A new Dense on the same input as `old`, with new weights and bias (the old one is dropped
+    if nothing else reads it)."""
+    xin = imp_node(imp, old.inputs[0])
+    acc_frac = xin.type.frac + ir_wfrac
+    bias_const = Const(np.zeros(len(bias)), np.array(bias, dtype=object), acc_frac)
+    return dense(imp, onode, Tensor(xin, xin.type.frac), _compact(wcodes), ir_wfrac, bias_const)
+
+
+def imp_node(imp: Importer, name: str):
+    return next(n for n in imp.nodes if n.name == name)
+
+
+def batchnorm(imp: Importer, onode) -> list:
+    t = imp.fixed_tensor(onode, 0)
+    if not isinstance(t.node.op, Dense) or t.view_frac != t.node.type.frac:
+        raise Problem("BatchNormalization must follow a Gemm/MatMul, into which it is folded")
+    eps = float(_attrs(onode).get("epsilon", 1e-5))
+    gamma, beta, mean, var = (imp.const(onode, i, w).value.astype(np.float64)
+                              for i, w in ((1, "scale"), (2, "bias"), (3, "mean"), (4, "var")))
+    s = gamma / np.sqrt(var + eps)
+    shift = beta - mean * s
+    ds = fixed_const(s, "the batch-norm scale")
+    dt = fixed_const(shift, "the batch-norm shift")
+    if ds[1] > 24 or dt[1] > 32:
+        raise Problem(f"the folded scale gamma/sqrt(var+eps) ({_first(s)}) or shift is not exactly fixed "
+                      "point; fold batch-norm into the weights before quantizing them "
+                      "(Brevitas/qonnx: merge BN into the preceding layer, then quantize)")
+    d: Dense = t.node.op
+    sc, sf = ds
+    acc_frac = t.view_frac + sf
+    tc, tf = dt
+    if tf > acc_frac:
+        raise Problem(f"the folded batch-norm shift needs {tf} fraction bits, more than the "
+                      f"accumulator's {acc_frac}; fold it into a quantized bias before export")
+    wcodes = d.weight.astype(object) * np.asarray(sc, dtype=object)[:, None]
+    bias = [int(b) * int(k) + int(c) * (1 << (acc_frac - tf)) for b, k, c in zip(d.bias, sc, tc)]
+    return _redo_dense(imp, onode, t.node, wcodes, d.weight_frac + sf, bias)
+
+
+def _first(a) -> str:
+    return f"{float(np.ravel(a)[0]):g}"
+
+
+def _compact(a: np.ndarray) -> np.ndarray:
+    return a.astype(np.int64) if max((abs(int(v)) for v in a.ravel()), default=0) < 1 << 62 else a
+
+
+def relu(imp: Importer, onode) -> list:
+    t = imp.fixed_tensor(onode, 0)
+    return [Tensor(imp.add("relu", Relu(), (t.node,)), t.view_frac)]
+
+
+def clip(imp: Importer, onode) -> list:
+    t = imp.fixed_tensor(onode, 0)
+    a = _attrs(onode)
+    lo = imp.get(onode, 1) if len(onode.input) > 1 else None
+    hi = imp.get(onode, 2) if len(onode.input) > 2 else None
+    for v, w in ((lo, "min"), (hi, "max")):
+        if v is not None and not isinstance(v, Const):
+            raise Problem(f"the {w} bound is computed at run time; fpgaq needs constant bounds")
+    lo_v = float(lo.value) if lo is not None else a.get("min")
+    hi_v = float(hi.value) if hi is not None else a.get("max")
+    scale = 2.0 ** t.view_frac
+    lo_c = None if lo_v is None or lo_v == -np.inf else int(math.ceil(lo_v * scale))
+    hi_c = None if hi_v is None or hi_v == np.inf else int(math.floor(hi_v * scale))
+    if lo_c is not None and hi_c is not None and lo_c > hi_c:
+        raise Problem(f"min {lo_v:g} is above max {hi_v:g}")
+    iv = t.node.interval
+    if (lo_c is None or lo_c <= iv.lo) and (hi_c is None or hi_c >= iv.hi):
+        return [t]  # the bounds never bite
+    return [Tensor(imp.add("clip", Clip(lo_c, hi_c), (t.node,)), t.view_frac)]
+
+
+def passthrough(imp: Importer, onode) -> list:
+    """Identity, and reshapes that only add or drop unit axes."""
+    v = imp.get(onode, 0)
+    if isinstance(v, Const):
+        return [_const_reshape(imp, onode, v)]
+    dims = imp.shapes.get(onode.output[0])
+    if dims:
+        n = feature_count(dims, f"its output '{onode.output[0]}'")
+        if n != v.node.features:
+            raise Problem(f"changes {v.node.features} features into shape {dims}")
+    return [v]
+
+
+def _const_reshape(imp: Importer, onode, v: Const) -> Const:
+    op = onode.op_type
+    a = _attrs(onode)
+    val = v.value
+    if op == "Identity":
+        f = lambda x: x  # noqa: E731
+    elif op == "Reshape":
+        shape = imp.const(onode, 1, "shape").value.astype(np.int64)
+        shape = [val.shape[i] if s == 0 else int(s) for i, s in enumerate(shape)]
+        f = lambda x: x.reshape(shape)  # noqa: E731
+    elif op == "Flatten":
+        ax = int(a.get("axis", 1))
+        f = lambda x: x.reshape(int(np.prod(x.shape[:ax])), -1)  # noqa: E731
+    elif op in ("Squeeze", "Unsqueeze"):
+        axes = a.get("axes")
+        if axes is None and len(onode.input) > 1:
+            axes = imp.const(onode, 1, "axes").value.astype(int).tolist()
+        if op == "Squeeze":
+            f = lambda x: np.squeeze(x, axis=tuple(axes) if axes else None)  # noqa: E731
+        else:
+            f = lambda x: np.expand_dims(x, tuple(axes))  # noqa: E731
+    elif op == "Transpose":
+        f = lambda x: np.transpose(x, a.get("perm"))  # noqa: E731
+    else:
+        raise Problem(f"cannot evaluate {op} on a constant")
+    return Const(f(val), None if v.codes is None else f(v.codes), v.frac, v.onnx_type)
+
+
+def transpose(imp: Importer, onode) -> list:
+    v = imp.get(onode, 0)
+    if isinstance(v, Const):
+        return [_const_reshape(imp, onode, v)]
+    return passthrough(imp, onode)
+
+
+def constant(imp: Importer, onode) -> list:
+    a = _attrs(onode)
+    if "value" not in a:
+        raise Problem("Constant without a 'value' tensor is not supported")
+    from onnx import numpy_helper
+    t = a["value"]
+    arr = numpy_helper.to_array(t)
+    return [Const(arr.astype(np.float64 if arr.dtype.kind == "f" else np.int64), onnx_type=t.data_type)]
+
+
+STANDARD = {
+    "Gemm": gemm, "MatMul": matmul, "Add": add, "BatchNormalization": batchnorm,
+    "Relu": relu, "Clip": clip, "Identity": passthrough, "Flatten": passthrough,
+    "Reshape": passthrough, "Squeeze": passthrough, "Unsqueeze": passthrough,
+    "Dropout": passthrough, "Transpose": transpose, "Constant": constant,
+    "QuantizeLinear": qdq.quantize_linear, "DequantizeLinear": qdq.dequantize_linear,
+}
+QONNX = {"Quant": qonnx.quant, "IntQuant": qonnx.quant, "BipolarQuant": qonnx.bipolar_quant,
+         "Trunc": qonnx.trunc}
+
+
+def lower(imp: Importer, onode) -> list:
+    domain = onode.domain or ""
+    if domain in ("", "ai.onnx") and onode.op_type in STANDARD:
+        return STANDARD[onode.op_type](imp, onode)
+    if domain in QONNX_DOMAINS and onode.op_type in QONNX:
+        return QONNX[onode.op_type](imp, onode)
+    where = f" in domain '{domain}'" if domain not in ("", "ai.onnx") else ""
+    raise Problem(f"op {onode.op_type}{where} is not supported. fpgaq supports "
+                  + ", ".join(sorted(STANDARD)) + " and QONNX " + ", ".join(sorted(QONNX))
+                  + "; replace or remove this node before export")

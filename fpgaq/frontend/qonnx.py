@@ -1,0 +1,133 @@
+"""QONNX quantizers: Quant / IntQuant, BipolarQuant, Trunc."""
+from __future__ import annotations
+
+import numpy as np
+from onnx import helper
+
+from ..ir.fixed import FixedType, Rounding, round_real, shift_round
+from ..ir.interval import Interval
+from ..ir.ops import Bipolar, Quant
+from .onnx_import import Importer, power_of_two_frac
+from .values import Const, Problem, Tensor
+
+MAX_BITS = 64
+
+
+def _attrs(onode) -> dict:
+    return {a.name: helper.get_attribute_value(a) for a in onode.attribute}
+
+
+def _rounding(attrs: dict, default: str) -> Rounding:
+    text = attrs.get("rounding_mode", default)
+    text = text.decode() if isinstance(text, bytes) else text
+    try:
+        return Rounding.parse(text)
+    except ValueError:
+        raise Problem(f"rounding_mode '{text}' is unknown; use one of "
+                      + ", ".join(r.value for r in Rounding)) from None
+
+
+def _bitwidth(imp: Importer, onode, i: int, what: str = "bitwidth") -> int:
+    bw = imp.scalar(onode, i, what)
+    if bw != int(bw) or not 1 <= bw <= MAX_BITS:
+        raise Problem(f"{what} {bw:g} is not a whole number of bits from 1 to {MAX_BITS}")
+    return int(bw)
+
+
+def _no_zero_point(imp: Importer, onode, i: int) -> None:
+    z = imp.const(onode, i, "zero-point").value
+    if np.any(z != 0):
+        raise Problem(f"zero-point {np.unique(z)[:4].tolist()} is not zero; fixed point needs a "
+                      "zero-point of 0 (Brevitas: use symmetric quantizers, or fold the offset into the bias)")
+
+
+def int_range(signed: bool, narrow: bool, bits: int) -> tuple[int, int]:
+    """QONNX's min_int / max_int."""
+    if signed:
+        return -(1 << (bits - 1)) + (1 if narrow else 0), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - (2 if narrow else 1)
+
+
+def quant(imp: Importer, onode) -> list:
+    a = _attrs(onode)
+    signed, narrow = bool(a.get("signed", 1)), bool(a.get("narrow", 0))
+    rounding = _rounding(a, "ROUND")
+    bits = _bitwidth(imp, onode, 3)
+    _no_zero_point(imp, onode, 2)
+    scale = imp.const(onode, 1, "scale").value
+    frac = power_of_two_frac(scale, "scale")
+    x = imp.get(onode, 0)
+    if signed and bits == 1:
+        # QONNX executes a 1-bit signed quantizer as bipolar (+-scale)
+        return _bipolar(imp, onode, x, scale, frac)
+    lo, hi = int_range(signed, narrow, bits)
+    if isinstance(x, Const):
+        if not np.all(np.isfinite(x.value)):
+            raise Problem("the quantized constant holds NaN or Inf; export the model again with finite weights")
+        codes = np.clip(round_real(x.value / scale, rounding), lo, hi).astype(np.int64)
+        return [_const_codes(codes, frac)]
+    if np.unique(frac).size != 1:
+        raise Problem("per-channel scales on an activation are not supported; use one scale per tensor")
+    f = int(frac.ravel()[0])
+    t = imp.tensor(onode, 0)
+    return [imp.quantize("quant", t, FixedType(signed, bits, f), rounding, lo, hi)]
+
+
+def _const_codes(codes: np.ndarray, frac: np.ndarray) -> Const:
+    """Codes with per-element fraction bits, brought to one (the largest) exactly."""
+    frac = np.broadcast_to(frac, codes.shape) if np.ndim(frac) else np.full(codes.shape, int(frac))
+    top = int(frac.max()) if codes.size else 0
+    aligned = codes * (np.int64(1) << (top - frac).astype(np.int64))
+    return Const(np.ldexp(aligned.astype(np.float64), -top), aligned.astype(np.int64), top)
+
+
+def _bipolar(imp, onode, x, scale, frac) -> list:
+    if np.unique(frac).size != 1:
+        raise Problem("per-channel scales on a bipolar quantizer are not supported")
+    f = int(np.ravel(frac)[0])
+    if isinstance(x, Const):
+        codes = np.where(x.value >= 0, 1, -1).astype(np.int64)
+        return [_const_codes(codes, np.asarray(f))]
+    t = imp.tensor(onode, 0)
+    node = imp.add("bipolar", Bipolar(f), (t.node,))
+    return [Tensor(node, f)]
+
+
+def bipolar_quant(imp: Importer, onode) -> list:
+    scale = imp.const(onode, 1, "scale").value
+    return _bipolar(imp, onode, imp.get(onode, 0), scale, power_of_two_frac(scale, "scale"))
+
+
+def trunc(imp: Importer, onode) -> list:
+    """Trunc: round x to the grid of `scale` (half to even), drop low bits with rounding_mode.
+
+    5 inputs (x, scale, zeropt, in_bits, out_bits): the result keeps `scale` and is not clamped.
+    6 inputs (x, scale, zeropt, in_bits, out_scale, out_bits): the result has `out_scale`
+    and is clamped to out_bits (attributes signed, narrow).
+    """
+    a = _attrs(onode)
+    rounding = _rounding(a, "FLOOR")
+    t = imp.fixed_tensor(onode, 0)
+    _no_zero_point(imp, onode, 2)
+    f_in = int(power_of_two_frac(imp.scalar(onode, 1, "scale"), "scale"))
+    in_bits = _bitwidth(imp, onode, 3, "input bit width")
+    v2 = len(onode.input) >= 6
+    out_bits = _bitwidth(imp, onode, 5 if v2 else 4, "output bit width")
+    if t.node.type.frac - t.view_frac > f_in:  # onto the grid of `scale`, as QONNX's np.round does
+        iv = t.node.interval
+        wide = FixedType.holding(Interval(iv.lo >> 1, iv.hi), f_in)   # ample: rounding only shrinks
+        wide = FixedType(True, wide.width + 2, f_in)
+        t = imp.quantize("trunc_grid", t, wide, Rounding.ROUND, wide.min_code, wide.max_code)
+    if v2:
+        f_out = int(power_of_two_frac(imp.scalar(onode, 4, "output scale"), "output scale"))
+        signed, narrow = bool(a.get("signed", 1)), bool(a.get("narrow", 0))
+        lo, hi = int_range(signed, narrow, out_bits)
+        return [imp.quantize("trunc", t, FixedType(signed, out_bits, f_out), rounding, lo, hi)]
+    # v1: the codes lose in_bits - out_bits low bits but keep `scale`, unclamped
+    k = in_bits - out_bits
+    offset = t.node.type.frac - t.view_frac
+    iv = t.node.interval
+    shift = t.node.type.frac - (f_in - k + offset)
+    lo, hi = shift_round(iv.lo, shift, rounding), shift_round(iv.hi, shift, rounding)
+    ty = FixedType.holding(Interval(lo, hi), f_in - k)
+    return [imp.quantize("trunc", t, ty, rounding, ty.min_code, ty.max_code, view_frac=f_in)]

@@ -1,0 +1,170 @@
+"""Fixed-point types and the rounding of integer codes.
+
+A value is an integer code with a FixedType; its real value is code * 2**-frac.
+Every bit-growth rule and every rounding rule lives here.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+
+from .interval import Interval
+
+# int64 arithmetic is exact below this many bits of magnitude; past it we use object arrays.
+INT64_SAFE_BITS = 62
+
+
+@dataclass(frozen=True)
+class FixedType:
+    signed: bool
+    width: int
+    frac: int
+
+    def __post_init__(self):
+        if not isinstance(self.width, int) or self.width < 1:
+            raise ValueError(f"FixedType width must be a positive int, got {self.width!r}")
+        if not isinstance(self.frac, int):
+            raise ValueError(f"FixedType frac must be an int, got {self.frac!r}")
+
+    @property
+    def integer(self) -> int:
+        """Integer bits including the sign bit, as ap_fixed<W, I> counts them."""
+        return self.width - self.frac
+
+    @property
+    def min_code(self) -> int:
+        return -(1 << (self.width - 1)) if self.signed else 0
+
+    @property
+    def max_code(self) -> int:
+        return (1 << (self.width - 1)) - 1 if self.signed else (1 << self.width) - 1
+
+    @property
+    def interval(self) -> Interval:
+        return Interval(self.min_code, self.max_code)
+
+    @classmethod
+    def holding(cls, iv: Interval, frac: int) -> FixedType:
+        """The narrowest type at `frac` fraction bits whose codes include all of `iv`."""
+        if iv.lo < 0:
+            width = max((-iv.lo - 1).bit_length(), iv.hi.bit_length()) + 1
+            return cls(True, width, frac)
+        return cls(False, max(iv.hi.bit_length(), 1), frac)
+
+    def __str__(self):
+        kind = "fixed" if self.signed else "ufixed"
+        return f"{kind}<{self.width},{self.integer}>"
+
+
+class Rounding(enum.Enum):
+    """How a code loses fraction bits. Names follow QONNX's rounding_mode."""
+    ROUND = "ROUND"          # half to even
+    HALF_UP = "HALF_UP"      # half away from zero
+    HALF_DOWN = "HALF_DOWN"  # half toward zero
+    FLOOR = "FLOOR"          # toward -inf
+    CEIL = "CEIL"            # toward +inf
+    DOWN = "DOWN"            # toward zero
+    UP = "UP"                # away from zero
+
+    @classmethod
+    def parse(cls, text: str) -> Rounding:
+        key = text.upper()
+        if key == "HALF_EVEN":
+            key = "ROUND"
+        return cls(key)
+
+
+def _floor_div_pow2(codes, shift: int):
+    return codes >> shift
+
+
+def shift_round(codes, shift: int, rounding: Rounding):
+    """codes * 2**-shift rounded to an integer, exactly (codes: int, int64 or object array)."""
+    if shift <= 0:
+        return codes << (-shift) if shift else codes
+    floor = codes >> shift
+    rem = codes - (floor << shift)            # in [0, 2**shift)
+    half = 1 << (shift - 1)
+    exact = rem == 0
+    neg = codes < 0
+    if rounding is Rounding.FLOOR:
+        up = False
+    elif rounding is Rounding.CEIL:
+        up = ~exact
+    elif rounding is Rounding.DOWN:
+        up = neg & ~exact
+    elif rounding is Rounding.UP:
+        up = ~neg & ~exact
+    elif rounding is Rounding.ROUND:
+        up = (rem > half) | ((rem == half) & ((floor & 1) == 1))
+    elif rounding is Rounding.HALF_UP:
+        up = (rem > half) | ((rem == half) & ~neg)
+    elif rounding is Rounding.HALF_DOWN:
+        up = (rem > half) | ((rem == half) & neg)
+    else:  # pragma: no cover - enum is closed
+        raise AssertionError(rounding)
+    if isinstance(codes, (int, np.integer)):
+        return int(floor) + int(bool(up))
+    return floor + np.asarray(up, dtype=np.int64).astype(floor.dtype)
+
+
+def round_real(x: np.ndarray, rounding: Rounding) -> np.ndarray:
+    """Round float64 values (already scaled to code units) to integers, as QONNX does."""
+    if rounding is Rounding.ROUND:
+        return np.round(x)
+    if rounding is Rounding.FLOOR:
+        return np.floor(x)
+    if rounding is Rounding.CEIL:
+        return np.ceil(x)
+    if rounding is Rounding.DOWN:
+        return np.trunc(x)
+    if rounding is Rounding.UP:
+        return np.sign(x) * np.ceil(np.abs(x))
+    if rounding is Rounding.HALF_UP:
+        return np.sign(x) * np.floor(np.abs(x) + 0.5)
+    if rounding is Rounding.HALF_DOWN:
+        return np.sign(x) * np.ceil(np.abs(x) - 0.5)
+    raise AssertionError(rounding)  # pragma: no cover
+
+
+def code_array(values, bits: int) -> np.ndarray:
+    """An array of integer codes: int64 when `bits` fits, else Python ints in an object array."""
+    if bits <= INT64_SAFE_BITS:
+        return np.asarray(values, dtype=np.int64)
+    return np.asarray(values, dtype=object)
+
+
+def is_power_of_two(x: float) -> bool:
+    m, _ = np.frexp(x)
+    return bool(x > 0 and m == 0.5)
+
+
+def log2_exact(x: float) -> int:
+    """k with x == 2**k, for a positive power of two."""
+    m, e = np.frexp(x)
+    assert m == 0.5, x
+    return int(e) - 1
+
+
+def dyadic(values: np.ndarray, max_frac: int = 200):
+    """Exact (integer codes, frac) with values == codes * 2**-frac and the smallest such frac >= 0.
+
+    Every finite float is dyadic; returns None when more than max_frac bits would be needed.
+    """
+    vals = np.asarray(values, dtype=np.float64).ravel()
+    frac = 0
+    for v in vals:
+        if v == 0:
+            continue
+        m, e = np.frexp(v)            # v = m * 2**e, 0.5 <= |m| < 1, m has 53 bits
+        mant = int(np.ldexp(m, 53))
+        tz = (mant & -mant).bit_length() - 1
+        frac = max(frac, 53 - int(e) - tz)
+    if frac > max_frac:
+        return None
+    codes = [int(np.ldexp(v, frac)) if v else 0 for v in vals]
+    # exact: ldexp by a power of two and the value has no bits below 2**-frac
+    bits = max([abs(c).bit_length() for c in codes] + [1]) + 1
+    return code_array(codes, bits).reshape(np.shape(values)), frac
