@@ -114,7 +114,7 @@ def input_codes(graph: Graph, x: np.ndarray) -> np.ndarray:
     """Codes the input quantizer gives for real inputs (what the firmware receives)."""
     (inp,) = graph.inputs
     (q,) = graph.consumers(inp.name)
-    return _quant_real(q.op, x)
+    return run_codes(graph.replace_nodes([inp, q], [q.name]), {inp.name: x})[q.name]
 
 
 __all__ = ["run", "run_codes", "output_codes", "input_codes", "to_real", "Rounding"]

@@ -67,9 +67,11 @@ def dense(imp: Importer, onode, x: Tensor, wcodes: np.ndarray, wfrac: int, bias)
 
 def gemm(imp: Importer, onode) -> list:
     a = _attrs(onode)
-    if a.get("transA", 0):
-        raise Problem("transA=1 on the activation is not supported; export with transA=0")
     x = imp.fixed_tensor(onode, 0)
+    if bool(a.get("transA", 0)) != x.transposed:
+        raise Problem(f"transA={a.get('transA', 0)} but the activation is in "
+                      f"{'(features, batch)' if x.transposed else '(batch, features)'} layout; "
+                      "fpgaq needs Gemm to read (batch, features)")
     w = imp.const(onode, 1, "the weight (B)")
     codes, frac = _weight_codes(w)
     if codes.ndim != 2:
@@ -100,6 +102,8 @@ def matmul(imp: Importer, onode) -> list:
     if isinstance(imp.get(onode, 0), Const):
         raise Problem("constant @ activation is not supported; write it as activation @ weight")
     x = imp.fixed_tensor(onode, 0)
+    if x.transposed:
+        raise Problem("multiplies a transposed activation; fpgaq needs (batch, features) @ weight")
     w = imp.const(onode, 1, "the weight")
     codes, frac = _weight_codes(w)
     if codes.ndim != 2:
@@ -182,7 +186,7 @@ def _compact(a: np.ndarray) -> np.ndarray:
 
 def relu(imp: Importer, onode) -> list:
     t = imp.fixed_tensor(onode, 0)
-    return [Tensor(imp.add("relu", Relu(), (t.node,)), t.view_frac)]
+    return [Tensor(imp.add("relu", Relu(), (t.node,)), t.view_frac, t.transposed)]
 
 
 def clip(imp: Importer, onode) -> list:
@@ -203,7 +207,7 @@ def clip(imp: Importer, onode) -> list:
     iv = t.node.interval
     if (lo_c is None or lo_c <= iv.lo) and (hi_c is None or hi_c >= iv.hi):
         return [t]  # the bounds never bite
-    return [Tensor(imp.add("clip", Clip(lo_c, hi_c), (t.node,)), t.view_frac)]
+    return [Tensor(imp.add("clip", Clip(lo_c, hi_c), (t.node,)), t.view_frac, t.transposed)]
 
 
 def passthrough(imp: Importer, onode) -> list:
@@ -212,6 +216,8 @@ def passthrough(imp: Importer, onode) -> list:
     if isinstance(v, Const):
         return [_const_reshape(imp, onode, v)]
     dims = imp.shapes.get(onode.output[0])
+    if v.transposed:
+        raise Problem("reshapes a transposed activation; transpose it back first")
     if dims:
         n = feature_count(dims, f"its output '{onode.output[0]}'")
         if n != v.node.features:
@@ -251,7 +257,11 @@ def transpose(imp: Importer, onode) -> list:
     v = imp.get(onode, 0)
     if isinstance(v, Const):
         return [_const_reshape(imp, onode, v)]
-    return passthrough(imp, onode)
+    perm = list(_attrs(onode).get("perm", [1, 0]))
+    if perm != [1, 0]:
+        raise Problem(f"Transpose perm={perm} on an activation; only a 2-D transpose (perm [1, 0]) "
+                      "feeding a Gemm with transA=1 is supported")
+    return [Tensor(v.node, v.view_frac, not v.transposed)]
 
 
 def constant(imp: Importer, onode) -> list:

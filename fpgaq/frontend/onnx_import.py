@@ -20,7 +20,7 @@ from ..ir.ops import Dense, Input, Op
 from ..names import identifier
 from .values import POISON, Const, Poison, Problem, Tensor
 
-QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "finn", "qonnx")
+QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas", "finn", "qonnx")
 MAX_MODEL_BYTES = 2 << 30
 
 
@@ -122,7 +122,7 @@ class Importer:
         offset = 0 if t.view_frac is None else t.node.type.frac - t.view_frac
         ir_type = FixedType(ty.signed, ty.width, ty.frac + offset)
         node = self.add(kind, Quant(ir_type, rounding, lo, hi), (t.node,))
-        return Tensor(node, ty.frac if view_frac is None else view_frac)
+        return Tensor(node, ty.frac if view_frac is None else view_frac, t.transposed)
 
     def fixed_tensor(self, onnx_node, i: int = 0) -> Tensor:
         t = self.tensor(onnx_node, i)

@@ -101,8 +101,8 @@ def bipolar_quant(imp: Importer, onode) -> list:
 def trunc(imp: Importer, onode) -> list:
     """Trunc: round x to the grid of `scale` (half to even), drop low bits with rounding_mode.
 
-    5 inputs (x, scale, zeropt, in_bits, out_bits): the result keeps `scale` and is not clamped.
-    6 inputs (x, scale, zeropt, in_bits, out_scale, out_bits): the result has `out_scale`
+    Version 1, 5 inputs (x, scale, zeropt, in_bits, out_bits): the result keeps `scale`, unclamped.
+    Version 2, 6 inputs (x, scale, zeropt, in_bits, out_scale, out_bits): the result has `out_scale`
     and is clamped to out_bits (attributes signed, narrow).
     """
     a = _attrs(onode)
@@ -111,7 +111,12 @@ def trunc(imp: Importer, onode) -> list:
     _no_zero_point(imp, onode, 2)
     f_in = int(power_of_two_frac(imp.scalar(onode, 1, "scale"), "scale"))
     in_bits = _bitwidth(imp, onode, 3, "input bit width")
-    v2 = len(onode.input) >= 6
+    # QONNX picks the Trunc version from the domain's opset version, not from the inputs
+    v2 = imp.opset.get(onode.domain, 1) >= 2
+    if len(onode.input) != (6 if v2 else 5):
+        raise Problem(f"has {len(onode.input)} inputs but opset {imp.opset.get(onode.domain, 1)} of "
+                      f"'{onode.domain}' defines Trunc with {6 if v2 else 5}; set the domain's opset "
+                      "version to 2 for the 6-input form, 1 for the 5-input form")
     out_bits = _bitwidth(imp, onode, 5 if v2 else 4, "output bit width")
     if t.node.type.frac - t.view_frac > f_in:  # onto the grid of `scale`, as QONNX's np.round does
         iv = t.node.interval

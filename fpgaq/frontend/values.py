@@ -26,6 +26,7 @@ class Tensor:
     """
     node: Node
     view_frac: int | None             # None for a real (float) tensor before the input quantizer
+    transposed: bool = False          # (features, batch) layout, after Transpose(perm=[1, 0])
 
 
 class Poison:

@@ -49,7 +49,7 @@ class FixedType:
     def holding(cls, iv: Interval, frac: int) -> FixedType:
         """The narrowest type at `frac` fraction bits whose codes include all of `iv`."""
         if iv.lo < 0:
-            width = max((-iv.lo - 1).bit_length(), iv.hi.bit_length()) + 1
+            width = max((-iv.lo - 1).bit_length(), max(iv.hi, 0).bit_length()) + 1
             return cls(True, width, frac)
         return cls(False, max(iv.hi.bit_length(), 1), frac)
 
@@ -87,16 +87,17 @@ def shift_round(codes, shift: int, rounding: Rounding):
     floor = codes >> shift
     rem = codes - (floor << shift)            # in [0, 2**shift)
     half = 1 << (shift - 1)
-    exact = rem == 0
-    neg = codes < 0
+    # numpy bools: `~` on a Python bool is integer negation (~True == -2, which is truthy)
+    inexact = np.not_equal(rem, 0)
+    neg = np.less(codes, 0)
     if rounding is Rounding.FLOOR:
         up = False
     elif rounding is Rounding.CEIL:
-        up = ~exact
+        up = inexact
     elif rounding is Rounding.DOWN:
-        up = neg & ~exact
+        up = neg & inexact
     elif rounding is Rounding.UP:
-        up = ~neg & ~exact
+        up = ~neg & inexact
     elif rounding is Rounding.ROUND:
         up = (rem > half) | ((rem == half) & ((floor & 1) == 1))
     elif rounding is Rounding.HALF_UP:
@@ -155,16 +156,20 @@ def dyadic(values: np.ndarray, max_frac: int = 200):
     """
     vals = np.asarray(values, dtype=np.float64).ravel()
     frac = 0
+    parts = []                        # v == mant * 2**(e - 53), in Python ints
     for v in vals:
         if v == 0:
+            parts.append((0, 0))
             continue
         m, e = np.frexp(v)            # v = m * 2**e, 0.5 <= |m| < 1, m has 53 bits
         mant = int(np.ldexp(m, 53))
         tz = (mant & -mant).bit_length() - 1
         frac = max(frac, 53 - int(e) - tz)
+        parts.append((mant, int(e) - 53))
     if frac > max_frac:
         return None
-    codes = [int(np.ldexp(v, frac)) if v else 0 for v in vals]
-    # exact: ldexp by a power of two and the value has no bits below 2**-frac
+    # exact in integers (a float ldexp would overflow for a huge value beside a tiny one);
+    # the right shift drops only zero bits, since no value has bits below 2**-frac
+    codes = [mant << (e + frac) if e + frac >= 0 else mant >> -(e + frac) for mant, e in parts]
     bits = max([abs(c).bit_length() for c in codes] + [1]) + 1
     return code_array(codes, bits).reshape(np.shape(values)), frac

@@ -1,0 +1,130 @@
+"""C-simulation: compile the generated firmware and test bench with g++ against the ap_types
+headers that the installed hls4ml ships, run it, and compare with the emulator."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ... import emulate
+from ...errors import ToolError
+from ...project import Project, codes_text, parse_codes, test_inputs
+
+CXXFLAGS = ["-std=c++14", "-O2", "-Wno-uninitialized", "-Wno-unknown-pragmas",
+            "-Wno-unused-variable", "-Wno-unused-but-set-variable"]
+CACHE = ".csim"
+
+
+def ap_types_dir() -> Path:
+    """The ap_int / ap_fixed headers inside the installed hls4ml package (never copied)."""
+    try:
+        import hls4ml
+    except ImportError:
+        raise ToolError("C-simulation needs the ap_types headers that the hls4ml package ships; "
+                        "install it with `pip install hls4ml`") from None
+    d = Path(hls4ml.__file__).parent / "templates" / "vivado" / "ap_types"
+    if not (d / "ap_fixed.h").is_file():
+        raise ToolError(f"hls4ml is installed but {d} has no ap_fixed.h; reinstall hls4ml")
+    return d
+
+
+def compiler() -> str:
+    cxx = os.environ.get("CXX") or shutil.which("g++")
+    if not cxx:
+        raise ToolError("C-simulation needs g++; install it (Debian: apt-get install -y g++)")
+    return cxx
+
+
+@dataclass
+class CsimResult:
+    n: int
+    mismatches: list[tuple[int, int, int, int]] = field(default_factory=list)  # sample, output, expected, got
+    mismatch_count: int = 0
+    compile_s: float = 0.0
+    run_s: float = 0.0
+    cached: bool = False
+    outputs: list[np.ndarray] = field(default_factory=list)   # real values computed by C-simulation
+
+    @property
+    def ok(self) -> bool:
+        return self.mismatch_count == 0
+
+
+def compile_testbench(project: Project) -> tuple[Path, float, bool]:
+    """Build (or reuse) the C-simulation binary; returns (path, seconds, reused)."""
+    root, top = project.root, project.config.name
+    sources = [root / "firmware" / f"{top}.cpp", root / "tb" / f"{top}_test.cpp"]
+    inc = ap_types_dir()
+    cxx = compiler()
+    h = hashlib.sha256()
+    for p in sorted((root / "firmware").iterdir()) + sources[1:]:
+        h.update(p.name.encode() + p.read_bytes())
+    h.update(" ".join([cxx, *CXXFLAGS, str(inc)]).encode())
+    cache = root / CACHE
+    binary = cache / f"csim_{h.hexdigest()[:16]}"
+    if binary.is_file():
+        return binary, 0.0, True
+    cache.mkdir(exist_ok=True)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        flags = [*CXXFLAGS, "-isystem", str(inc), "-I", str(root / "firmware")]
+        objs = [Path(tmp) / f"{i}.o" for i in range(len(sources))]
+        # one translation unit a core: the firmware and the test bench compile side by side
+        with ThreadPoolExecutor(max_workers=len(sources)) as pool:
+            runs = list(pool.map(lambda so: subprocess.run([cxx, *flags, "-c", str(so[0]), "-o", str(so[1])],
+                                                           capture_output=True, text=True), zip(sources, objs)))
+        for r in runs:
+            if r.returncode:
+                raise ToolError("g++ failed to compile the generated project:\n" + r.stderr[-4000:])
+        tmp_bin = Path(tmp) / "csim"
+        r = subprocess.run([cxx, *map(str, objs), "-o", str(tmp_bin)], capture_output=True, text=True)
+        if r.returncode:
+            raise ToolError("g++ failed to link the C-simulation:\n" + r.stderr[-4000:])
+        for old in cache.glob("csim_*"):
+            old.unlink()
+        os.replace(tmp_bin, binary)
+    return binary, time.perf_counter() - start, False
+
+
+def run_csim(project: Project, x: np.ndarray | None = None, n: int = 10_000, seed: int = 1) -> CsimResult:
+    """C-simulate on real inputs `x` (default: n random inputs over the whole input range)."""
+    graph = project.graph
+    if x is None:
+        x = test_inputs(graph, n, seed)
+    binary, compile_s, cached = compile_testbench(project)
+    expected = emulate.output_codes(graph, x)
+    widths = [graph[o].features for o in graph.outputs]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "in.dat").write_text(codes_text([emulate.input_codes(graph, x)]))
+        (tmp / "exp.dat").write_text(codes_text(expected))
+        start = time.perf_counter()
+        r = subprocess.run([str(binary), str(tmp / "in.dat"), str(tmp / "exp.dat"), str(tmp / "out.dat")],
+                           capture_output=True, text=True)
+        run_s = time.perf_counter() - start
+        if r.returncode not in (0, 1):
+            raise ToolError(f"the C-simulation binary failed (exit {r.returncode}):\n{r.stderr[-2000:]}")
+        produced = parse_codes((tmp / "out.dat").read_text(), widths)
+    result = CsimResult(n=len(x), compile_s=compile_s, run_s=run_s, cached=cached)
+    if len(produced[0]) != len(x):
+        raise ToolError(f"the C-simulation produced {len(produced[0])} samples for {len(x)} inputs")
+    base = 0
+    for exp, got, name in zip(expected, produced, graph.outputs):
+        diff = np.argwhere(np.asarray(exp, dtype=object) != np.asarray(got, dtype=object))
+        result.mismatch_count += len(diff)
+        for s, o in diff[:max(0, 10 - len(result.mismatches))]:
+            result.mismatches.append((int(s), base + int(o), int(exp[s, o]), int(got[s, o])))
+        result.outputs.append(emulate.to_real(got, graph[name].type.frac))
+        base += graph[name].features
+    if (r.returncode == 0) != (result.mismatch_count == 0):
+        raise ToolError("the C-simulation test bench and fpgaq disagree about whether outputs match; "
+                        f"test bench said: {r.stdout.strip()[-500:]}")
+    return result

@@ -1,0 +1,158 @@
+"""`fpgaq build | csim | emulate | inspect`: the command line."""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import FpgaqError
+
+
+def _default_name(model: Path) -> str:
+    name = re.sub(r"[^A-Za-z0-9_]", "_", model.stem).strip("_") or "fpgaq_model"
+    return name if not name[0].isdigit() else f"m_{name}"
+
+
+def cmd_build(args) -> int:
+    from .config import load_config
+    from .project import build
+    model = Path(args.model)
+    config = load_config(args.config)
+    name = args.name or (config.name if args.config and config.name != "fpgaq_model" else _default_name(model))
+    config = config.with_overrides(name=name, part=args.part, clock_ns=args.clock_ns, tb_samples=args.tb_samples)
+    out = Path(args.output or f"{model.stem}_hls")
+    start = time.perf_counter()
+    project = build(model, out, config, force=args.force, dump_ir=args.dump_ir)
+    took = time.perf_counter() - start
+    g = project.graph
+    dense = [n for n in g.nodes if type(n.op).__name__ == "Dense"]
+    nz = sum(int(np.count_nonzero(n.op.weight)) for n in dense)
+    total = sum(n.op.weight.size for n in dense)
+    print(f"built {out} in {took:.2f} s: top function {config.name}, {len(dense)} dense layers, "
+          f"{nz} of {total} weights non-zero, part {config.part} at {config.clock_ns:g} ns")
+    if args.csim:
+        return _csim(project, None, args.n, None)
+    return 0
+
+
+def _csim(project, x, n, output) -> int:
+    from .backends.hls.csim import run_csim
+    r = run_csim(project, x, n)
+    how = "reused the cached binary" if r.cached else f"compiled in {r.compile_s:.1f} s"
+    print(f"C-simulation: {how}, ran {r.n} inputs in {r.run_s:.2f} s")
+    if output:
+        _save_outputs(Path(output), r.outputs)
+    if r.ok:
+        print(f"bit-exact: all {r.n} x {sum(o.shape[1] for o in r.outputs)} outputs equal the emulator's")
+        return 0
+    print(f"MISMATCH: {r.mismatch_count} outputs differ from the emulator's; first ones:", file=sys.stderr)
+    print("  sample  output  expected  got", file=sys.stderr)
+    for s, o, e, g in r.mismatches:
+        print(f"  {s:6d}  {o:6d}  {e:8d}  {g:d}", file=sys.stderr)
+    return 1
+
+
+def cmd_csim(args) -> int:
+    from .project import open_project, read_inputs
+    project = open_project(Path(args.project))
+    x = read_inputs(Path(args.inputs), project.graph) if args.inputs else None
+    if x is not None and args.n:
+        x = x[:args.n]
+    return _csim(project, x, args.n or 10_000, args.output)
+
+
+def _save_outputs(path: Path, outputs: list[np.ndarray]) -> None:
+    if len(outputs) == 1:
+        np.save(path, outputs[0])
+    else:
+        np.savez(path, *outputs)
+    print(f"wrote {path}")
+
+
+def cmd_emulate(args) -> int:
+    from . import emulate
+    from .frontend.onnx_import import import_file
+    from .passes.pipeline import run_pipeline
+    from .project import read_inputs
+    graph = run_pipeline(import_file(args.model))
+    x = read_inputs(Path(args.inputs), graph)
+    start = time.perf_counter()
+    outputs = emulate.run(graph, x)
+    took = time.perf_counter() - start
+    print(f"emulated {len(x)} inputs in {took:.3f} s ({len(x) / max(took, 1e-9):,.0f} inputs/s)")
+    _save_outputs(Path(args.output), outputs)
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from .frontend.onnx_import import import_file
+    from .ir.dump import dump_text
+    from .passes.pipeline import run_pipeline
+    graph = import_file(args.model)
+    if not args.raw:
+        graph = run_pipeline(graph)
+    sys.stdout.write(dump_text(graph))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fpgaq", description="Compile quantized ONNX networks into bit-exact FPGA firmware.")
+    p.add_argument("--version", action="version", version=f"fpgaq {__version__}")
+    p.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    b = sub.add_parser("build", help="write a Vitis HLS project for a model")
+    b.add_argument("model", help="ONNX / QONNX / QDQ model file")
+    b.add_argument("-o", "--output", metavar="DIR", help="project folder (default: MODEL_hls)")
+    b.add_argument("--config", metavar="YAML", help="build configuration file")
+    b.add_argument("--part", help="FPGA part (default xcvu13p-flga2577-2-e)")
+    b.add_argument("--clock-ns", type=float, help="clock period in ns (default 5)")
+    b.add_argument("--name", help="name of the top function (default: from the model file)")
+    b.add_argument("--force", action="store_true", help="replace DIR if fpgaq made it")
+    b.add_argument("--csim", action="store_true", help="C-simulate and check bit-exactness after building")
+    b.add_argument("-n", type=int, default=10_000, help="inputs for --csim (default 10000)")
+    b.add_argument("--tb-samples", type=int, help="samples written to tb_data for Vitis C-simulation (default 1000)")
+    b.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass into DIR")
+    b.set_defaults(func=cmd_build)
+
+    c = sub.add_parser("csim", help="C-simulate a built project against the emulator")
+    c.add_argument("project", metavar="DIR")
+    c.add_argument("--inputs", metavar="X.npy", help="real inputs, shape (N, features)")
+    c.add_argument("-n", type=int, help="number of inputs (default 10000 random ones)")
+    c.add_argument("--output", metavar="Y.npy", help="write the real outputs C-simulation computed")
+    c.set_defaults(func=cmd_csim)
+
+    e = sub.add_parser("emulate", help="run the bit-exact emulator on inputs")
+    e.add_argument("model")
+    e.add_argument("--inputs", metavar="X.npy", required=True)
+    e.add_argument("--output", metavar="Y.npy", required=True)
+    e.set_defaults(func=cmd_emulate)
+
+    i = sub.add_parser("inspect", help="print the IR: a line a node, with types, shapes and sparsity")
+    i.add_argument("model")
+    i.add_argument("--raw", action="store_true", help="as imported, before the passes")
+    i.set_defaults(func=cmd_inspect)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except FpgaqError as e:
+        if args.debug:
+            raise
+        print(f"fpgaq: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("fpgaq: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

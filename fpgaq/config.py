@@ -1,0 +1,77 @@
+"""One frozen build configuration, from YAML and the command line, validated with clear errors."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError
+
+DEFAULT_PART = "xcvu13p-flga2577-2-e"
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    name: str = "fpgaq_model"          # the top function's name: a C identifier
+    part: str = DEFAULT_PART           # the FPGA part for Vitis HLS
+    clock_ns: float = 5.0              # target clock period
+    io: str = "io_parallel"
+    reuse: int = 1                     # default reuse factor
+    layer_reuse: dict = field(default_factory=dict)  # per-layer reuse factors by IR or ONNX name
+    tb_samples: int = 1000             # test-bench samples written into the project
+
+    def __post_init__(self):
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", self.name or ""):
+            raise ConfigError(f"name '{self.name}' is not a C identifier; use letters, digits and _")
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]{3,64}", self.part):
+            raise ConfigError(f"part '{self.part}' does not look like an FPGA part number "
+                              "(for example xcvu13p-flga2577-2-e)")
+        if not (isinstance(self.clock_ns, (int, float)) and 0.5 <= self.clock_ns <= 1000):
+            raise ConfigError(f"clock_ns {self.clock_ns!r} must be a number of nanoseconds from 0.5 to 1000")
+        if self.io != "io_parallel":
+            raise ConfigError(f"io '{self.io}' is not supported yet; use io_parallel")
+        if not (isinstance(self.reuse, int) and self.reuse >= 1):
+            raise ConfigError(f"reuse {self.reuse!r} must be a positive integer")
+        for k, v in self.layer_reuse.items():
+            if not (isinstance(v, int) and v >= 1):
+                raise ConfigError(f"layer_reuse['{k}'] = {v!r} must be a positive integer")
+        if not (isinstance(self.tb_samples, int) and 1 <= self.tb_samples <= 10_000_000):
+            raise ConfigError(f"tb_samples {self.tb_samples!r} must be between 1 and 10,000,000")
+
+    def with_overrides(self, **kw) -> BuildConfig:
+        """A copy with the given (non-None) command-line values."""
+        return replace(self, **{k: v for k, v in kw.items() if v is not None})
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def load_config(path: str | Path | None) -> BuildConfig:
+    if path is None:
+        return BuildConfig()
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    return config_from_dict(data, str(path))
+
+
+def config_from_dict(data, where: str = "config") -> BuildConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of settings, found {type(data).__name__}")
+    known = {f.name for f in fields(BuildConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}; "
+                          f"valid settings are {', '.join(sorted(known))}")
+    if "layer_reuse" in data and not isinstance(data["layer_reuse"], dict):
+        raise ConfigError(f"{where}: layer_reuse must map layer names to reuse factors")
+    try:
+        return BuildConfig(**data)
+    except TypeError as e:
+        raise ConfigError(f"{where}: {e}") from None

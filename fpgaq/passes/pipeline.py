@@ -1,0 +1,38 @@
+"""The one ordered list of passes, and the runner that verifies after each."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from ..ir.graph import Graph, verify
+from .dead_nodes import EliminateDeadNodes
+
+PIPELINE = (
+    EliminateDeadNodes(),
+)
+
+
+def run_pipeline(graph: Graph, passes=PIPELINE,
+                 hook: Callable[[int, object, Graph], None] | None = None) -> Graph:
+    """Run `passes` in order; verify the graph after each and call `hook(index, pass, graph)`."""
+    verify(graph)
+    if hook:
+        hook(0, None, graph)
+    for i, p in enumerate(passes, start=1):
+        graph = p.run(graph)
+        verify(graph)
+        if hook:
+            hook(i, p, graph)
+    return graph
+
+
+def dump_hook(folder: Path) -> Callable[[int, object, Graph], None]:
+    """A hook writing the IR after every pass into `folder` (fpgaq build --dump-ir)."""
+    from ..ir.dump import dump_text
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def hook(i: int, p, graph: Graph) -> None:
+        name = "import" if p is None else p.name
+        (folder / f"{i:02d}_{name}.txt").write_text(dump_text(graph))
+    return hook

@@ -1,0 +1,145 @@
+// fpgaq's hand-written HLS kernels. Each is specialised by a small generated config struct.
+// Tensors are arrays of ap_fixed / ap_ufixed; arithmetic works on their integer codes, with
+// widths that fpgaq proved wide enough, so nothing here can overflow.
+#ifndef FPGAQ_KERNELS_H
+#define FPGAQ_KERNELS_H
+
+#include "ap_fixed.h"
+#include "ap_int.h"
+
+namespace fpgaq {
+
+// Rounding modes of an explicit requantisation, for those ap_fixed has no mode for.
+enum rounding_t { RND_FLOOR, RND_CEIL, RND_DOWN, RND_UP, RND_HALF_EVEN, RND_HALF_UP, RND_HALF_DOWN };
+
+// The integer code of a fixed-point value (its bits, read as a signed integer).
+template <int W, int I, ap_q_mode Q, ap_o_mode O, int N>
+ap_int<W + 1> code(const ap_fixed<W, I, Q, O, N> &x) {
+    ap_int<W> c;
+    c.range() = x.range();
+    return c;
+}
+template <int W, int I, ap_q_mode Q, ap_o_mode O, int N>
+ap_int<W + 1> code(const ap_ufixed<W, I, Q, O, N> &x) {
+    ap_uint<W> c;
+    c.range() = x.range();
+    return c;
+}
+
+// Store an integer code (already proved to fit) into a fixed-point value.
+template <class T, int CW>
+void set_code(T &x, const ap_int<CW> &c) {
+    x.range() = c.range(T::width - 1, 0);
+}
+
+// c * 2**-SHIFT rounded to an integer with MODE (SHIFT > 0), exactly.
+template <rounding_t MODE, int SHIFT, int CW>
+ap_int<CW + 1> shift_round(const ap_int<CW> &c) {
+    ap_int<CW + 1> floor = c >> SHIFT;
+    ap_uint<SHIFT> rem = c.range(SHIFT - 1, 0);
+    const ap_uint<SHIFT> half = ap_uint<SHIFT>(1) << (SHIFT - 1);
+    bool exact = rem == 0, neg = c < 0, up;
+    switch (MODE) {
+    case RND_FLOOR: up = false; break;
+    case RND_CEIL: up = !exact; break;
+    case RND_DOWN: up = neg && !exact; break;
+    case RND_UP: up = !neg && !exact; break;
+    case RND_HALF_EVEN: up = rem > half || (rem == half && floor[0]); break;
+    case RND_HALF_UP: up = rem > half || (rem == half && !neg); break;
+    default: up = rem > half || (rem == half && neg); break;
+    }
+    return floor + (up ? 1 : 0);
+}
+
+// --- dense: out = W in + b, iterating a compile-time list of the non-zero weights only ---
+// CFG: n_in, n_out, n_nonzero, acc_t (ap_int wide enough for every accumulator),
+// weight_t (ap_int of the weight codes).
+template <class CFG, class IN_T, class OUT_T>
+void dense(const IN_T in[CFG::n_in], OUT_T out[CFG::n_out],
+           const typename CFG::weight_t weight[CFG::n_nonzero], const short row[CFG::n_nonzero],
+           const short col[CFG::n_nonzero], const typename CFG::acc_t bias[CFG::n_out]) {
+#pragma HLS INLINE
+    typename CFG::acc_t acc[CFG::n_out];
+#pragma HLS ARRAY_PARTITION variable = acc complete
+init:
+    for (int o = 0; o < CFG::n_out; o++) {
+#pragma HLS UNROLL
+        acc[o] = bias[o];
+    }
+products:
+    for (int k = 0; k < CFG::n_nonzero; k++) {
+#pragma HLS UNROLL
+        acc[row[k]] += weight[k] * code(in[col[k]]);
+    }
+store:
+    for (int o = 0; o < CFG::n_out; o++) {
+#pragma HLS UNROLL
+        set_code(out[o], acc[o]);
+    }
+}
+
+// --- quantize: round and saturate, by ap_fixed's own modes (the type of OUT_T) ---
+template <class CFG, class IN_T, class OUT_T>
+void quantize_ap(const IN_T in[CFG::n], OUT_T out[CFG::n]) {
+#pragma HLS INLINE
+    for (int i = 0; i < CFG::n; i++) {
+#pragma HLS UNROLL
+        out[i] = in[i];
+    }
+}
+
+// --- quantize: explicit integer rounding and clamping, for modes ap_fixed lacks ---
+// CFG: n, shift (input frac - output frac), mode, lo, hi (output codes), wide_t.
+template <class CFG, class IN_T, class OUT_T>
+void quantize_explicit(const IN_T in[CFG::n], OUT_T out[CFG::n]) {
+#pragma HLS INLINE
+    for (int i = 0; i < CFG::n; i++) {
+#pragma HLS UNROLL
+        typename CFG::wide_t c = code(in[i]);
+        typename CFG::wide_t r;
+        if (CFG::shift > 0)
+            r = shift_round<CFG::mode, (CFG::shift > 0 ? CFG::shift : 1)>(c);
+        else
+            r = c << (CFG::shift < 0 ? -CFG::shift : 0);
+        if (r < CFG::lo) r = CFG::lo;
+        if (r > CFG::hi) r = CFG::hi;
+        set_code(out[i], r);
+    }
+}
+
+// --- relu and clip on codes, at the input's fraction bits ---
+template <class CFG, class IN_T, class OUT_T>
+void relu(const IN_T in[CFG::n], OUT_T out[CFG::n]) {
+#pragma HLS INLINE
+    for (int i = 0; i < CFG::n; i++) {
+#pragma HLS UNROLL
+        typename CFG::wide_t c = code(in[i]);
+        set_code(out[i], c < 0 ? typename CFG::wide_t(0) : c);
+    }
+}
+
+template <class CFG, class IN_T, class OUT_T>
+void clip(const IN_T in[CFG::n], OUT_T out[CFG::n]) {
+#pragma HLS INLINE
+    for (int i = 0; i < CFG::n; i++) {
+#pragma HLS UNROLL
+        typename CFG::wide_t c = code(in[i]);
+        if (c < CFG::lo) c = CFG::lo;
+        if (c > CFG::hi) c = CFG::hi;
+        set_code(out[i], c);
+    }
+}
+
+// --- bipolar: +1 for x >= 0, else -1 ---
+template <class CFG, class IN_T, class OUT_T>
+void bipolar(const IN_T in[CFG::n], OUT_T out[CFG::n]) {
+#pragma HLS INLINE
+    for (int i = 0; i < CFG::n; i++) {
+#pragma HLS UNROLL
+        set_code(out[i], ap_int<2>(code(in[i]) < 0 ? -1 : 1));
+    }
+}
+
+} // namespace fpgaq
+
+#endif
