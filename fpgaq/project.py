@@ -40,7 +40,7 @@ def compile_model(model: onnx.ModelProto, name: str, config: BuildConfig, dump_i
     return run_pipeline(graph, hook=dump_hook(dump_ir) if dump_ir else None)
 
 
-def test_inputs(graph: Graph, n: int, seed: int = 0) -> np.ndarray:
+def random_inputs(graph: Graph, n: int, seed: int = 0) -> np.ndarray:
     """Real inputs (float32) that cover the input quantizer's whole range: its extreme codes,
     zero, ties half-way between codes, values far beyond the range (saturation), then random."""
     (inp,) = graph.inputs
@@ -98,7 +98,7 @@ def build(model_path: Path, out_dir: Path, config: BuildConfig, force: bool = Fa
     model = load(model_path)
     graph = compile_model(model, model_path.stem, config, dump_ir)
     files = render_project(graph, config)
-    x = test_inputs(graph, config.tb_samples)
+    x = random_inputs(graph, config.tb_samples)
     files.update(testbench_data(graph, x))
     meta = {
         "fpgaq": __version__, "top": config.name, "source": model_path.name,

@@ -11,7 +11,8 @@ from onnx import helper
 
 from ..ir.ops import Clip, Dense, Relu
 from . import qdq, qonnx
-from .onnx_import import QONNX_DOMAINS, Importer, feature_count, fixed_const, power_of_two_frac
+from .onnx_import import (QONNX_DOMAINS, Importer, feature_count, fixed_const, power_of_two_frac,
+                          regrid)
 from .values import Const, Problem, Tensor
 
 MAX_WEIGHT_FRAC = 64
@@ -49,12 +50,12 @@ def dense(imp: Importer, onode, x: Tensor, wcodes: np.ndarray, wfrac: int, bias)
             bc, bf = bias.codes, bias.frac
         else:
             bc, bf = fixed_const(bias.value, "bias")
-        if bf > acc_frac:
+        bc = regrid(bc, bf, acc_frac)
+        if bc is None:
             raise Problem(
                 f"the float bias needs {bf} fraction bits but the accumulator has {acc_frac} "
                 f"(input {x.view_frac} + weight {wfrac}), so it cannot be added exactly; quantize "
                 "the bias (Brevitas: bias_quant=Int16Bias or Int32Bias) or round it to the accumulator's grid")
-        bc = np.asarray(bc).astype(object) * (1 << (acc_frac - bf))
         try:
             bcodes = np.broadcast_to(bc.reshape(-1) if bc.size == out else bc, (out,))
         except ValueError:
@@ -78,7 +79,11 @@ def gemm(imp: Importer, onode) -> list:
         raise Problem(f"weight B has shape {list(codes.shape)}; expected a matrix")
     wcodes = codes if a.get("transB", 0) else codes.T
     alpha, beta = float(a.get("alpha", 1.0)), float(a.get("beta", 1.0))
-    frac -= _pow2_exponent(alpha, "alpha")
+    k = _pow2_exponent(alpha, "alpha")
+    if k > 0:   # scale the codes, not the grid: the bias sits on the grid of x @ W
+        wcodes = wcodes * (1 << k)
+    else:
+        frac -= k
     bias = imp.get(onode, 2)
     if bias is not None:
         if not isinstance(bias, Const):
@@ -124,15 +129,16 @@ def add(imp: Importer, onode) -> list:
                       "constant into the layer before it")
     d: Dense = t.node.op
     bc, bf = (c.codes, c.frac) if c.codes is not None else fixed_const(c.value, "the added constant")
-    if bf > t.view_frac:
+    on_grid = regrid(bc, bf, t.view_frac)
+    if on_grid is None:
         raise Problem(f"the added bias needs {bf} fraction bits but the accumulator has {t.view_frac}; "
                       "quantize the bias (Brevitas: Int16Bias) or round it to the accumulator's grid")
     out = len(d.bias)
     try:
-        extra = np.broadcast_to(np.asarray(bc).reshape(-1) if np.size(bc) == out else bc, (out,))
+        extra = np.broadcast_to(on_grid.reshape(-1) if on_grid.size == out else on_grid, (out,))
     except ValueError:
         raise Problem(f"the added constant of shape {list(np.shape(c.value))} does not match {out} outputs") from None
-    total = [int(u) + int(v) * (1 << (t.view_frac - bf)) for u, v in zip(d.bias, extra)]
+    total = [int(u) + int(v) for u, v in zip(d.bias, extra)]
     return _redo_dense(imp, onode, t.node, d.weight, d.weight_frac, total)
 
 
@@ -168,11 +174,12 @@ def batchnorm(imp: Importer, onode) -> list:
     sc, sf = ds
     acc_frac = t.view_frac + sf
     tc, tf = dt
-    if tf > acc_frac:
+    on_grid = regrid(tc, tf, acc_frac)
+    if on_grid is None:
         raise Problem(f"the folded batch-norm shift needs {tf} fraction bits, more than the "
                       f"accumulator's {acc_frac}; fold it into a quantized bias before export")
     wcodes = d.weight.astype(object) * np.asarray(sc, dtype=object)[:, None]
-    bias = [int(b) * int(k) + int(c) * (1 << (acc_frac - tf)) for b, k, c in zip(d.bias, sc, tc)]
+    bias = [int(b) * int(k) + int(c) for b, k, c in zip(d.bias, sc, on_grid)]
     return _redo_dense(imp, onode, t.node, wcodes, d.weight_frac + sf, bias)
 
 

@@ -161,10 +161,18 @@ def fixed_const(values: np.ndarray, what: str) -> tuple[np.ndarray, int]:
     return d
 
 
-def align(codes: np.ndarray, frac: int, target: int) -> np.ndarray:
-    """Codes at `frac` re-expressed at `target` >= frac fraction bits."""
-    assert target >= frac
-    return codes * (1 << (target - frac)) if target > frac else codes
+def regrid(codes: np.ndarray, frac: int, target: int) -> np.ndarray | None:
+    """Codes at `frac` re-expressed exactly at `target` fraction bits (an object array), or None
+    when a value has bits below 2**-target. A coarser target is fine for values on its grid:
+    a zero bias fits any accumulator."""
+    vals = [int(c) for c in np.ravel(codes)]
+    if target >= frac:
+        out = [v << (target - frac) for v in vals]
+    elif any(v % (1 << (frac - target)) for v in vals):
+        return None
+    else:
+        out = [v >> (frac - target) for v in vals]
+    return np.array(out, dtype=object).reshape(np.shape(codes))
 
 
 # --------------------------------------------------------------------------------------------

@@ -118,7 +118,7 @@ def trunc(imp: Importer, onode) -> list:
                       f"'{onode.domain}' defines Trunc with {6 if v2 else 5}; set the domain's opset "
                       "version to 2 for the 6-input form, 1 for the 5-input form")
     out_bits = _bitwidth(imp, onode, 5 if v2 else 4, "output bit width")
-    if t.node.type.frac - t.view_frac > f_in:  # onto the grid of `scale`, as QONNX's np.round does
+    if t.view_frac > f_in:  # onto the grid of `scale`, as QONNX's np.round does
         iv = t.node.interval
         wide = FixedType.holding(Interval(iv.lo >> 1, iv.hi), f_in)   # ample: rounding only shrinks
         wide = FixedType(True, wide.width + 2, f_in)

@@ -114,7 +114,7 @@ def shift_round(codes, shift: int, rounding: Rounding):
 def round_real(x: np.ndarray, rounding: Rounding) -> np.ndarray:
     """Round float64 values (already scaled to code units) to integers, as QONNX does."""
     if rounding is Rounding.ROUND:
-        return np.round(x)
+        return np.rint(x)         # half to even, like np.round, and faster
     if rounding is Rounding.FLOOR:
         return np.floor(x)
     if rounding is Rounding.CEIL:

@@ -16,7 +16,7 @@ import numpy as np
 
 from ... import emulate
 from ...errors import ToolError
-from ...project import Project, codes_text, parse_codes, test_inputs
+from ...project import Project, codes_text, parse_codes, random_inputs
 
 CXXFLAGS = ["-std=c++14", "-O2", "-Wno-uninitialized", "-Wno-unknown-pragmas",
             "-Wno-unused-variable", "-Wno-unused-but-set-variable"]
@@ -98,7 +98,7 @@ def run_csim(project: Project, x: np.ndarray | None = None, n: int = 10_000, see
     """C-simulate on real inputs `x` (default: n random inputs over the whole input range)."""
     graph = project.graph
     if x is None:
-        x = test_inputs(graph, n, seed)
+        x = random_inputs(graph, n, seed)
     binary, compile_s, cached = compile_testbench(project)
     expected = emulate.output_codes(graph, x)
     widths = [graph[o].features for o in graph.outputs]

@@ -1,0 +1,160 @@
+"""The command line: builds, refusals, determinism, and errors without tracebacks."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import EXAMPLE, need_gxx
+
+import modelgen
+from fpgaq import emulate
+from fpgaq.cli import main
+from fpgaq.frontend.onnx_import import import_file
+
+
+def run_cli(*args, cwd=None):
+    """Run `python -m fpgaq` as a user would; returns (exit code, stdout, stderr)."""
+    r = subprocess.run([sys.executable, "-m", "fpgaq", *map(str, args)], capture_output=True, text=True,
+                       cwd=cwd)
+    return r.returncode, r.stdout, r.stderr
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and ".csim" not in p.parts}
+
+
+def test_build_is_deterministic(tmp_path):
+    assert main(["build", str(EXAMPLE), "-o", str(tmp_path / "a")]) == 0
+    assert main(["build", str(EXAMPLE), "-o", str(tmp_path / "b")]) == 0
+    a, b = tree(tmp_path / "a"), tree(tmp_path / "b")
+    assert a.keys() == b.keys()
+    assert {"build_prj.tcl", "fpgaq.json", "model.onnx", "firmware/jet_tagger.cpp",
+            "firmware/parameters.h", "firmware/fpgaq_kernels.h", "tb/jet_tagger_test.cpp",
+            "tb_data/tb_input_codes.dat", "tb_data/tb_output_codes.dat"} <= set(a)
+    for k in a:
+        assert a[k] == b[k], k
+
+
+def test_build_refuses_existing_folder_without_force(tmp_path):
+    out = tmp_path / "prj"
+    assert main(["build", str(EXAMPLE), "-o", str(out)]) == 0
+    code, _, err = run_cli("build", EXAMPLE, "-o", out)
+    assert code == 1
+    assert err.startswith(f"fpgaq: error: {out} already exists; choose another folder or pass --force")
+    assert "Traceback" not in err
+    assert main(["build", str(EXAMPLE), "-o", str(out), "--force"]) == 0
+
+
+def test_force_never_replaces_a_folder_fpgaq_did_not_make(tmp_path):
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work")
+    code, _, err = run_cli("build", EXAMPLE, "-o", out, "--force")
+    assert code == 1
+    assert "was not made by fpgaq" in err
+    assert (out / "thesis.tex").read_text() == "years of work"
+
+
+def test_failed_build_leaves_nothing(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    modelgen.save(modelgen.with_op(modelgen.qonnx_mlp([4, 6, 3], rng=0), "Softmax"), bad)
+    code, out, err = run_cli("build", bad, "-o", tmp_path / "prj")
+    assert code == 1
+    assert "Softmax" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.onnx"]
+
+
+@pytest.mark.parametrize("content, pattern", [
+    (None, r"^fpgaq: error: .*missing\.onnx: no such model file"),
+    (b"\x08\x07garbage\xff\xff\xff", r"^fpgaq: error: .*: not a readable ONNX file \(truncated or corrupt"),
+])
+def test_unreadable_model_is_one_clear_line(tmp_path, content, pattern):
+    import re
+    path = tmp_path / "missing.onnx"
+    if content is not None:
+        path.write_bytes(content)
+    code, _, err = run_cli("build", path, "-o", tmp_path / "prj")
+    assert code == 1
+    assert re.match(pattern, err), err
+    assert "Traceback" not in err
+
+
+def test_truncated_model(tmp_path):
+    data = EXAMPLE.read_bytes()
+    path = tmp_path / "cut.onnx"
+    path.write_bytes(data[: len(data) // 3])
+    code, _, err = run_cli("inspect", path)
+    assert code == 1
+    assert "Traceback" not in err and err.startswith("fpgaq: error:")
+
+
+def test_build_csim_in_one_go(tmp_path):
+    need_gxx()
+    code, out, err = run_cli("build", EXAMPLE, "-o", tmp_path / "prj", "--csim", "-n", "1000")
+    assert code == 0, err
+    assert "bit-exact: all 1000 x 5 outputs equal the emulator's" in out
+
+
+def test_csim_command_with_inputs_and_output(tmp_path):
+    need_gxx()
+    assert main(["build", str(EXAMPLE), "-o", str(tmp_path / "prj")]) == 0
+    x = np.random.default_rng(5).normal(0, 2, size=(1200, 16)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    code, out, err = run_cli("csim", tmp_path / "prj", "--inputs", tmp_path / "x.npy",
+                             "--output", tmp_path / "y.npy")
+    assert code == 0, err
+    y = np.load(tmp_path / "y.npy")
+    np.testing.assert_array_equal(y, emulate.run(import_file(EXAMPLE), x)[0])
+
+
+def test_csim_reports_mismatches_and_fails(tmp_path):
+    need_gxx()
+    assert main(["build", str(EXAMPLE), "-o", str(tmp_path / "prj")]) == 0
+    params = tmp_path / "prj" / "firmware" / "parameters.h"
+    text = params.read_text()
+    i = text.index("b_dense[")
+    j = text.index("{", i) + 1
+    k = text.index(",", j)
+    params.write_text(text[:j] + str(int(text[j:k]) + 7) + text[k:])
+    code, out, err = run_cli("csim", tmp_path / "prj", "-n", "1000")
+    assert code == 1
+    assert "MISMATCH" in err and "sample  output  expected  got" in err
+
+
+def test_emulate_command(tmp_path):
+    x = np.random.default_rng(0).normal(size=(100, 16)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    code, out, err = run_cli("emulate", EXAMPLE, "--inputs", tmp_path / "x.npy", "--output", tmp_path / "y.npy")
+    assert code == 0, err
+    y = np.load(tmp_path / "y.npy")
+    assert y.dtype == np.float64
+    np.testing.assert_array_equal(y, emulate.run(import_file(EXAMPLE), x)[0])
+
+
+def test_emulate_rejects_wrong_input_shape(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((3, 7), dtype=np.float32))
+    code, _, err = run_cli("emulate", EXAMPLE, "--inputs", tmp_path / "x.npy", "--output", tmp_path / "y.npy")
+    assert code == 1
+    assert "the model takes (N, 16)" in err and "Traceback" not in err
+
+
+def test_inspect_prints_a_line_a_node(tmp_path):
+    code, out, err = run_cli("inspect", EXAMPLE)
+    assert code == 0, err
+    lines = out.splitlines()
+    dense = [l for l in lines if " = dense " in l]
+    assert len(dense) == 4
+    assert "nonzero 307/1024 (70.0% sparse)" in dense[0]
+    assert all(":" in l and "[" in l for l in lines[:-1])
+    assert lines[-1].startswith("outputs: ")
+
+
+def test_bad_config_is_reported(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("clock_ns: fast\nReuseFactor: 2\n")
+    code, _, err = run_cli("build", EXAMPLE, "-o", tmp_path / "p", "--config", cfg)
+    assert code == 1
+    assert "unknown setting(s) ReuseFactor; valid settings are" in err
