@@ -24,7 +24,8 @@ def cmd_build(args) -> int:
     model = Path(args.model)
     config = load_config(args.config)
     name = args.name or (config.name if args.config and config.name != "fpgaq_model" else _default_name(model))
-    config = config.with_overrides(name=name, part=args.part, clock_ns=args.clock_ns, tb_samples=args.tb_samples)
+    config = config.with_overrides(name=name, part=args.part, clock_ns=args.clock_ns, tb_samples=args.tb_samples,
+                                   backend=args.backend)
     out = Path(args.output or f"{model.stem}_hls")
     start = time.perf_counter()
     project = build(model, out, config, force=args.force, dump_ir=args.dump_ir)
@@ -113,6 +114,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--part", help="FPGA part (default xcvu13p-flga2577-2-e)")
     b.add_argument("--clock-ns", type=float, help="clock period in ns (default 5)")
     b.add_argument("--name", help="name of the top function (default: from the model file)")
+    b.add_argument("--backend", choices=("hls", "verilog"), help="Vitis HLS C++ (default) or Verilog")
     b.add_argument("--force", action="store_true", help="replace DIR if fpgaq made it")
     b.add_argument("--csim", action="store_true", help="C-simulate and check bit-exactness after building")
     b.add_argument("-n", type=int, default=10_000, help="inputs for --csim (default 10000)")
@@ -137,6 +139,9 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("model")
     i.add_argument("--raw", action="store_true", help="as imported, before the passes")
     i.set_defaults(func=cmd_inspect)
+
+    from .backends.verilog import commands as rtl_commands
+    rtl_commands.add_commands(sub)
     return p
 
 

@@ -10,6 +10,7 @@ import yaml
 from .errors import ConfigError
 
 DEFAULT_PART = "xcvu13p-flga2577-2-e"
+BACKENDS = ("hls", "verilog")
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class BuildConfig:
     part: str = DEFAULT_PART           # the FPGA part for Vitis HLS
     clock_ns: float = 5.0              # target clock period
     io: str = "io_parallel"
+    backend: str = "hls"               # hls (Vitis HLS C++) or verilog
     reuse: int = 1                     # default reuse factor
     layer_reuse: dict = field(default_factory=dict)  # per-layer reuse factors by IR or ONNX name
     tb_samples: int = 1000             # test-bench samples written into the project
@@ -30,6 +32,8 @@ class BuildConfig:
                               "(for example xcvu13p-flga2577-2-e)")
         if not (isinstance(self.clock_ns, (int, float)) and 0.5 <= self.clock_ns <= 1000):
             raise ConfigError(f"clock_ns {self.clock_ns!r} must be a number of nanoseconds from 0.5 to 1000")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend '{self.backend}' is unknown; use one of {', '.join(BACKENDS)}")
         if self.io != "io_parallel":
             raise ConfigError(f"io '{self.io}' is not supported yet; use io_parallel")
         if not (isinstance(self.reuse, int) and self.reuse >= 1):

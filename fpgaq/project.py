@@ -92,12 +92,11 @@ def testbench_data(graph: Graph, x: np.ndarray) -> dict[str, str]:
 def build(model_path: Path, out_dir: Path, config: BuildConfig, force: bool = False,
           dump_ir: Path | None = None) -> Project:
     """Import, compile and write the HLS project into `out_dir`, all or nothing."""
-    from .backends.hls.writer import render_project, write_files
     model_path, out_dir = Path(model_path), Path(out_dir)
     _check_target(out_dir, force)
     model = load(model_path)
     graph = compile_model(model, model_path.stem, config, dump_ir)
-    files = render_project(graph, config)
+    files = render_backend(graph, config)
     x = random_inputs(graph, config.tb_samples)
     files.update(testbench_data(graph, x))
     meta = {
@@ -118,6 +117,22 @@ def build(model_path: Path, out_dir: Path, config: BuildConfig, force: bool = Fa
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return Project(out_dir, graph, config, meta)
+
+
+def render_backend(graph: Graph, config: BuildConfig) -> dict[str, str]:
+    """{relative path: text} of the sources of the configured back-end."""
+    if config.backend == "verilog":
+        from .backends.verilog.writer import render_project
+    else:
+        from .backends.hls.writer import render_project
+    return render_project(graph, config)
+
+
+def write_files(root: Path, files: dict[str, str]) -> None:
+    for rel, text in sorted(files.items()):
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
 
 
 def _port(node) -> dict:

@@ -39,10 +39,3 @@ def render_project(graph: Graph, config: BuildConfig) -> dict[str, str]:
         "build_prj.tcl": env.get_template("build_prj.tcl.j2").render(ctx),
     }
     return files
-
-
-def write_files(root: Path, files: dict[str, str]) -> None:
-    for rel, text in sorted(files.items()):
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
