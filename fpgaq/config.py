@@ -20,7 +20,8 @@ class BuildConfig:
     clock_ns: float = 5.0              # target clock period
     io: str = "io_parallel"
     backend: str = "hls"               # hls (Vitis HLS C++) or verilog
-    reuse: int = 1                     # default reuse factor
+    reuse: int | str = 1               # default reuse factor, or "auto" (needs dsp_budget)
+    dsp_budget: int | None = None      # DSPs the design may use, for reuse "auto"
     layer_reuse: dict = field(default_factory=dict)  # per-layer reuse factors by IR or ONNX name
     tb_samples: int = 1000             # test-bench samples written into the project
 
@@ -36,8 +37,10 @@ class BuildConfig:
             raise ConfigError(f"backend '{self.backend}' is unknown; use one of {', '.join(BACKENDS)}")
         if self.io != "io_parallel":
             raise ConfigError(f"io '{self.io}' is not supported yet; use io_parallel")
-        if not (isinstance(self.reuse, int) and self.reuse >= 1):
-            raise ConfigError(f"reuse {self.reuse!r} must be a positive integer")
+        if not (self.reuse == "auto" or (isinstance(self.reuse, int) and self.reuse >= 1)):
+            raise ConfigError(f"reuse {self.reuse!r} must be a positive integer or 'auto'")
+        if self.dsp_budget is not None and not (isinstance(self.dsp_budget, int) and self.dsp_budget >= 0):
+            raise ConfigError(f"dsp_budget {self.dsp_budget!r} must be a non-negative integer")
         for k, v in self.layer_reuse.items():
             if not (isinstance(v, int) and v >= 1):
                 raise ConfigError(f"layer_reuse['{k}'] = {v!r} must be a positive integer")

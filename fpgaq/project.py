@@ -17,7 +17,7 @@ from .errors import FpgaqError
 from .frontend.onnx_import import import_model, load
 from .ir.graph import Graph
 from .ir.ops import Input
-from .passes.pipeline import dump_hook, run_pipeline
+from .passes.pipeline import dump_hook, pipeline, run_pipeline
 
 MARKER = "fpgaq.json"
 MODEL_COPY = "model.onnx"
@@ -37,7 +37,7 @@ class Project:
 def compile_model(model: onnx.ModelProto, name: str, config: BuildConfig, dump_ir: Path | None = None) -> Graph:
     """Import and run the pass pipeline: the IR every back-end and the emulator use."""
     graph = import_model(model, name=name)
-    return run_pipeline(graph, hook=dump_hook(dump_ir) if dump_ir else None)
+    return run_pipeline(graph, pipeline(config), hook=dump_hook(dump_ir) if dump_ir else None)
 
 
 def random_inputs(graph: Graph, n: int, seed: int = 0) -> np.ndarray:

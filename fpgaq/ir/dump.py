@@ -16,8 +16,10 @@ def _op_text(node: Node) -> str:
     if isinstance(op, Dense):
         nz = int(np.count_nonzero(op.weight))
         total = op.weight.size
-        return (f"dense {op.weight.shape[1]}->{op.weight.shape[0]} nonzero {nz}/{total} "
-                f"({100 * (1 - nz / total):.1f}% sparse) w_frac {op.weight_frac}")
+        was = f" (model: {op.model_weights})" if op.model_weights != total else ""
+        reuse = f" reuse {op.reuse}" if op.reuse != 1 else ""
+        return (f"dense {op.weight.shape[1]}->{op.weight.shape[0]} nonzero {nz}/{total}{was} "
+                f"({100 * (1 - nz / total):.1f}% sparse) w_frac {op.weight_frac}{reuse}")
     if isinstance(op, Relu):
         return "relu"
     if isinstance(op, Clip):

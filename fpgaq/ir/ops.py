@@ -54,11 +54,16 @@ class Dense:
     weight: np.ndarray      # integer codes, shape (out, in)
     weight_frac: int
     bias: np.ndarray        # integer codes, shape (out,)
+    reuse: int = 1          # products share multipliers over `reuse` cycles (a schedule, not math)
+    model_weights: int = -1  # weights of the layer in the ONNX model, before any pass removed some
 
     def __post_init__(self):
         object.__setattr__(self, "weight", _frozen(self.weight))
         object.__setattr__(self, "bias", _frozen(self.bias))
+        if self.model_weights < 0:
+            object.__setattr__(self, "model_weights", int(self.weight.size))
         assert self.weight.ndim == 2 and self.bias.shape == (self.weight.shape[0],)
+        assert self.reuse >= 1
 
     @property
     def nonzero(self) -> int:

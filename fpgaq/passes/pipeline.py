@@ -4,17 +4,32 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from ..config import BuildConfig
 from ..ir.graph import Graph, verify
 from .dead_nodes import EliminateDeadNodes
+from .reuse import TileByReuse
+from .widths import PropagateWidths
+from .zero_weights import EliminateZeroWeights
 
-PIPELINE = (
-    EliminateDeadNodes(),
-)
+
+def pipeline(config: BuildConfig = BuildConfig()) -> tuple:
+    """The passes, in the order they run; their options come from the build config."""
+    return (
+        EliminateDeadNodes(),
+        EliminateZeroWeights(),
+        PropagateWidths(),
+        TileByReuse(default=config.reuse if config.reuse != "auto" else 1,
+                    per_layer=tuple(sorted(config.layer_reuse.items())),
+                    auto=config.reuse == "auto", dsp_budget=config.dsp_budget,
+                    clock_ns=config.clock_ns),
+    )
 
 
-def run_pipeline(graph: Graph, passes=PIPELINE,
+def run_pipeline(graph: Graph, passes: tuple | None = None,
                  hook: Callable[[int, object, Graph], None] | None = None) -> Graph:
-    """Run `passes` in order; verify the graph after each and call `hook(index, pass, graph)`."""
+    """Run `passes` (default: the pipeline of the default config) in order; verify the graph
+    after each and call `hook(index, pass, graph)`."""
+    passes = pipeline() if passes is None else passes
     verify(graph)
     if hook:
         hook(0, None, graph)

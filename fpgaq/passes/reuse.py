@@ -1,0 +1,104 @@
+"""Reuse-factor tiling: a dense layer with reuse R computes ceil(non-zeros / R) products a
+cycle and accepts a new input every R cycles."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..ir.graph import Graph, Node
+from ..ir.ops import Dense
+
+
+def legal_reuse(nonzero: int) -> list[int]:
+    """The smallest R for each distinct multiplier count ceil(nonzero / R): the useful values."""
+    n = max(nonzero, 1)
+    out, last = [], None
+    for r in range(1, n + 1):
+        m = math.ceil(n / r)
+        if m != last:
+            out.append(r)
+            last = m
+    return out
+
+
+def _show(values: list[int]) -> str:
+    if len(values) <= 16:
+        return ", ".join(map(str, values))
+    return ", ".join(map(str, values[:12])) + ", ..., " + ", ".join(map(str, values[-3:]))
+
+
+def _names(node: Node) -> set[str]:
+    return {node.name, node.origin.onnx_name}
+
+
+@dataclass(frozen=True)
+class TileByReuse:
+    """Set each dense layer's reuse factor: `default`, overridden per layer by `per_layer`
+    ((IR or ONNX node name, R) pairs); or, with `auto`, the lowest-latency choice whose
+    estimated DSPs fit `dsp_budget`."""
+    default: int = 1
+    per_layer: tuple[tuple[str, int], ...] = ()
+    auto: bool = False
+    dsp_budget: int | None = None
+    clock_ns: float = 5.0
+    name: str = "tile_by_reuse"
+
+    def run(self, graph: Graph) -> Graph:
+        dense = [n for n in graph.nodes if isinstance(n.op, Dense)]
+        wanted = dict(self.per_layer)
+        known = set().union(*(_names(n) for n in dense)) if dense else set()
+        unknown = sorted(set(wanted) - known)
+        if unknown:
+            raise ConfigError(f"layer_reuse names {', '.join(unknown)}, which is not a dense layer; "
+                              f"dense layers are {', '.join(n.name for n in dense)}")
+        if self.auto:
+            choice = self._auto(graph, dense)
+        else:
+            choice = {}
+            for n in dense:
+                r = next((wanted[k] for k in _names(n) if k in wanted), self.default)
+                nz = int(np.count_nonzero(n.op.weight))
+                if r not in legal_reuse(nz) and not 1 <= r <= max(nz, 1):
+                    raise ConfigError(
+                        f"reuse factor {r} is illegal for layer {n.name} ({n.origin}, {nz} non-zero "
+                        f"weights); legal values: 1 to {max(nz, 1)}, of which these give distinct "
+                        f"multiplier counts: {_show(legal_reuse(nz))}")
+                choice[n.name] = r
+        return graph.replace_nodes(replace(n, op=replace(n.op, reuse=choice[n.name])) if n.name in choice else n
+                                   for n in graph.nodes)
+
+    def _auto(self, graph: Graph, dense: list[Node]) -> dict[str, int]:
+        """Greedy: start at R = 1 everywhere; while the DSPs exceed the budget, step the layer
+        that saves the most DSPs per added cycle to its next useful R."""
+        from ..estimate import dense_estimate
+        if self.dsp_budget is None:
+            raise ConfigError("--reuse auto needs --dsp-budget N (the DSPs the design may use)")
+
+        def est(n: Node, r: int):
+            return dense_estimate(replace(n, op=replace(n.op, reuse=r)), graph[n.inputs[0]].type, self.clock_ns)
+
+        options = {n.name: legal_reuse(int(np.count_nonzero(n.op.weight))) for n in dense}
+        step = {n.name: 0 for n in dense}
+        current = {n.name: est(n, 1) for n in dense}
+        while sum(e.dsp for e in current.values()) > self.dsp_budget:
+            best = None
+            for n in dense:
+                i = step[n.name] + 1
+                if i >= len(options[n.name]) or current[n.name].dsp == 0:
+                    continue
+                nxt = est(n, options[n.name][i])
+                saved = current[n.name].dsp - nxt.dsp
+                cost = max(nxt.latency_cycles - current[n.name].latency_cycles, 1)
+                if saved > 0 and (best is None or saved / cost > best[0]):
+                    best = (saved / cost, n.name, i, nxt)
+                elif saved <= 0 and best is None:
+                    best = (0.0, n.name, i, nxt)
+            if best is None:
+                raise ConfigError(f"no reuse factors fit {self.dsp_budget} DSPs; the fewest the "
+                                  f"model can use is {sum(e.dsp for e in current.values())}")
+            _, name, i, nxt = best
+            step[name], current[name] = i, nxt
+        return {name: options[name][i] for name, i in step.items()}

@@ -1,0 +1,106 @@
+"""Zero-weight elimination beyond the per-product skipping every kernel does.
+
+Structured sparsity: an output neuron whose weights are all zero is a constant (its bias); it
+is pushed through the element-wise ops after it and folded into the bias of the next layer.
+An input channel that no non-zero weight reads is dropped, with whatever only fed it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..ir.graph import Graph, Node, retype
+from ..ir.ops import Bipolar, Clip, Dense, Quant, Relu
+
+ELEMENTWISE = (Relu, Quant, Clip, Bipolar)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """producer (Dense) -> element-wise nodes -> consumer (Dense), read by nothing else."""
+    producer: Node
+    chain: tuple[Node, ...]
+    consumer: Node
+
+
+def segments(graph: Graph) -> list[Segment]:
+    outputs = set(graph.outputs)
+    found = []
+    for e in graph.nodes:
+        if not isinstance(e.op, Dense):
+            continue
+        chain = []
+        n = graph[e.inputs[0]]
+        reader = e
+        while True:
+            if n.name in outputs or graph.consumers(n.name) != (reader,):
+                break
+            if isinstance(n.op, Dense):
+                found.append(Segment(n, tuple(reversed(chain)), e))
+                break
+            if not isinstance(n.op, ELEMENTWISE):
+                break
+            chain.append(n)
+            reader, n = n, graph[n.inputs[0]]
+    return found
+
+
+def _int(v) -> int:
+    return int(v)
+
+
+def _compact(a: np.ndarray) -> np.ndarray:
+    if max((abs(int(v)) for v in a.ravel()), default=0) < 1 << 62:
+        return a.astype(np.int64)
+    return a.astype(object)
+
+
+def _constant_through(seg: Segment, graph: Graph, code: int) -> int:
+    """The code a constant neuron has after the element-wise chain (the emulator's rules)."""
+    from ..emulate import _step_int
+    x = np.array([[code]], dtype=object if abs(code) >= 1 << 62 else np.int64)
+    src = seg.producer
+    for n in seg.chain:
+        x = _step_int(n, src, x)
+        src = n
+    return int(x[0, 0])
+
+
+def _shrink(graph: Graph, seg: Segment) -> Graph | None:
+    d, e = seg.producer.op, seg.consumer.op
+    constant = ~np.any(d.weight != 0, axis=1)          # neurons with no non-zero weight
+    unused = ~np.any(e.weight != 0, axis=0)             # channels no non-zero weight reads
+    drop = constant | unused
+    if not drop.any():
+        return None
+    if drop.all():
+        drop[0] = False                                  # keep one channel: arrays stay non-empty
+    keep = ~drop
+    bias = e.bias.astype(object).copy()
+    for o in np.flatnonzero(drop & ~unused):
+        c = _constant_through(seg, graph, _int(d.bias[o]))
+        bias = bias + e.weight[:, o].astype(object) * c
+    new_d = replace(d, weight=_compact(d.weight[keep]), bias=_compact(d.bias[keep]))
+    new_e = replace(e, weight=_compact(e.weight[:, keep]), bias=_compact(bias))
+    features = int(keep.sum())
+    changed = {seg.producer.name: replace(seg.producer, op=new_d, features=features),
+               seg.consumer.name: replace(seg.consumer, op=new_e)}
+    for n in seg.chain:
+        changed[n.name] = replace(n, features=features)
+    return retype(graph.replace_nodes(changed.get(n.name, n) for n in graph.nodes))
+
+
+@dataclass(frozen=True)
+class EliminateZeroWeights:
+    name: str = "eliminate_zero_weights"
+
+    def run(self, graph: Graph) -> Graph:
+        while True:
+            for seg in segments(graph):
+                smaller = _shrink(graph, seg)
+                if smaller is not None:
+                    graph = smaller
+                    break
+            else:
+                return graph
