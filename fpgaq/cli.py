@@ -24,8 +24,9 @@ def cmd_build(args) -> int:
     model = Path(args.model)
     config = load_config(args.config)
     name = args.name or (config.name if args.config and config.name != "fpgaq_model" else _default_name(model))
+    reuse = None if args.reuse is None else (args.reuse if args.reuse == "auto" else _positive(args.reuse, "--reuse"))
     config = config.with_overrides(name=name, part=args.part, clock_ns=args.clock_ns, tb_samples=args.tb_samples,
-                                   backend=args.backend)
+                                   backend=args.backend, reuse=reuse, dsp_budget=args.dsp_budget)
     out = Path(args.output or f"{model.stem}_hls")
     start = time.perf_counter()
     project = build(model, out, config, force=args.force, dump_ir=args.dump_ir)
@@ -33,11 +34,29 @@ def cmd_build(args) -> int:
     g = project.graph
     dense = [n for n in g.nodes if type(n.op).__name__ == "Dense"]
     nz = sum(int(np.count_nonzero(n.op.weight)) for n in dense)
-    total = sum(n.op.weight.size for n in dense)
+    total = sum(n.op.model_weights for n in dense)
     print(f"built {out} in {took:.2f} s: top function {config.name}, {len(dense)} dense layers, "
           f"{nz} of {total} weights non-zero, part {config.part} at {config.clock_ns:g} ns")
     if args.csim:
         return _csim(project, None, args.n, None)
+    return 0
+
+
+def _positive(text: str, flag: str) -> int:
+    from .errors import ConfigError
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r}: give a positive integer or 'auto'") from None
+    return value
+
+
+def cmd_report(args) -> int:
+    from .project import open_project
+    from .report import report_data, report_json, report_markdown
+    project = open_project(Path(args.project))
+    data = report_data(project.graph, project.config)
+    sys.stdout.write(report_json(data) if args.json else report_markdown(data))
     return 0
 
 
@@ -120,6 +139,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("-n", type=int, default=10_000, help="inputs for --csim (default 10000)")
     b.add_argument("--tb-samples", type=int, help="samples written to tb_data for Vitis C-simulation (default 1000)")
     b.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass into DIR")
+    b.add_argument("--reuse", metavar="R", help="reuse factor of every dense layer (default 1), or 'auto'")
+    b.add_argument("--dsp-budget", type=int, metavar="N", help="DSPs the design may use, with --reuse auto")
     b.set_defaults(func=cmd_build)
 
     c = sub.add_parser("csim", help="C-simulate a built project against the emulator")
@@ -134,6 +155,11 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--inputs", metavar="X.npy", required=True)
     e.add_argument("--output", metavar="Y.npy", required=True)
     e.set_defaults(func=cmd_emulate)
+
+    r = sub.add_parser("report", help="latency and resource estimates of a built project")
+    r.add_argument("project", metavar="DIR")
+    r.add_argument("--json", action="store_true", help="JSON for programs instead of Markdown")
+    r.set_defaults(func=cmd_report)
 
     i = sub.add_parser("inspect", help="print the IR: a line a node, with types, shapes and sparsity")
     i.add_argument("model")

@@ -17,6 +17,7 @@ from .errors import FpgaqError
 from .frontend.onnx_import import import_model, load
 from .ir.graph import Graph
 from .ir.ops import Input
+from .report import report_data, report_json, report_markdown
 from .passes.pipeline import dump_hook, pipeline, run_pipeline
 
 MARKER = "fpgaq.json"
@@ -24,6 +25,8 @@ MODEL_COPY = "model.onnx"
 TB_INPUTS = "tb_data/tb_input_codes.dat"
 TB_OUTPUTS = "tb_data/tb_output_codes.dat"
 TB_REAL_INPUTS = "tb_data/tb_input_real.npy"
+REPORT_MD = "report.md"
+REPORT_JSON = "report.json"
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,9 @@ def build(model_path: Path, out_dir: Path, config: BuildConfig, force: bool = Fa
         "outputs": [_port(graph[o]) for o in graph.outputs],
     }
     files[MARKER] = json.dumps(meta, indent=2, sort_keys=True) + "\n"
+    data = report_data(graph, config)
+    files[REPORT_MD] = report_markdown(data)
+    files[REPORT_JSON] = report_json(data)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:

@@ -47,13 +47,14 @@ def dense(imp: Importer, onode, x: Tensor, wcodes: np.ndarray, wfrac: int, bias)
         bcodes = np.zeros(out, dtype=np.int64)
     else:
         if bias.codes is not None:
-            bc, bf = bias.codes, bias.frac
+            bc, bf, what = bias.codes, bias.frac, "bias"
         else:
             bc, bf = fixed_const(bias.value, "bias")
+            what = "float bias"
         bc = regrid(bc, bf, acc_frac)
         if bc is None:
             raise Problem(
-                f"the float bias needs {bf} fraction bits but the accumulator has {acc_frac} "
+                f"the {what} needs {bf} fraction bits but the accumulator has {acc_frac} "
                 f"(input {x.view_frac} + weight {wfrac}), so it cannot be added exactly; quantize "
                 "the bias (Brevitas: bias_quant=Int16Bias or Int32Bias) or round it to the accumulator's grid")
         try:

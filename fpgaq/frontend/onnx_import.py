@@ -221,13 +221,14 @@ def import_model(model: onnx.ModelProto, name: str = "model") -> Graph:
         try:
             elem = vi.type.tensor_type.elem_type
             if elem not in _FLOAT_TYPES:
-                raise Problem(f"has element type {onnx.TensorProto.DataType.Name(elem)}; "
+                raise Problem(f"graph input '{vi.name}' has element type "
+                              f"{onnx.TensorProto.DataType.Name(elem)}; "
                               "fpgaq takes float inputs and quantizes them itself")
             features = feature_count(_shape_of(vi), f"graph input '{vi.name}'")
             node = imp.add("inp", Input(features), (), features)
             imp.values[vi.name] = Tensor(node, None)
         except Problem as p:
-            imp.problems.append(f"graph input '{vi.name}': {p}")
+            imp.problems.append(str(p))   # the message names the input
             imp.values[vi.name] = POISON
 
     for index, onode in enumerate(_topological(g, imp)):
@@ -314,6 +315,9 @@ def _check_inputs(imp: Importer) -> None:
     for node in imp.nodes:
         if not isinstance(node.op, Input):
             continue
+        onnx_readers = [n for n in imp.model.graph.node if node.origin.onnx_name in n.input]
+        if any(imp.values.get(o) is POISON for n in onnx_readers for o in n.output):
+            continue  # a reader failed and has said why
         readers = [n for n in imp.nodes if node.name in n.inputs]
         if len(readers) != 1 or not isinstance(readers[0].op, (Quant, Bipolar)):
             imp.problems.append(

@@ -77,7 +77,8 @@ def _dense_plan(node: Node) -> dict:
         "kernel": "dense", "type": ap_type(node.type),
         "config": {"n_in": op.weight.shape[1], "n_out": op.weight.shape[0],
                    "n_nonzero": max(len(weights), 1), "acc_t": f"ap_int<{acc}>",
-                   "weight_t": f"ap_int<{wbits}>"},
+                   "weight_t": f"ap_int<{wbits}>", "reuse": op.reuse,
+                   "multipliers": max(1, -(-len(weights) // op.reuse))},
         # an all-zero layer still needs one (zero) product for the C++ arrays to be non-empty
         "weights": [literal(w, "weight", node) for w in weights] or ["0"],
         "rows": [int(r) for r in rows] or [0],
@@ -136,5 +137,6 @@ def project_context(graph: Graph, config: BuildConfig) -> dict:
     return {
         "top": config.name, "part": config.part, "clock_ns": config.clock_ns,
         "model": comment(graph.name), "inputs": inputs, "layers": layers, "outputs": outputs,
+        "ii": max([n.op.reuse for n in graph.nodes if isinstance(n.op, Dense)] + [1]),
         "n_in_total": sum(i["n"] for i in inputs), "n_out_total": sum(o["n"] for o in outputs),
     }

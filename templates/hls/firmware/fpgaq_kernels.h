@@ -53,11 +53,11 @@ ap_int<CW + 1> shift_round(const ap_int<CW> &c) {
 
 // --- dense: out = W in + b, iterating a compile-time list of the non-zero weights only ---
 // CFG: n_in, n_out, n_nonzero, acc_t (ap_int wide enough for every accumulator),
-// weight_t (ap_int of the weight codes).
+// weight_t (ap_int of the weight codes), reuse, multipliers (= ceil(n_nonzero / reuse)).
 template <class CFG, class IN_T, class OUT_T>
-void dense(const IN_T in[CFG::n_in], OUT_T out[CFG::n_out],
-           const typename CFG::weight_t weight[CFG::n_nonzero], const short row[CFG::n_nonzero],
-           const short col[CFG::n_nonzero], const typename CFG::acc_t bias[CFG::n_out]) {
+void dense_products(const IN_T in[CFG::n_in], OUT_T out[CFG::n_out],
+                    const typename CFG::weight_t weight[CFG::n_nonzero], const short row[CFG::n_nonzero],
+                    const short col[CFG::n_nonzero], const typename CFG::acc_t bias[CFG::n_out]) {
 #pragma HLS INLINE
     typename CFG::acc_t acc[CFG::n_out];
 #pragma HLS ARRAY_PARTITION variable = acc complete
@@ -76,6 +76,29 @@ store:
 #pragma HLS UNROLL
         set_code(out[o], acc[o]);
     }
+}
+
+// Reuse 1: every product has its own (constant) multiplier; inlined into the top's pipeline.
+template <class CFG, class IN_T, class OUT_T>
+void dense(const IN_T in[CFG::n_in], OUT_T out[CFG::n_out],
+           const typename CFG::weight_t weight[CFG::n_nonzero], const short row[CFG::n_nonzero],
+           const short col[CFG::n_nonzero], const typename CFG::acc_t bias[CFG::n_out]) {
+#pragma HLS INLINE
+    dense_products<CFG>(in, out, weight, row, col, bias);
+}
+
+// Reuse R > 1: CFG::multipliers multipliers, each used R times; a new input every R cycles.
+template <class CFG, class IN_T, class OUT_T>
+void dense_reuse(const IN_T in[CFG::n_in], OUT_T out[CFG::n_out],
+                 const typename CFG::weight_t weight[CFG::n_nonzero], const short row[CFG::n_nonzero],
+                 const short col[CFG::n_nonzero], const typename CFG::acc_t bias[CFG::n_out]) {
+#pragma HLS INLINE off
+#pragma HLS PIPELINE II = CFG::reuse
+#pragma HLS ALLOCATION operation instances = mul limit = CFG::multipliers
+#pragma HLS ARRAY_RESHAPE variable = weight cyclic factor = CFG::multipliers
+#pragma HLS ARRAY_RESHAPE variable = row cyclic factor = CFG::multipliers
+#pragma HLS ARRAY_RESHAPE variable = col cyclic factor = CFG::multipliers
+    dense_products<CFG>(in, out, weight, row, col, bias);
 }
 
 // --- quantize: round and saturate, by ap_fixed's own modes (the type of OUT_T) ---

@@ -1,0 +1,110 @@
+"""The report a user reads before synthesis: per layer and total, as Markdown and JSON."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from .config import BuildConfig
+from .estimate import estimate
+from .ir.fixed import FixedType
+from .ir.graph import Graph
+from .ir.ops import Dense
+from .ir.interval import Interval
+
+HLS4ML_DEFAULT = FixedType(True, 16, 10)    # ap_fixed<16,6>
+
+
+def hls4ml_auto_accumulator(x: FixedType, w: FixedType, n_in: int, bias: FixedType | None) -> FixedType:
+    """The accumulator hls4ml 1.3's 'auto' precision infers for a dense layer
+    (model/optimizer/passes/infer_precision.py): input + weight widths plus log2(n_in) bits,
+    widened to hold the bias type. An unquantized bias counts as its default ap_fixed<16,6>."""
+    grow = math.ceil(np.log2(n_in)) if n_in > 1 else 0
+    width = w.width + x.width + grow
+    integer = w.integer + x.integer + grow
+    signed = w.signed or x.signed
+    frac = width - integer
+    if bias is not None:
+        integer = max(integer + (bias.signed and not signed), bias.integer + (signed and not bias.signed)) + 1
+        width = integer + max(frac, bias.width - bias.integer)
+        signed = signed or bias.signed
+    return FixedType(signed, width, width - integer)
+
+
+def _ap(t: FixedType) -> str:
+    return f"{'ap_fixed' if t.signed else 'ap_ufixed'}<{t.width},{t.integer}>"
+
+
+def hls4ml_comparison(graph: Graph) -> dict[str, dict]:
+    out = {}
+    for n in graph.nodes:
+        if not isinstance(n.op, Dense):
+            continue
+        x = graph[n.inputs[0]].type
+        codes = n.op.weight
+        w = FixedType.holding(Interval(int(codes.min(initial=0)), int(codes.max(initial=0))), n.op.weight_frac)
+        w = FixedType(True, w.width + (0 if w.signed else 1), n.op.weight_frac)
+        bias = HLS4ML_DEFAULT if np.any(n.op.bias != 0) else None
+        auto = hls4ml_auto_accumulator(x, w, codes.shape[1], bias)
+        out[n.name] = {"default": _ap(HLS4ML_DEFAULT), "auto": _ap(auto),
+                       "default_overflows": not _holds(HLS4ML_DEFAULT, n.interval, n.type.frac),
+                       "auto_overflows": not _holds(auto, n.interval, n.type.frac)}
+    return out
+
+
+def _holds(t: FixedType, iv: Interval, frac: int) -> bool:
+    """Whether type t holds every value of codes `iv` at `frac` fraction bits exactly."""
+    if t.frac < frac:
+        return False
+    scale = 1 << (t.frac - frac)
+    return t.min_code <= iv.lo * scale and iv.hi * scale <= t.max_code
+
+
+def report_data(graph: Graph, config: BuildConfig) -> dict:
+    data = estimate(graph, config)
+    cmp = hls4ml_comparison(graph)
+    for layer in data["layers"]:
+        layer["hls4ml_accumulator"] = cmp[layer["name"]]
+    data["model"] = graph.name
+    return data
+
+
+def report_json(data: dict) -> str:
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def _flag(h: dict, key: str) -> str:
+    return h[key] + (" (overflows)" if h[f"{key}_overflows"] else "")
+
+
+def report_markdown(data: dict) -> str:
+    t = data["total"]
+    rows = [
+        f"# fpgaq report: {data['model']}",
+        "",
+        f"Part {data['part']}, clock {data['clock_ns']:g} ns. Estimates from fpgaq's model "
+        "(see the README), not from synthesis. hls4ml columns: the accumulator hls4ml would use "
+        "by default and with 'auto' precision; '(overflows)' where it cannot hold the exact range "
+        "(or needs rounding).",
+        "",
+        f"**Latency {t['latency_cycles']} cycles = {t['latency_ns']:g} ns, II {t['ii']}; "
+        f"{t['nonzero']} of {t['weights']} weights non-zero, {t['multipliers']} multipliers, "
+        f"{t['dsp']} DSP, {t['lut']} LUT, {t['ff']} FF, {t['bram']} BRAM.**",
+        "",
+        "| layer | ONNX node | weights | non-zero | multipliers | reuse | accumulator | per-neuron acc. bits "
+        "| hls4ml default | hls4ml auto | latency | II | DSP | LUT | FF | BRAM |",
+        "|---|---|---:|---:|---:|---:|---|---:|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for e in data["layers"]:
+        a = e["accumulator"]
+        acc = _ap(FixedType(a["signed"], a["width"], a["frac"]))
+        rows.append(
+            f"| {e['name']} | {e['onnx_node']} | {e['weights']} | {e['nonzero']} | {e['multipliers']} "
+            f"| {e['reuse']} | {acc} | {e['accumulator_bits']} | {_flag(e['hls4ml_accumulator'], 'default')} "
+            f"| {_flag(e['hls4ml_accumulator'], 'auto')} | {e['latency_cycles']} | {e['ii']} | {e['dsp']} "
+            f"| {e['lut']} | {e['ff']} | {e['bram']} |")
+    rows.append(
+        f"| **total** | | {t['weights']} | {t['nonzero']} | {t['multipliers']} | | | {t['accumulator_bits']} "
+        f"| | | {t['latency_cycles']} | {t['ii']} | {t['dsp']} | {t['lut']} | {t['ff']} | {t['bram']} |")
+    return "\n".join(rows) + "\n"
