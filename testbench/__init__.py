@@ -1,0 +1,1 @@
+"""cocotb test benches: driver, monitor and scoreboard, with the emulator's codes as the model."""
