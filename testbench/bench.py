@@ -129,8 +129,8 @@ class Interface:
             self.clk, self.rst, self.rst_level = dut.aclk, dut.aresetn, 0
         else:
             self.clk = dut.ap_clk
-            self.rst = _handle(dut, "ap_rst") or _handle(dut, "ap_rst_n")
-            self.rst_level = 1 if _handle(dut, "ap_rst") is not None else 0
+            high = _handle(dut, "ap_rst")
+            self.rst, self.rst_level = (high, 1) if high is not None else (_handle(dut, "ap_rst_n"), 0)
             self.in_ports = [TensorPorts(dut, t) for t in self.inputs]
             self.out_ports = [TensorPorts(dut, t) for t in self.outputs]
 

