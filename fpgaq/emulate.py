@@ -50,7 +50,12 @@ def _quant_real(op: Quant, x: np.ndarray) -> np.ndarray:
     """Quantize real inputs as the model does: it reads float32, then rounds and saturates."""
     x = np.asarray(x, dtype=np.float32).astype(np.float64)
     scaled = np.ldexp(x, op.type.frac)  # exact, also for subnormal and huge float32 values
-    return np.clip(round_real(scaled, op.rounding), op.lo, op.hi)
+    codes = round_real(scaled, op.rounding)
+    if op.type.width < FLOAT64_EXACT_BITS:
+        return np.clip(codes, op.lo, op.hi)
+    # wider bounds are not all floats (2**63 - 1 rounds up to 2**63): saturate on Python ints
+    near = np.clip(codes, float(op.lo), float(op.hi)).ravel()
+    return np.array([min(max(int(v), op.lo), op.hi) for v in near], dtype=object).reshape(codes.shape)
 
 
 def _step_float(node: Node, src: Node, x: np.ndarray) -> np.ndarray:

@@ -19,9 +19,10 @@ from .ir.ops import Dense, Input, Quant
 
 # DSP48E2: a 27 x 18 signed multiplier.
 DSP_A, DSP_B = 27, 18
-# Shared (R > 1) products at least this wide (sum of operand widths) go to DSPs, narrower ones
-# to LUTs; constant products (R = 1) are shift-and-add in LUTs (Vitis does this for constants).
+# Products at least this wide (sum of operand widths) go to DSPs, narrower ones to LUTs; a
+# constant weight with at most CONST_SHIFT_ADD_DIGITS canonical signed digits is a shift-and-add.
 DSP_MIN_PRODUCT_BITS = 16
+CONST_SHIFT_ADD_DIGITS = 2
 DSP_STAGES = 3          # DSP48E2 with A/B, M and P registers
 LUT_MULT_STAGES = 1
 # Carry-chain adder delay: routing and LUT, plus a carry per 8 bits (CARRY8), in ns.
@@ -88,13 +89,20 @@ def dense_estimate(node: Node, x_type: FixedType, clock_ns: float) -> LayerEstim
     depth = math.ceil(math.log2(terms)) if terms > 1 else 0
     levels = adders_per_cycle(acc.width, clock_ns)
     shared = reuse > 1
-    on_dsp = shared and wbits + xbits >= DSP_MIN_PRODUCT_BITS
+    wide = wbits + xbits >= DSP_MIN_PRODUCT_BITS
+    nonzero_w = [int(v) for v in w[w != 0]]
+    if shared:
+        dsp_products = mults if wide else 0
+    else:
+        dsp_products = sum(1 for v in nonzero_w if wide and csd_digits(v) > CONST_SHIFT_ADD_DIGITS)
+    on_dsp = dsp_products > 0
     mult_stages = DSP_STAGES if on_dsp else LUT_MULT_STAGES
     latency = mult_stages + math.ceil(depth / levels) + 1 + (reuse - 1)
-    dsp = mults * _product_dsps(wbits, xbits) if on_dsp else 0
+    dsp = dsp_products * _product_dsps(wbits, xbits)
     if not shared:
-        # constant multiplications: one adder of about the product's width per extra CSD digit
-        mult_lut = sum((csd_digits(v) - 1) * (xbits + int(abs(int(v))).bit_length()) for v in w[w != 0])
+        # constant shift-and-add: one adder of about the product's width per extra CSD digit
+        lut_w = [v for v in nonzero_w if not (wide and csd_digits(v) > CONST_SHIFT_ADD_DIGITS)]
+        mult_lut = sum((csd_digits(v) - 1) * (xbits + abs(v).bit_length()) for v in lut_w)
     elif not on_dsp:
         mult_lut = mults * (wbits * xbits) // 2
     else:

@@ -107,3 +107,13 @@ def test_narrow_activation_quantizers_bit_exact(tmp_path, signed):
         assert "AP_SAT_SYM" in (tmp_path / f"narrow{int(signed)}_prj" / "firmware" / f"narrow{int(signed)}.h").read_text()
     else:
         assert "quantize_explicit" in text
+
+
+@pytest.mark.parametrize("reuse", [3, 64])
+def test_reuse_factor_stays_bit_exact(tmp_path, reuse):
+    project = build(EXAMPLE, tmp_path / f"jet_r{reuse}", BuildConfig(name="jet_tagger", reuse=reuse))
+    top = (tmp_path / f"jet_r{reuse}" / "firmware" / "jet_tagger.cpp").read_text()
+    assert f"#pragma HLS PIPELINE II = {reuse}" in top
+    assert "fpgaq::dense_reuse<config_dense>" in top
+    r = run_csim(project, n=1000)
+    assert r.ok, r.mismatches

@@ -7,19 +7,17 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from onnx import helper
 
 from ..ir.ops import Clip, Dense, Relu
 from . import qdq, qonnx
-from .onnx_import import (QONNX_DOMAINS, Importer, feature_count, fixed_const, power_of_two_frac,
-                          regrid)
+from .onnx_import import (QONNX_DOMAINS, Importer, feature_count, fixed_const, node_attrs,
+                          power_of_two_frac, regrid)
 from .values import Const, Problem, Tensor
 
 MAX_WEIGHT_FRAC = 64
 
 
-def _attrs(onode) -> dict:
-    return {a.name: helper.get_attribute_value(a) for a in onode.attribute}
+_attrs = node_attrs
 
 
 def _weight_codes(w: Const, what: str = "weight") -> tuple[np.ndarray, int]:
@@ -293,13 +291,26 @@ QONNX = {"Quant": qonnx.quant, "IntQuant": qonnx.quant, "BipolarQuant": qonnx.bi
          "Trunc": qonnx.trunc}
 
 
-def lower(imp: Importer, onode) -> list:
+def _handler(onode):
     domain = onode.domain or ""
-    if domain in ("", "ai.onnx") and onode.op_type in STANDARD:
-        return STANDARD[onode.op_type](imp, onode)
-    if domain in QONNX_DOMAINS and onode.op_type in QONNX:
-        return QONNX[onode.op_type](imp, onode)
+    if domain in ("", "ai.onnx"):
+        return STANDARD.get(onode.op_type)
+    return QONNX.get(onode.op_type) if domain in QONNX_DOMAINS else None
+
+
+def unsupported(onode) -> str | None:
+    """Why fpgaq has no lowering for this node's op at all (known without its inputs), or None."""
+    if _handler(onode) is not None:
+        return None
+    domain = onode.domain or ""
     where = f" in domain '{domain}'" if domain not in ("", "ai.onnx") else ""
-    raise Problem(f"op {onode.op_type}{where} is not supported. fpgaq supports "
-                  + ", ".join(sorted(STANDARD)) + " and QONNX " + ", ".join(sorted(QONNX))
-                  + "; replace or remove this node before export")
+    return (f"op {onode.op_type}{where} is not supported. fpgaq supports "
+            + ", ".join(sorted(STANDARD)) + " and QONNX " + ", ".join(sorted(QONNX))
+            + "; replace or remove this node before export")
+
+
+def lower(imp: Importer, onode) -> list:
+    why = unsupported(onode)
+    if why:
+        raise Problem(why)
+    return _handler(onode)(imp, onode)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 
 from ..errors import FpgaqError, ModelError
 from ..ir.fixed import FixedType, dyadic, is_power_of_two, log2_exact
@@ -89,6 +89,8 @@ class Importer:
 
     def const(self, onnx_node, i: int, what: str) -> Const:
         v = self.get(onnx_node, i)
+        if v is None:
+            raise Problem(f"{what} (input {i}) is missing; the node has {len(onnx_node.input)} inputs")
         if not isinstance(v, Const):
             raise Problem(f"{what} (input {i}, '{onnx_node.input[i]}') must be a constant "
                           "initializer, but it is computed at run time")
@@ -130,6 +132,29 @@ class Importer:
             raise Problem(f"reads '{onnx_node.input[i]}', which is not quantized yet; "
                           "put a Quant (or QuantizeLinear) on the model input before this node")
         return t
+
+
+def node_attrs(onode) -> dict:
+    """The node's attributes as Python values (strings stay bytes, as ONNX stores them)."""
+    out = {}
+    for a in onode.attribute:
+        try:
+            v = helper.get_attribute_value(a)
+        except ValueError:
+            v = None
+        if v is None:
+            raise Problem(f"attribute '{a.name}' has no value of a known type ({a.type}); "
+                          "the file is corrupt, export the model again")
+        out[a.name] = v
+    return out
+
+
+def type_name(elem: int) -> str:
+    """The name of an ONNX element type, also for a number no ONNX version defines."""
+    try:
+        return onnx.TensorProto.DataType.Name(elem)
+    except ValueError:
+        return f"{elem} (not an ONNX type)"
 
 
 def _show(vals, n=4) -> str:
@@ -204,6 +229,9 @@ def import_model(model: onnx.ModelProto, name: str = "model") -> Graph:
     """Lower an ONNX model to a verified IR graph, or raise ModelError listing every problem."""
     from . import handlers  # the op table
 
+    corrupt = _not_text(model.graph)
+    if corrupt:
+        raise ModelError([f"{corrupt} is not valid UTF-8 text; the file is corrupt, export the model again"])
     imp = Importer(model)
     g = model.graph
     imp.shapes = _inferred_shapes(model)
@@ -221,8 +249,7 @@ def import_model(model: onnx.ModelProto, name: str = "model") -> Graph:
         try:
             elem = vi.type.tensor_type.elem_type
             if elem not in _FLOAT_TYPES:
-                raise Problem(f"graph input '{vi.name}' has element type "
-                              f"{onnx.TensorProto.DataType.Name(elem)}; "
+                raise Problem(f"graph input '{vi.name}' has element type {type_name(elem)}; "
                               "fpgaq takes float inputs and quantizes them itself")
             features = feature_count(_shape_of(vi), f"graph input '{vi.name}'")
             node = imp.add("inp", Input(features), (), features)
@@ -237,6 +264,9 @@ def import_model(model: onnx.ModelProto, name: str = "model") -> Graph:
         ins = [imp.values.get(i) for i in onode.input if i]
         if any(v is POISON for v in ins):
             outs = [POISON] * len(onode.output)
+            why = handlers.unsupported(onode)   # worth saying even though an input failed
+            if why:
+                imp.problems.append(f"{imp.origin}: {why}")
         else:
             try:
                 outs = handlers.lower(imp, onode)
@@ -253,8 +283,17 @@ def import_model(model: onnx.ModelProto, name: str = "model") -> Graph:
         v = imp.values.get(vo.name)
         if v is POISON:
             continue
+        if v is None:
+            if not any(vo.name in n.output for n in g.node):
+                imp.problems.append(f"graph output '{vo.name}' is not written by any node")
+            continue  # else its node was never reached, for a reason already reported
         if isinstance(v, Tensor) and v.view_frac is not None and v.view_frac == v.node.type.frac:
             outputs.append(v.node.name)
+        elif isinstance(v, Tensor) and v.view_frac is not None and v.node.origin.onnx_op == "Trunc":
+            imp.problems.append(f"graph output '{vo.name}' comes from a 5-input Trunc, whose codes "
+                                "are read back at its input scale; fpgaq cannot end a model on it yet: "
+                                "use the 6-input Trunc (qonnx opset 2) with an output scale, or add a "
+                                "layer after it")
         elif isinstance(v, Tensor) and v.view_frac is not None:
             imp.problems.append(f"graph output '{vo.name}' is an integer QDQ tensor; "
                                 "end the model with DequantizeLinear")
@@ -267,6 +306,18 @@ def import_model(model: onnx.ModelProto, name: str = "model") -> Graph:
     graph = _live(Graph(tuple(imp.nodes), tuple(outputs), name))
     verify(graph)
     return graph
+
+
+def _not_text(g) -> str | None:
+    """What in the graph should be a string but is not (protobuf returns invalid UTF-8 as bytes)."""
+    named = [("graph input", vi.name) for vi in g.input] + [("graph output", vi.name) for vi in g.output]
+    named += [("initializer name", t.name) for t in g.initializer]
+    for i, n in enumerate(g.node):
+        where = f"node #{i}"
+        named += [(f"{where} name", n.name), (f"{where} op type", n.op_type), (f"{where} domain", n.domain)]
+        named += [(f"{where} input", t) for t in n.input] + [(f"{where} output", t) for t in n.output]
+        named += [(f"{where} attribute name", a.name) for a in n.attribute]
+    return next((f"{what} {text!r}" for what, text in named if not isinstance(text, str)), None)
 
 
 _FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16,
@@ -315,10 +366,9 @@ def _check_inputs(imp: Importer) -> None:
     for node in imp.nodes:
         if not isinstance(node.op, Input):
             continue
-        onnx_readers = [n for n in imp.model.graph.node if node.origin.onnx_name in n.input]
-        if any(imp.values.get(o) is POISON for n in onnx_readers for o in n.output):
-            continue  # a reader failed and has said why
         readers = [n for n in imp.nodes if node.name in n.inputs]
+        if not readers and imp.problems:
+            continue  # its readers failed, and have said why
         if len(readers) != 1 or not isinstance(readers[0].op, (Quant, Bipolar)):
             imp.problems.append(
                 f"graph input '{node.origin.onnx_name}' must be read by exactly one quantizer "

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import numpy as np
-from onnx import TensorProto, helper
+from onnx import TensorProto
 
 from ..ir.fixed import FixedType, Rounding
-from .onnx_import import Importer, power_of_two_frac
+from .onnx_import import Importer, node_attrs, power_of_two_frac, type_name
 from .qonnx import _const_codes
 from .values import Const, Problem, Tensor
 
@@ -39,11 +39,11 @@ def _zero_point(imp: Importer, onode, what: str):
 
 
 def quantize_linear(imp: Importer, onode) -> list:
-    attrs = {a.name: helper.get_attribute_value(a) for a in onode.attribute}
+    attrs = node_attrs(onode)
     z = _zero_point(imp, onode, "QuantizeLinear")
     elem = attrs.get("output_dtype") or (z.onnx_type if z is not None else TensorProto.UINT8)
     if elem not in _INT_TYPES:
-        raise Problem(f"quantizes to {TensorProto.DataType.Name(elem)}; fpgaq supports integer QDQ types "
+        raise Problem(f"quantizes to {type_name(elem)}; fpgaq supports integer QDQ types "
                       "(int4/uint4, int8/uint8, int16/uint16, int32/uint32)")
     signed, bits = _INT_TYPES[elem]
     lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
@@ -63,7 +63,7 @@ def quantize_linear(imp: Importer, onode) -> list:
 
 
 def dequantize_linear(imp: Importer, onode) -> list:
-    attrs = {a.name: helper.get_attribute_value(a) for a in onode.attribute}
+    attrs = node_attrs(onode)
     _zero_point(imp, onode, "DequantizeLinear")
     scale = imp.const(onode, 1, "scale").value
     frac = power_of_two_frac(scale, "scale")

@@ -2,27 +2,25 @@
 from __future__ import annotations
 
 import numpy as np
-from onnx import helper
 
 from ..ir.fixed import FixedType, Rounding, round_real, shift_round
 from ..ir.interval import Interval
 from ..ir.ops import Bipolar, Quant
-from .onnx_import import Importer, power_of_two_frac
+from .onnx_import import Importer, node_attrs, power_of_two_frac
 from .values import Const, Problem, Tensor
 
 MAX_BITS = 64
 
 
-def _attrs(onode) -> dict:
-    return {a.name: helper.get_attribute_value(a) for a in onode.attribute}
+_attrs = node_attrs
 
 
 def _rounding(attrs: dict, default: str) -> Rounding:
     text = attrs.get("rounding_mode", default)
-    text = text.decode() if isinstance(text, bytes) else text
+    text = text.decode(errors="replace") if isinstance(text, bytes) else text
     try:
         return Rounding.parse(text)
-    except ValueError:
+    except (ValueError, AttributeError):   # not a name, or not a string at all
         raise Problem(f"rounding_mode '{text}' is unknown; use one of "
                       + ", ".join(r.value for r in Rounding)) from None
 

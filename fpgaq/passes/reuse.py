@@ -36,8 +36,8 @@ def _names(node: Node) -> set[str]:
 
 @dataclass(frozen=True)
 class TileByReuse:
-    """Set each dense layer's reuse factor: `default`, overridden per layer by `per_layer`
-    ((IR or ONNX node name, R) pairs); or, with `auto`, the lowest-latency choice whose
+    """Set each dense layer's reuse factor: `default` (capped at a layer's non-zero count),
+    overridden per layer by `per_layer` ((IR or ONNX node name, R) pairs); or, with `auto`, the lowest-latency choice whose
     estimated DSPs fit `dsp_budget`."""
     default: int = 1
     per_layer: tuple[tuple[str, int], ...] = ()
@@ -59,12 +59,14 @@ class TileByReuse:
         else:
             choice = {}
             for n in dense:
-                r = next((wanted[k] for k in _names(n) if k in wanted), self.default)
-                nz = int(np.count_nonzero(n.op.weight))
-                if r not in legal_reuse(nz) and not 1 <= r <= max(nz, 1):
+                nz = max(int(np.count_nonzero(n.op.weight)), 1)
+                named = next((wanted[k] for k in _names(n) if k in wanted), None)
+                # the global default caps at a small layer's product count; a named value must fit
+                r = named if named is not None else min(self.default, nz)
+                if not 1 <= r <= nz:
                     raise ConfigError(
                         f"reuse factor {r} is illegal for layer {n.name} ({n.origin}, {nz} non-zero "
-                        f"weights); legal values: 1 to {max(nz, 1)}, of which these give distinct "
+                        f"weights); legal values: 1 to {nz}, of which these give distinct "
                         f"multiplier counts: {_show(legal_reuse(nz))}")
                 choice[n.name] = r
         return graph.replace_nodes(replace(n, op=replace(n.op, reuse=choice[n.name])) if n.name in choice else n

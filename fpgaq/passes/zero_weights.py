@@ -72,10 +72,10 @@ def _shrink(graph: Graph, seg: Segment) -> Graph | None:
     constant = ~np.any(d.weight != 0, axis=1)          # neurons with no non-zero weight
     unused = ~np.any(e.weight != 0, axis=0)             # channels no non-zero weight reads
     drop = constant | unused
-    if not drop.any():
-        return None
     if drop.all():
         drop[0] = False                                  # keep one channel: arrays stay non-empty
+    if not drop.any():
+        return None
     keep = ~drop
     bias = e.bias.astype(object).copy()
     for o in np.flatnonzero(drop & ~unused):
