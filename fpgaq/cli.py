@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from pathlib import Path
@@ -14,8 +13,8 @@ from .errors import FpgaqError
 
 
 def _default_name(model: Path) -> str:
-    name = re.sub(r"[^A-Za-z0-9_]", "_", model.stem).strip("_") or "fpgaq_model"
-    return name if not name[0].isdigit() else f"m_{name}"
+    from .names import identifier
+    return identifier(model.stem, set(), fallback="model")
 
 
 def cmd_build(args) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError
+from .names import is_reserved
 
 DEFAULT_PART = "xcvu13p-flga2577-2-e"
 BACKENDS = ("hls", "verilog")
@@ -26,8 +27,9 @@ class BuildConfig:
     tb_samples: int = 1000             # test-bench samples written into the project
 
     def __post_init__(self):
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", self.name or ""):
-            raise ConfigError(f"name '{self.name}' is not a C identifier; use letters, digits and _")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", self.name or "") or is_reserved(self.name):
+            raise ConfigError(f"name {self.name!r} is not usable as a C++/Verilog identifier; use letters, "
+                              "digits and _, not starting with a digit, and not a keyword")
         if not re.fullmatch(r"[A-Za-z0-9_.\-]{3,64}", self.part):
             raise ConfigError(f"part '{self.part}' does not look like an FPGA part number "
                               "(for example xcvu13p-flga2577-2-e)")

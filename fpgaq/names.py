@@ -24,10 +24,15 @@ wand weak0 weak1 wire wor xnor
 """.split())
 
 
+def is_reserved(name: str) -> bool:
+    """A C++ or Verilog keyword, or a prefix the ap_types headers own."""
+    return name.lower() in _CPP_AND_VERILOG_KEYWORDS or name.startswith("ap_") or name == "fpgaq"
+
+
 def identifier(text: str, taken: set[str], fallback: str = "n") -> str:
     """A safe, unique C++/Verilog identifier derived from `text`; adds it to `taken`."""
     base = re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")[:32].lower() or fallback
-    if base[0].isdigit() or base in _CPP_AND_VERILOG_KEYWORDS or base.startswith("ap_"):
+    if base[0].isdigit() or is_reserved(base):
         base = f"{fallback}_{base}"
     name, k = base, 1
     while name in taken:

@@ -196,13 +196,17 @@ def relu(imp: Importer, onode) -> list:
 
 
 def clip(imp: Importer, onode) -> list:
-    t = imp.fixed_tensor(onode, 0)
     a = _attrs(onode)
     lo = imp.get(onode, 1) if len(onode.input) > 1 else None
     hi = imp.get(onode, 2) if len(onode.input) > 2 else None
     for v, w in ((lo, "min"), (hi, "max")):
         if v is not None and not isinstance(v, Const):
             raise Problem(f"the {w} bound is computed at run time; fpgaq needs constant bounds")
+    x = imp.get(onode, 0)
+    if isinstance(x, Const):   # QCDQ weights: int8 initializer -> Clip -> DequantizeLinear
+        bounds = [c.value if c is not None else a.get(w) for c, w in ((lo, "min"), (hi, "max"))]
+        return [Const(np.clip(x.value, *bounds), onnx_type=x.onnx_type)]
+    t = imp.fixed_tensor(onode, 0)
     lo_v = float(lo.value) if lo is not None else a.get("min")
     hi_v = float(hi.value) if hi is not None else a.get("max")
     scale = 2.0 ** t.view_frac

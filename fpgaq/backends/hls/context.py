@@ -67,6 +67,14 @@ def _quant_plan(node: Node, src: Node) -> dict:
                        "wide_t": f"ap_int<{wide}>"}}
 
 
+def c_integer(bits: int) -> str:
+    """The smallest built-in signed integer type of at least `bits` bits."""
+    for width, name in ((8, "signed char"), (16, "short"), (32, "int")):
+        if bits <= width:
+            return name
+    return "long long"
+
+
 def _dense_plan(node: Node) -> dict:
     op: Dense = node.op
     rows, cols = np.nonzero(op.weight)
@@ -78,6 +86,7 @@ def _dense_plan(node: Node) -> dict:
         "config": {"n_in": op.weight.shape[1], "n_out": op.weight.shape[0],
                    "n_nonzero": max(len(weights), 1), "acc_t": f"ap_int<{acc}>",
                    "weight_t": f"ap_int<{wbits}>", "reuse": op.reuse,
+                   "weight_store_t": c_integer(wbits), "bias_store_t": c_integer(_bias_bits(op)),
                    "multipliers": max(1, -(-len(weights) // op.reuse))},
         # an all-zero layer still needs one (zero) product for the C++ arrays to be non-empty
         "weights": [literal(w, "weight", node) for w in weights] or ["0"],
@@ -87,6 +96,10 @@ def _dense_plan(node: Node) -> dict:
         "nonzero": len(weights),
         "total": int(op.weight.size),
     }
+
+
+def _bias_bits(op: Dense) -> int:
+    return max((abs(int(b)).bit_length() for b in op.bias), default=0) + 1
 
 
 def node_context(node: Node, graph: Graph) -> dict:

@@ -53,23 +53,25 @@ ap_int<CW + 1> shift_round(const ap_int<CW> &c) {
 
 // --- dense: out = W in + b, iterating a compile-time list of the non-zero weights only ---
 // CFG: n_in, n_out, n_nonzero, acc_t (ap_int wide enough for every accumulator),
-// weight_t (ap_int of the weight codes), reuse, multipliers (= ceil(n_nonzero / reuse)).
+// weight_t (ap_int of the weight codes), reuse, multipliers (= ceil(n_nonzero / reuse)),
+// weight_store_t / bias_store_t: the plain C++ integers the constants are stored in (they
+// compile far faster than arrays of ap_int; each value is converted where it is used).
 template <class CFG, class IN_T, class OUT_T>
 void dense_products(const IN_T in[CFG::n_in], OUT_T out[CFG::n_out],
-                    const typename CFG::weight_t weight[CFG::n_nonzero], const short row[CFG::n_nonzero],
-                    const short col[CFG::n_nonzero], const typename CFG::acc_t bias[CFG::n_out]) {
+                    const typename CFG::weight_store_t weight[CFG::n_nonzero], const short row[CFG::n_nonzero],
+                    const short col[CFG::n_nonzero], const typename CFG::bias_store_t bias[CFG::n_out]) {
 #pragma HLS INLINE
     typename CFG::acc_t acc[CFG::n_out];
 #pragma HLS ARRAY_PARTITION variable = acc complete
 init:
     for (int o = 0; o < CFG::n_out; o++) {
 #pragma HLS UNROLL
-        acc[o] = bias[o];
+        acc[o] = typename CFG::acc_t(bias[o]);
     }
 products:
     for (int k = 0; k < CFG::n_nonzero; k++) {
 #pragma HLS UNROLL
-        acc[row[k]] += weight[k] * code(in[col[k]]);
+        acc[row[k]] += typename CFG::weight_t(weight[k]) * code(in[col[k]]);
     }
 store:
     for (int o = 0; o < CFG::n_out; o++) {
@@ -81,8 +83,8 @@ store:
 // Reuse 1: every product has its own (constant) multiplier; inlined into the top's pipeline.
 template <class CFG, class IN_T, class OUT_T>
 void dense(const IN_T in[CFG::n_in], OUT_T out[CFG::n_out],
-           const typename CFG::weight_t weight[CFG::n_nonzero], const short row[CFG::n_nonzero],
-           const short col[CFG::n_nonzero], const typename CFG::acc_t bias[CFG::n_out]) {
+           const typename CFG::weight_store_t weight[CFG::n_nonzero], const short row[CFG::n_nonzero],
+           const short col[CFG::n_nonzero], const typename CFG::bias_store_t bias[CFG::n_out]) {
 #pragma HLS INLINE
     dense_products<CFG>(in, out, weight, row, col, bias);
 }
@@ -90,8 +92,8 @@ void dense(const IN_T in[CFG::n_in], OUT_T out[CFG::n_out],
 // Reuse R > 1: CFG::multipliers multipliers, each used R times; a new input every R cycles.
 template <class CFG, class IN_T, class OUT_T>
 void dense_reuse(const IN_T in[CFG::n_in], OUT_T out[CFG::n_out],
-                 const typename CFG::weight_t weight[CFG::n_nonzero], const short row[CFG::n_nonzero],
-                 const short col[CFG::n_nonzero], const typename CFG::acc_t bias[CFG::n_out]) {
+                 const typename CFG::weight_store_t weight[CFG::n_nonzero], const short row[CFG::n_nonzero],
+                 const short col[CFG::n_nonzero], const typename CFG::bias_store_t bias[CFG::n_out]) {
 #pragma HLS INLINE off
 #pragma HLS PIPELINE II = CFG::reuse
 #pragma HLS ALLOCATION operation instances = mul limit = CFG::multipliers
