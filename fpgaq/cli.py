@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import threading
 import sys
 import time
 from pathlib import Path
@@ -170,8 +172,16 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminate(signum, frame):
+    # SIGTERM unwinds like Ctrl-C, so a build in progress removes its temporary folder
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
     except FpgaqError as e:
@@ -182,6 +192,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("fpgaq: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
