@@ -5,6 +5,7 @@ Each handler takes the importer and one ONNX node and returns the values of its 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
@@ -206,9 +207,15 @@ def clip(imp: Importer, onode) -> list:
     if isinstance(x, Const):   # QCDQ weights: int8 initializer -> Clip -> DequantizeLinear
         bounds = [c.value if c is not None else a.get(w) for c, w in ((lo, "min"), (hi, "max"))]
         return [Const(np.clip(x.value, *bounds), onnx_type=x.onnx_type)]
-    t = imp.fixed_tensor(onode, 0)
     lo_v = float(lo.value) if lo is not None else a.get("min")
     hi_v = float(hi.value) if hi is not None else a.get("max")
+    t = imp.tensor(onode, 0)
+    if t.view_frac is None:   # PQuantML QDQ: Clip on the model input; its quantizer applies it
+        lo_r = max(t.bounds[0], -math.inf if lo_v is None else lo_v)
+        hi_r = min(t.bounds[1], math.inf if hi_v is None else hi_v)
+        if lo_r > hi_r:
+            raise Problem(f"min {lo_r:g} is above max {hi_r:g}")
+        return [replace(t, bounds=(lo_r, hi_r))]
     scale = 2.0 ** t.view_frac
     lo_c = None if lo_v is None or lo_v == -np.inf else int(math.ceil(lo_v * scale))
     hi_c = None if hi_v is None or hi_v == np.inf else int(math.floor(hi_v * scale))
@@ -271,7 +278,7 @@ def transpose(imp: Importer, onode) -> list:
     if perm != [1, 0]:
         raise Problem(f"Transpose perm={perm} on an activation; only a 2-D transpose (perm [1, 0]) "
                       "feeding a Gemm with transA=1 is supported")
-    return [Tensor(v.node, v.view_frac, not v.transposed)]
+    return [replace(v, transposed=not v.transposed)]
 
 
 def constant(imp: Importer, onode) -> list:

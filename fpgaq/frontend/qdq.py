@@ -6,7 +6,7 @@ from onnx import TensorProto
 
 from ..ir.fixed import FixedType, Rounding
 from .onnx_import import Importer, node_attrs, power_of_two_frac, type_name
-from .qonnx import _const_codes
+from .qonnx import _const_codes, clipped_range
 from .values import Const, Problem, Tensor
 
 _INT_TYPES = {
@@ -58,6 +58,7 @@ def quantize_linear(imp: Importer, onode) -> list:
         raise Problem("per-axis scales on an activation are not supported; use one scale per tensor")
     t = imp.tensor(onode, 0)
     f = int(np.ravel(frac)[0])
+    lo, hi = clipped_range(t, f, Rounding.ROUND, lo, hi)
     # the ONNX result is the integer code itself: read it at 0 fraction bits
     return [imp.quantize("quant", t, FixedType(signed, bits, f), Rounding.ROUND, lo, hi, view_frac=0)]
 

@@ -1,6 +1,8 @@
 """QONNX quantizers: Quant / IntQuant, BipolarQuant, Trunc."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..ir.fixed import FixedType, Rounding, round_real, shift_round
@@ -68,7 +70,17 @@ def quant(imp: Importer, onode) -> list:
         raise Problem("per-channel scales on an activation are not supported; use one scale per tensor")
     f = int(frac.ravel()[0])
     t = imp.tensor(onode, 0)
+    lo, hi = clipped_range(t, f, rounding, lo, hi)
     return [imp.quantize("quant", t, FixedType(signed, bits, f), rounding, lo, hi)]
+
+
+def clipped_range(t: Tensor, frac: int, rounding: Rounding, lo: int, hi: int) -> tuple[int, int]:
+    """The codes [lo, hi] of a quantizer narrowed by a Clip on its real input (t.bounds):
+    rounding is monotone, so clipping to [a, b] and then rounding is rounding and then
+    clamping to the codes of a and b."""
+    a, b = (min(max(int(round_real(np.ldexp(v, frac), rounding)), lo), hi) if math.isfinite(v) else None
+            for v in t.bounds)
+    return lo if a is None else a, hi if b is None else b
 
 
 def _const_codes(codes: np.ndarray, frac: np.ndarray) -> Const:
@@ -87,6 +99,8 @@ def _bipolar(imp, onode, x, scale, frac) -> list:
         codes = np.where(x.value >= 0, 1, -1).astype(np.int64)
         return [_const_codes(codes, np.asarray(f))]
     t = imp.tensor(onode, 0)
+    if any(map(math.isfinite, t.bounds)):
+        raise Problem("reads a clipped model input; a Clip before a bipolar quantizer is not supported, remove it")
     node = imp.add("bipolar", Bipolar(f), (t.node,))
     return [Tensor(node, f)]
 

@@ -1,6 +1,7 @@
 """What the importer knows about each ONNX tensor while it walks the graph."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,7 @@ class Tensor:
     node: Node
     view_frac: int | None             # None for a real (float) tensor before the input quantizer
     transposed: bool = False          # (features, batch) layout, after Transpose(perm=[1, 0])
+    bounds: tuple[float, float] = (-math.inf, math.inf)   # a Clip on a real tensor, applied by its quantizer
 
 
 class Poison:
