@@ -13,6 +13,7 @@ from ..ir.ops import Clip, Dense, Relu
 from . import qdq, qonnx
 from .onnx_import import (QONNX_DOMAINS, Importer, feature_count, fixed_const, node_attrs,
                           power_of_two_frac, regrid)
+from .attributes import Attributes
 from .values import Const, Problem, Tensor
 
 MAX_WEIGHT_FRAC = 64
@@ -67,18 +68,18 @@ def dense(imp: Importer, onode, x: Tensor, wcodes: np.ndarray, wfrac: int, bias)
 
 
 def gemm(imp: Importer, onode) -> list:
-    a = _attrs(onode)
+    a = Attributes(onode)
     x = imp.fixed_tensor(onode, 0)
-    if bool(a.get("transA", 0)) != x.transposed:
-        raise Problem(f"transA={a.get('transA', 0)} but the activation is in "
+    if a.flag("transA", False) != x.transposed:
+        raise Problem(f"transA={a.int('transA', 0)} but the activation is in "
                       f"{'(features, batch)' if x.transposed else '(batch, features)'} layout; "
                       "fpgaq needs Gemm to read (batch, features)")
     w = imp.const(onode, 1, "the weight (B)")
     codes, frac = _weight_codes(w)
     if codes.ndim != 2:
         raise Problem(f"weight B has shape {list(codes.shape)}; expected a matrix")
-    wcodes = codes if a.get("transB", 0) else codes.T
-    alpha, beta = float(a.get("alpha", 1.0)), float(a.get("beta", 1.0))
+    wcodes = codes if a.flag("transB", False) else codes.T
+    alpha, beta = a.float("alpha", 1.0), a.float("beta", 1.0)
     k = _pow2_exponent(alpha, "alpha")
     if k > 0:   # scale the codes, not the grid: the bias sits on the grid of x @ W
         wcodes = wcodes * (1 << k)
@@ -159,7 +160,7 @@ def batchnorm(imp: Importer, onode) -> list:
     t = imp.fixed_tensor(onode, 0)
     if not isinstance(t.node.op, Dense) or t.view_frac != t.node.type.frac:
         raise Problem("BatchNormalization must follow a Gemm/MatMul, into which it is folded")
-    eps = float(_attrs(onode).get("epsilon", 1e-5))
+    eps = Attributes(onode).float("epsilon", 1e-5)
     gamma, beta, mean, var = (imp.const(onode, i, w).value.astype(np.float64)
                               for i, w in ((1, "scale"), (2, "bias"), (3, "mean"), (4, "var")))
     s = gamma / np.sqrt(var + eps)
@@ -196,19 +197,43 @@ def relu(imp: Importer, onode) -> list:
     return [Tensor(imp.add("relu", Relu(), (t.node,)), t.view_frac, t.transposed)]
 
 
+def _clip_bound(imp: Importer, onode, i: int, a: Attributes, name: str) -> float | None:
+    """A Clip bound: input i (opset 11+) or attribute `name` (opset 6); None when absent."""
+    if len(onode.input) > i and onode.input[i]:
+        c = imp.const(onode, i, f"the {name} bound")
+        if c.value.size != 1:
+            raise Problem(f"the {name} bound has {c.value.size} values; expected one")
+        v = float(c.value.ravel()[0])
+        if math.isnan(v):
+            raise Problem(f"the {name} bound is NaN")
+        return v
+    return a.float(name, None)
+
+
+def _code_bound(v: float | None, frac: int, to_int, iv) -> int | None:
+    """A real Clip bound in codes (None: no bound)."""
+    if v is None or math.isinf(v):
+        return None
+    from fractions import Fraction
+    code = to_int(Fraction(v) * Fraction(2) ** frac)     # exact: floats are dyadic
+    if code < iv.lo - (1 << 64) or code > iv.hi + (1 << 64):
+        raise Problem(f"the bound {v:g} lies far outside the values it clips; remove the Clip or fix the bound")
+    return code
+
+
 def clip(imp: Importer, onode) -> list:
-    a = _attrs(onode)
-    lo = imp.get(onode, 1) if len(onode.input) > 1 else None
-    hi = imp.get(onode, 2) if len(onode.input) > 2 else None
-    for v, w in ((lo, "min"), (hi, "max")):
-        if v is not None and not isinstance(v, Const):
-            raise Problem(f"the {w} bound is computed at run time; fpgaq needs constant bounds")
+    a = Attributes(onode)
+    lo_v = _clip_bound(imp, onode, 1, a, "min")
+    hi_v = _clip_bound(imp, onode, 2, a, "max")
     x = imp.get(onode, 0)
+    if isinstance(x, Const) and lo_v is None and hi_v is None:
+        return [x]
     if isinstance(x, Const):   # QCDQ weights: int8 initializer -> Clip -> DequantizeLinear
-        bounds = [c.value if c is not None else a.get(w) for c, w in ((lo, "min"), (hi, "max"))]
-        return [Const(np.clip(x.value, *bounds), onnx_type=x.onnx_type)]
-    lo_v = float(lo.value) if lo is not None else a.get("min")
-    hi_v = float(hi.value) if hi is not None else a.get("max")
+        clipped = np.clip(x.value, lo_v, hi_v)
+        if np.issubdtype(x.value.dtype, np.integer):   # int bounds on an int tensor stay ints
+            clipped = np.clip(x.value, math.ceil(lo_v) if lo_v is not None else None,
+                              math.floor(hi_v) if hi_v is not None else None)
+        return [Const(clipped, onnx_type=x.onnx_type)]
     t = imp.tensor(onode, 0)
     if t.view_frac is None:   # PQuantML QDQ: Clip on the model input; its quantizer applies it
         lo_r = max(t.bounds[0], -math.inf if lo_v is None else lo_v)
@@ -216,12 +241,10 @@ def clip(imp: Importer, onode) -> list:
         if lo_r > hi_r:
             raise Problem(f"min {lo_r:g} is above max {hi_r:g}")
         return [replace(t, bounds=(lo_r, hi_r))]
-    scale = 2.0 ** t.view_frac
-    lo_c = None if lo_v is None or lo_v == -np.inf else int(math.ceil(lo_v * scale))
-    hi_c = None if hi_v is None or hi_v == np.inf else int(math.floor(hi_v * scale))
+    iv = t.node.interval
+    lo_c, hi_c = _code_bound(lo_v, t.view_frac, math.ceil, iv), _code_bound(hi_v, t.view_frac, math.floor, iv)
     if lo_c is not None and hi_c is not None and lo_c > hi_c:
         raise Problem(f"min {lo_v:g} is above max {hi_v:g}")
-    iv = t.node.interval
     if (lo_c is None or lo_c <= iv.lo) and (hi_c is None or hi_c >= iv.hi):
         return [t]  # the bounds never bite
     return [Tensor(imp.add("clip", Clip(lo_c, hi_c), (t.node,)), t.view_frac, t.transposed)]
@@ -244,7 +267,7 @@ def passthrough(imp: Importer, onode) -> list:
 
 def _const_reshape(imp: Importer, onode, v: Const) -> Const:
     op = onode.op_type
-    a = _attrs(onode)
+    a = Attributes(onode)
     val = v.value
     if op == "Identity":
         f = lambda x: x  # noqa: E731
@@ -253,10 +276,10 @@ def _const_reshape(imp: Importer, onode, v: Const) -> Const:
         shape = [val.shape[i] if s == 0 else int(s) for i, s in enumerate(shape)]
         f = lambda x: x.reshape(shape)  # noqa: E731
     elif op == "Flatten":
-        ax = int(a.get("axis", 1))
+        ax = a.int("axis", 1)
         f = lambda x: x.reshape(int(np.prod(x.shape[:ax])), -1)  # noqa: E731
     elif op in ("Squeeze", "Unsqueeze"):
-        axes = a.get("axes")
+        axes = a.ints("axes", None)
         if axes is None and len(onode.input) > 1:
             axes = imp.const(onode, 1, "axes").value.astype(int).tolist()
         if op == "Squeeze":
@@ -264,17 +287,20 @@ def _const_reshape(imp: Importer, onode, v: Const) -> Const:
         else:
             f = lambda x: np.expand_dims(x, tuple(axes))  # noqa: E731
     elif op == "Transpose":
-        f = lambda x: np.transpose(x, a.get("perm"))  # noqa: E731
+        f = lambda x: np.transpose(x, a.ints("perm", None))  # noqa: E731
     else:
         raise Problem(f"cannot evaluate {op} on a constant")
-    return Const(f(val), None if v.codes is None else f(v.codes), v.frac, v.onnx_type)
+    try:
+        return Const(f(val), None if v.codes is None else f(v.codes), v.frac, v.onnx_type)
+    except (ValueError, TypeError, IndexError, np.exceptions.AxisError) as e:
+        raise Problem(f"cannot apply {op} to the constant of shape {list(val.shape)}: {e}") from None
 
 
 def transpose(imp: Importer, onode) -> list:
     v = imp.get(onode, 0)
     if isinstance(v, Const):
         return [_const_reshape(imp, onode, v)]
-    perm = list(_attrs(onode).get("perm", [1, 0]))
+    perm = Attributes(onode).ints("perm", [1, 0])
     if perm != [1, 0]:
         raise Problem(f"Transpose perm={perm} on an activation; only a 2-D transpose (perm [1, 0]) "
                       "feeding a Gemm with transA=1 is supported")
@@ -287,7 +313,10 @@ def constant(imp: Importer, onode) -> list:
         raise Problem("Constant without a 'value' tensor is not supported")
     from onnx import numpy_helper
     t = a["value"]
-    arr = numpy_helper.to_array(t)
+    try:
+        arr = numpy_helper.to_array(t)
+    except Exception as e:   # a damaged tensor: protobuf and numpy raise many kinds
+        raise Problem(f"its value tensor is unreadable ({e})") from None
     return [Const(arr.astype(np.float64 if arr.dtype.kind == "f" else np.int64), onnx_type=t.data_type)]
 
 

@@ -5,7 +5,8 @@ import numpy as np
 from onnx import TensorProto
 
 from ..ir.fixed import FixedType, Rounding
-from .onnx_import import Importer, node_attrs, power_of_two_frac, type_name
+from .attributes import Attributes
+from .onnx_import import Importer, power_of_two_frac, type_name
 from .qonnx import _const_codes, clipped_range
 from .values import Const, Problem, Tensor
 
@@ -17,10 +18,13 @@ _INT_TYPES = {
 }
 
 
-def _axis_scale(scale: np.ndarray, rank: int, axis: int) -> np.ndarray:
+def _axis_scale(scale: np.ndarray, rank: int, axis: int, shape_of=None) -> np.ndarray:
     """A 1-D per-axis scale reshaped to broadcast along `axis` of a rank-`rank` tensor."""
     if scale.ndim == 0 or scale.size == 1:
         return scale.reshape(())
+    if rank == 0 or not -rank <= axis < rank or (shape_of is not None and shape_of[axis % rank] != scale.size):
+        raise Problem(f"a per-axis scale of {scale.size} values does not fit axis {axis} of a "
+                      f"tensor of shape {list(shape_of) if shape_of is not None else rank}")
     shape = [1] * rank
     shape[axis % rank] = scale.size
     return scale.reshape(shape)
@@ -39,9 +43,9 @@ def _zero_point(imp: Importer, onode, what: str):
 
 
 def quantize_linear(imp: Importer, onode) -> list:
-    attrs = node_attrs(onode)
+    attrs = Attributes(onode)
     z = _zero_point(imp, onode, "QuantizeLinear")
-    elem = attrs.get("output_dtype") or (z.onnx_type if z is not None else TensorProto.UINT8)
+    elem = attrs.int("output_dtype", 0) or (z.onnx_type if z is not None else TensorProto.UINT8)
     if elem not in _INT_TYPES:
         raise Problem(f"quantizes to {type_name(elem)}; fpgaq supports integer QDQ types "
                       "(int4/uint4, int8/uint8, int16/uint16, int32/uint32)")
@@ -51,7 +55,7 @@ def quantize_linear(imp: Importer, onode) -> list:
     frac = power_of_two_frac(scale, "scale")
     x = imp.get(onode, 0)
     if isinstance(x, Const):
-        s = _axis_scale(scale, x.value.ndim, int(attrs.get("axis", 1)))
+        s = _axis_scale(scale, x.value.ndim, attrs.int("axis", 1), x.value.shape)
         codes = np.clip(np.round(x.value / s), lo, hi).astype(np.int64)
         return [Const(codes, codes, 0, elem)]
     if np.unique(frac).size != 1:
@@ -64,7 +68,7 @@ def quantize_linear(imp: Importer, onode) -> list:
 
 
 def dequantize_linear(imp: Importer, onode) -> list:
-    attrs = node_attrs(onode)
+    attrs = Attributes(onode)
     _zero_point(imp, onode, "DequantizeLinear")
     scale = imp.const(onode, 1, "scale").value
     frac = power_of_two_frac(scale, "scale")
@@ -73,7 +77,7 @@ def dequantize_linear(imp: Importer, onode) -> list:
         if x.codes is None and not np.issubdtype(x.value.dtype, np.integer):
             raise Problem("dequantizes a float constant; expected an integer initializer")
         codes = x.value.astype(np.int64)
-        f = _axis_scale(frac, codes.ndim, int(attrs.get("axis", 1)))
+        f = _axis_scale(frac, codes.ndim, attrs.int("axis", 1), codes.shape)
         return [_const_codes(codes, np.asarray(f))]
     t = imp.tensor(onode, 0)
     if t.view_frac is None:

@@ -8,28 +8,27 @@ import numpy as np
 from ..ir.fixed import FixedType, Rounding, round_real, shift_round
 from ..ir.interval import Interval
 from ..ir.ops import Bipolar, Quant
-from .onnx_import import Importer, node_attrs, power_of_two_frac
+from .attributes import Attributes
+from .onnx_import import Importer, power_of_two_frac
 from .values import Const, Problem, Tensor
 
 MAX_BITS = 64
 
 
-_attrs = node_attrs
 
 
-def _rounding(attrs: dict, default: str) -> Rounding:
-    text = attrs.get("rounding_mode", default)
-    text = text.decode(errors="replace") if isinstance(text, bytes) else text
+def _rounding(attrs: Attributes, default: str) -> Rounding:
+    text = attrs.str("rounding_mode", default)
     try:
         return Rounding.parse(text)
-    except (ValueError, AttributeError):   # not a name, or not a string at all
+    except ValueError:
         raise Problem(f"rounding_mode '{text}' is unknown; use one of "
                       + ", ".join(r.value for r in Rounding)) from None
 
 
 def _bitwidth(imp: Importer, onode, i: int, what: str = "bitwidth") -> int:
     bw = imp.scalar(onode, i, what)
-    if bw != int(bw) or not 1 <= bw <= MAX_BITS:
+    if not math.isfinite(bw) or bw != int(bw) or not 1 <= bw <= MAX_BITS:
         raise Problem(f"{what} {bw:g} is not a whole number of bits from 1 to {MAX_BITS}")
     return int(bw)
 
@@ -49,8 +48,8 @@ def int_range(signed: bool, narrow: bool, bits: int) -> tuple[int, int]:
 
 
 def quant(imp: Importer, onode) -> list:
-    a = _attrs(onode)
-    signed, narrow = bool(a.get("signed", 1)), bool(a.get("narrow", 0))
+    a = Attributes(onode)
+    signed, narrow = a.flag("signed", True), a.flag("narrow", False)
     rounding = _rounding(a, "ROUND")
     bits = _bitwidth(imp, onode, 3)
     _no_zero_point(imp, onode, 2)
@@ -64,8 +63,12 @@ def quant(imp: Importer, onode) -> list:
     if isinstance(x, Const):
         if not np.all(np.isfinite(x.value)):
             raise Problem("the quantized constant holds NaN or Inf; export the model again with finite weights")
-        codes = np.clip(round_real(x.value / scale, rounding), lo, hi).astype(np.int64)
-        return [_const_codes(codes, frac)]
+        try:
+            codes = np.clip(round_real(x.value / scale, rounding), lo, hi).astype(np.int64)
+            return [_const_codes(codes, frac)]
+        except ValueError:
+            raise Problem(f"scale of shape {list(np.shape(scale))} does not broadcast to the quantized "
+                          f"constant of shape {list(x.value.shape)}") from None
     if np.unique(frac).size != 1:
         raise Problem("per-channel scales on an activation are not supported; use one scale per tensor")
     f = int(frac.ravel()[0])
@@ -117,7 +120,7 @@ def trunc(imp: Importer, onode) -> list:
     Version 2, 6 inputs (x, scale, zeropt, in_bits, out_scale, out_bits): the result has `out_scale`
     and is clamped to out_bits (attributes signed, narrow).
     """
-    a = _attrs(onode)
+    a = Attributes(onode)
     rounding = _rounding(a, "FLOOR")
     t = imp.fixed_tensor(onode, 0)
     _no_zero_point(imp, onode, 2)
@@ -137,7 +140,7 @@ def trunc(imp: Importer, onode) -> list:
         t = imp.quantize("trunc_grid", t, wide, Rounding.ROUND, wide.min_code, wide.max_code)
     if v2:
         f_out = int(power_of_two_frac(imp.scalar(onode, 4, "output scale"), "output scale"))
-        signed, narrow = bool(a.get("signed", 1)), bool(a.get("narrow", 0))
+        signed, narrow = a.flag("signed", True), a.flag("narrow", False)
         lo, hi = int_range(signed, narrow, out_bits)
         return [imp.quantize("trunc", t, FixedType(signed, out_bits, f_out), rounding, lo, hi)]
     # v1: the codes lose in_bits - out_bits low bits but keep `scale`, unclamped
