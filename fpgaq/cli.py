@@ -27,7 +27,8 @@ def cmd_build(args) -> int:
     name = args.name or (config.name if args.config and config.name != "fpgaq_model" else _default_name(model))
     reuse = None if args.reuse is None else (args.reuse if args.reuse == "auto" else _positive(args.reuse, "--reuse"))
     config = config.with_overrides(name=name, part=args.part, clock_ns=args.clock_ns, tb_samples=args.tb_samples,
-                                   backend=args.backend, reuse=reuse, dsp_budget=args.dsp_budget)
+                                   backend=args.backend, reuse=reuse, dsp_budget=args.dsp_budget,
+                                   max_ops=args.max_ops)
     out = Path(args.output or f"{model.stem}_hls")
     start = time.perf_counter()
     project = build(model, out, config, force=args.force, dump_ir=args.dump_ir)
@@ -100,7 +101,7 @@ def cmd_emulate(args) -> int:
     from .frontend.onnx_import import import_file
     from .passes.pipeline import run_pipeline
     from .project import read_inputs
-    graph = run_pipeline(import_file(args.model))
+    graph = run_pipeline(import_file(args.model, args.max_ops))
     x = read_inputs(Path(args.inputs), graph)
     start = time.perf_counter()
     outputs = emulate.run(graph, x)
@@ -114,7 +115,7 @@ def cmd_inspect(args) -> int:
     from .frontend.onnx_import import import_file
     from .ir.dump import dump_text
     from .passes.pipeline import run_pipeline
-    graph = import_file(args.model)
+    graph = import_file(args.model, args.max_ops)
     if not args.raw:
         graph = run_pipeline(graph)
     sys.stdout.write(dump_text(graph))
@@ -141,6 +142,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--tb-samples", type=int, help="samples written to tb_data for Vitis C-simulation (default 1000)")
     b.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass into DIR")
     b.add_argument("--reuse", metavar="R", help="reuse factor of every dense layer (default 1), or 'auto'")
+    b.add_argument("--max-ops", type=int, metavar="N", help="refuse models needing more than N "
+                   "multiply-accumulates an input (default 10,000,000)")
     b.add_argument("--dsp-budget", type=int, metavar="N", help="DSPs the design may use, with --reuse auto")
     b.set_defaults(func=cmd_build)
 
@@ -155,6 +158,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("model")
     e.add_argument("--inputs", metavar="X.npy", required=True)
     e.add_argument("--output", metavar="Y.npy", required=True)
+    e.add_argument("--max-ops", type=int, default=10_000_000, metavar="N", help=argparse.SUPPRESS)
     e.set_defaults(func=cmd_emulate)
 
     r = sub.add_parser("report", help="latency and resource estimates of a built project")
@@ -165,6 +169,8 @@ def parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="print the IR: a line a node, with types, shapes and sparsity")
     i.add_argument("model")
     i.add_argument("--raw", action="store_true", help="as imported, before the passes")
+    i.add_argument("--max-ops", type=int, default=10_000_000, metavar="N",
+                   help="refuse models needing more multiply-accumulates an input")
     i.set_defaults(func=cmd_inspect)
 
     from .backends.verilog import commands as rtl_commands

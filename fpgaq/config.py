@@ -25,6 +25,7 @@ class BuildConfig:
     dsp_budget: int | None = None      # DSPs the design may use, for reuse "auto"
     layer_reuse: dict = field(default_factory=dict)  # per-layer reuse factors by IR or ONNX name
     tb_samples: int = 1000             # test-bench samples written into the project
+    max_ops: int = 10_000_000          # refuse models needing more multiply-accumulates an input
 
     def __post_init__(self):
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", self.name or "") or is_reserved(self.name):
@@ -46,6 +47,8 @@ class BuildConfig:
         for k, v in self.layer_reuse.items():
             if not (isinstance(v, int) and v >= 1):
                 raise ConfigError(f"layer_reuse['{k}'] = {v!r} must be a positive integer")
+        if not (isinstance(self.max_ops, int) and self.max_ops >= 1):
+            raise ConfigError(f"max_ops {self.max_ops!r} must be a positive integer")
         if not (isinstance(self.tb_samples, int) and 1 <= self.tb_samples <= 10_000_000):
             raise ConfigError(f"tb_samples {self.tb_samples!r} must be between 1 and 10,000,000")
 

@@ -39,7 +39,7 @@ class Project:
 
 def compile_model(model: onnx.ModelProto, name: str, config: BuildConfig, dump_ir: Path | None = None) -> Graph:
     """Import and run the pass pipeline: the IR every back-end and the emulator use."""
-    graph = import_model(model, name=name)
+    graph = import_model(model, name=name, max_ops=config.max_ops)
     return run_pipeline(graph, pipeline(config), hook=dump_hook(dump_ir) if dump_ir else None)
 
 

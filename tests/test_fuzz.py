@@ -146,3 +146,17 @@ def test_cycle_is_reported():
     first.input[0] = last.output[0]
     with pytest.raises(FpgaqError, match="cycle"):
         import_model(model)
+
+
+def test_size_limit_refuses_huge_models_before_decoding():
+    model = modelgen.qonnx_mlp([6, 8, 3], rng=1)
+    with pytest.raises(FpgaqError, match=r"more than the limit of 20; raise it with --max-ops"):
+        import_model(model, max_ops=20)
+    big = onnx.ModelProto()
+    big.CopyFrom(model)
+    t = big.graph.initializer.add()
+    t.name = "huge"
+    t.data_type = onnx.TensorProto.FLOAT
+    t.dims.extend([10**6, 10**6])          # declared, never materialised
+    with pytest.raises(FpgaqError, match=r"^initializer 'huge' holds 1,000,000,000,000 values"):
+        import_model(big)

@@ -83,7 +83,7 @@ def test_unsupported_op_in_other_domains(op, domain, where):
 def test_unnamed_node_is_numbered():
     model = mg.with_op(clean_mlp(), "Softmax")
     model.graph.node[-1].name = ""
-    assert_matches(r"unnamed Softmax node #\d+: op Softmax is not supported\..*", problem(model))
+    assert_matches(r"unnamed Softmax node #\d+ \(writes '[^']+'\): op Softmax is not supported\..*", problem(model))
 
 
 def test_residual_add_is_unsupported():

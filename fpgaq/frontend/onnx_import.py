@@ -225,9 +225,34 @@ def feature_count(dims: list, where: str) -> int:
     return int(np.prod(rest))
 
 
-def import_model(model: onnx.ModelProto, name: str = "model") -> Graph:
+DEFAULT_MAX_OPS = 10_000_000     # multiply-accumulates a model may need (weights held in memory)
+MAX_NODES = 100_000
+
+
+def _check_size(model: onnx.ModelProto, max_ops: int) -> None:
+    """Refuse, before decoding anything, what would take unbounded time or memory."""
+    g = model.graph
+    if len(g.node) > MAX_NODES:
+        raise ModelError([f"the graph has {len(g.node)} nodes, more than fpgaq handles ({MAX_NODES})"])
+    total = 0
+    for t in g.initializer:
+        n = 1
+        for d in t.dims:
+            n *= max(int(d), 0)
+        total += n
+        if n > max_ops:
+            raise ModelError([f"initializer '{t.name}' holds {n:,} values, more than the limit of {max_ops:,}; "
+                              "raise it with --max-ops if the model really is that large"])
+    if total > 4 * max_ops:
+        raise ModelError([f"the initializers hold {total:,} values in all, more than 4 x the limit of "
+                          f"{max_ops:,}; raise it with --max-ops if the model really is that large"])
+
+
+def import_model(model: onnx.ModelProto, name: str = "model", max_ops: int = DEFAULT_MAX_OPS) -> Graph:
     """Lower an ONNX model to a verified IR graph, or raise ModelError listing every problem."""
     from . import handlers  # the op table
+
+    _check_size(model, max_ops)
 
     corrupt = _not_text(model.graph)
     if corrupt:
@@ -260,7 +285,7 @@ def import_model(model: onnx.ModelProto, name: str = "model") -> Graph:
 
     for index, onode in enumerate(_topological(g, imp)):
         label = onode.name or f"#{index}"
-        imp.origin = Origin(label, onode.op_type)
+        imp.origin = Origin(label, onode.op_type, onode.output[0] if onode.output else "")
         ins = [imp.values.get(i) for i in onode.input if i]
         if any(v is POISON for v in ins):
             outs = [POISON] * len(onode.output)
@@ -301,6 +326,10 @@ def import_model(model: onnx.ModelProto, name: str = "model") -> Graph:
             imp.problems.append(f"graph output '{vo.name}' is {'a constant' if isinstance(v, Const) else 'not quantized'}; "
                                 "fpgaq needs every output to be computed from quantized inputs")
     _check_inputs(imp)
+    macs = sum(n.op.weight.size for n in imp.nodes if isinstance(n.op, Dense))
+    if macs > max_ops:
+        imp.problems.append(f"the model needs {macs:,} multiply-accumulates an input, more than the "
+                            f"limit of {max_ops:,}; raise it with --max-ops if that is intended")
     if imp.problems:
         raise ModelError(imp.problems)
     graph = _live(Graph(tuple(imp.nodes), tuple(outputs), name))
@@ -384,9 +413,9 @@ def _live(graph: Graph) -> Graph:
     return graph.replace_nodes([n for n in graph.nodes if n.name in needed or isinstance(n.op, Input)])
 
 
-def import_file(path: str | os.PathLike) -> Graph:
+def import_file(path: str | os.PathLike, max_ops: int = DEFAULT_MAX_OPS) -> Graph:
     model = load(path)
-    return import_model(model, name=Path(path).stem)
+    return import_model(model, name=Path(path).stem, max_ops=max_ops)
 
 
 __all__ = ["load", "import_model", "import_file", "FixedType", "Dense"]

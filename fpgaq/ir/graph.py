@@ -15,10 +15,12 @@ class Origin:
     """Where a node came from, for messages: the ONNX node's name and op type."""
     onnx_name: str
     onnx_op: str
+    output: str = ""                 # the tensor it writes, to find an unnamed node
 
     def __str__(self):
         if self.onnx_name.startswith("#"):  # the importer numbers unnamed nodes
-            return f"unnamed {self.onnx_op} node {self.onnx_name}"
+            writes = f" (writes '{self.output}')" if self.output else ""
+            return f"unnamed {self.onnx_op} node {self.onnx_name}{writes}"
         return f"node '{self.onnx_name}' ({self.onnx_op})"
 
 
