@@ -4,7 +4,7 @@ On the jet-tagger example and on a network 13.6x its size, in one run, it measur
 C-simulation compile time and throughput, the emulator against hls4ml's `predict`, the
 multiplications each tool writes into its code, the accumulator bits it gives the neurons, and
 whether each is bit-exact. It prints one Markdown table, writes it to
-benchmarks/results/compare_hls4ml.md and puts it into benchmarks/README.md.
+benchmarks/results/compare_hls4ml.md and puts it into the README (section "fpgaq against hls4ml").
 
     python benchmarks/compare_hls4ml.py [--csim-inputs 10000] [--check-inputs 2000]
                                         [--emu-inputs 100000] [--keep] [--no-write]
@@ -50,7 +50,7 @@ LARGE_SEED = 20240612
 STRATEGIES = ("Latency", "Resource")
 DEFAULT_PRECISION = "fixed<16,6>"        # hls4ml's default, used where the model gives no type
 RESULTS = ROOT / "benchmarks" / "results" / "compare_hls4ml.md"
-README = ROOT / "benchmarks" / "README.md"
+README = ROOT / "README.md"
 MARK_START, MARK_END = "<!-- compare_hls4ml:start -->", "<!-- compare_hls4ml:end -->"
 
 # the input sets every tool runs, each compared exactly with fpgaq's emulator

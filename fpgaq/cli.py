@@ -69,13 +69,18 @@ def _csim(project, x, n, output) -> int:
     print(f"C-simulation: {how}, ran {r.n} inputs in {r.run_s:.2f} s")
     if output:
         _save_outputs(Path(output), r.outputs)
-    if r.ok:
-        print(f"bit-exact: all {r.n} x {sum(o.shape[1] for o in r.outputs)} outputs equal the emulator's")
+    return verdict(r.ok, r.n, sum(o.shape[1] for o in r.outputs), r.mismatch_count, r.mismatches)
+
+
+def verdict(ok: bool, n: int, width: int, count: int, mismatches) -> int:
+    """Print whether a simulation matched the emulator, with the first mismatches; the exit code."""
+    if ok:
+        print(f"bit-exact: all {n} x {width} outputs equal the emulator's")
         return 0
-    print(f"MISMATCH: {r.mismatch_count} outputs differ from the emulator's; first ones:", file=sys.stderr)
+    print(f"MISMATCH: {count} outputs differ from the emulator's; first ones:", file=sys.stderr)
     print("  sample  output  expected  got", file=sys.stderr)
-    for s, o, e, g in r.mismatches:
-        print(f"  {s:6d}  {o:6d}  {e:8d}  {g:d}", file=sys.stderr)
+    for s, o, e, g in mismatches:
+        print(f"  {s:6d}  {o:6d}  {e:8d}  {g}", file=sys.stderr)
     return 1
 
 

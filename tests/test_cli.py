@@ -1,5 +1,4 @@
 """The command line: builds, refusals, determinism, and errors without tracebacks."""
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -68,7 +68,7 @@ def test_qdq_network_bit_exact(tmp_path, clip):
 
 def test_csim_catches_a_wrong_weight(tmp_path):
     """The check can fail: change one weight code in the generated firmware."""
-    project = build(EXAMPLE, tmp_path / "jet", BuildConfig(name="jet_tagger"))
+    build(EXAMPLE, tmp_path / "jet", BuildConfig(name="jet_tagger"))
     params = tmp_path / "jet" / "firmware" / "parameters.h"
     text = params.read_text()
     start = text.index("w_dense[")

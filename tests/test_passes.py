@@ -13,7 +13,6 @@ from fpgaq.config import BuildConfig
 from fpgaq.errors import ConfigError
 from fpgaq.frontend.onnx_import import import_model
 from fpgaq.ir.fixed import FixedType
-from fpgaq.ir.interval import Interval
 from fpgaq.ir.ops import Dense, Input
 from fpgaq.passes.pipeline import pipeline, run_pipeline
 from fpgaq.passes.reuse import TileByReuse, legal_reuse

@@ -4,7 +4,6 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +16,6 @@ from fpgaq import emulate
 from fpgaq.backends.verilog.rtlsim import Design, project_design, run_rtlsim, verilator_bin
 from fpgaq.backends.verilog.writer import RTL, core_sources
 from fpgaq.config import BuildConfig
-from fpgaq.frontend.onnx_import import import_file
-from fpgaq.passes.pipeline import run_pipeline
 from fpgaq.project import build
 
 TINY = modelgen.qonnx_mlp([4, 6, 3], rng=0)

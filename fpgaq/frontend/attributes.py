@@ -57,6 +57,10 @@ class Attributes:
                 raise Problem(f"attribute '{name}' is not UTF-8 text") from None
         return v
 
+    def tensor(self, name: str):
+        """A TensorProto attribute (Constant's value), or None."""
+        return self._get(name, (AttributeProto.TENSOR,), "a tensor", None)
+
     def ints(self, name: str, default: list | None) -> list | None:
         v = self._get(name, (AttributeProto.INTS,), "a list of integers", default)
         return None if v is None else [int(i) for i in v]

@@ -11,15 +11,13 @@ import numpy as np
 
 from ..ir.ops import Clip, Dense, Relu
 from . import qdq, qonnx
-from .onnx_import import (QONNX_DOMAINS, Importer, feature_count, fixed_const, node_attrs,
-                          power_of_two_frac, regrid)
+from .onnx_import import (QONNX_DOMAINS, Importer, feature_count, fixed_const, regrid)
 from .attributes import Attributes
 from .values import Const, Problem, Tensor
 
 MAX_WEIGHT_FRAC = 64
 
 
-_attrs = node_attrs
 
 
 def _weight_codes(w: Const, what: str = "weight") -> tuple[np.ndarray, int]:
@@ -308,11 +306,10 @@ def transpose(imp: Importer, onode) -> list:
 
 
 def constant(imp: Importer, onode) -> list:
-    a = _attrs(onode)
-    if "value" not in a:
+    t = Attributes(onode).tensor("value")
+    if t is None:
         raise Problem("Constant without a 'value' tensor is not supported")
     from onnx import numpy_helper
-    t = a["value"]
     try:
         arr = numpy_helper.to_array(t)
     except Exception as e:   # a damaged tensor: protobuf and numpy raise many kinds

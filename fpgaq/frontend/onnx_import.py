@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import numpy_helper
 
 from ..errors import FpgaqError, ModelError
 from ..ir.fixed import FixedType, dyadic, is_power_of_two, log2_exact
@@ -132,21 +132,6 @@ class Importer:
             raise Problem(f"reads '{onnx_node.input[i]}', which is not quantized yet; "
                           "put a Quant (or QuantizeLinear) on the model input before this node")
         return t
-
-
-def node_attrs(onode) -> dict:
-    """The node's attributes as Python values (strings stay bytes, as ONNX stores them)."""
-    out = {}
-    for a in onode.attribute:
-        try:
-            v = helper.get_attribute_value(a)
-        except ValueError:
-            v = None
-        if v is None:
-            raise Problem(f"attribute '{a.name}' has no value of a known type ({a.type}); "
-                          "the file is corrupt, export the model again")
-        out[a.name] = v
-    return out
 
 
 def type_name(elem: int) -> str:

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..ir.fixed import FixedType, Rounding, round_real, shift_round
 from ..ir.interval import Interval
-from ..ir.ops import Bipolar, Quant
+from ..ir.ops import Bipolar
 from .attributes import Attributes
 from .onnx_import import Importer, power_of_two_frac
 from .values import Const, Problem, Tensor

@@ -46,15 +46,9 @@ def cmd_rtlsim(args) -> int:
     print(f"RTL simulation ({r.simulator}, {design.interface} ports): built in {r.build_s:.1f} s, "
           f"ran {r.n} inputs in {r.run_s:.2f} s")
     print(f"latency {r.latency_cycles} cycles, initiation interval {r.ii:g} cycles")
-    if r.ok:
-        print(f"bit-exact: all {r.n} x {sum(p['features'] for p in project.meta['outputs'])} outputs "
-              "equal the emulator's")
-        return 0
-    print(f"MISMATCH: {r.mismatch_count} outputs differ from the emulator's; first ones:", file=sys.stderr)
-    print("  sample  output  expected  got", file=sys.stderr)
-    for s, o, e, g in r.mismatches:
-        print(f"  {s:6d}  {o:6d}  {e:8d}  {g}", file=sys.stderr)
-    return 1
+    from ...cli import verdict
+    return verdict(r.ok, r.n, sum(p["features"] for p in project.meta["outputs"]), r.mismatch_count,
+                   r.mismatches)
 
 
 def cmd_synth(args) -> int:

@@ -16,7 +16,7 @@ import numpy as np
 from ... import emulate
 from ...errors import ToolError
 from ...project import Project, codes_text, random_inputs
-from .writer import PARAMS, RTL, core_sources
+from .writer import RTL, core_sources
 
 SIMULATORS = ("icarus", "verilator")
 WORK = ".rtlsim"
