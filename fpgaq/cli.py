@@ -28,7 +28,8 @@ def cmd_build(args) -> int:
     reuse = None if args.reuse is None else (args.reuse if args.reuse == "auto" else _positive(args.reuse, "--reuse"))
     config = config.with_overrides(name=name, part=args.part, clock_ns=args.clock_ns, tb_samples=args.tb_samples,
                                    backend=args.backend, reuse=reuse, dsp_budget=args.dsp_budget,
-                                   max_ops=args.max_ops)
+                                   max_ops=args.max_ops, requantize=args.requantize or None,
+                                   requant_bits=args.requant_bits)
     out = Path(args.output or f"{model.stem}_hls")
     start = time.perf_counter()
     project = build(model, out, config, force=args.force, dump_ir=args.dump_ir)
@@ -39,9 +40,23 @@ def cmd_build(args) -> int:
     total = sum(n.op.model_weights for n in dense)
     print(f"built {out} in {took:.2f} s: top function {config.name}, {len(dense)} dense layers, "
           f"{nz} of {total} weights non-zero, part {config.part} at {config.clock_ns:g} ns")
+    rq = _report_json(out).get("requantization")
+    if rq:
+        for q in rq["requantizers"]:
+            print(f"requantiser {q['name']} ({q['onnx_node']}): {q['multiplier_bits']}-bit multiplier, "
+                  f"shift {q['shift']}, {q['channels']} channel(s)")
+        from .deviation import deviation_text
+        print(deviation_text(rq["deviation"]))
     if args.csim:
         return _csim(project, None, args.n, None)
     return 0
+
+
+def _report_json(project_dir: Path) -> dict:
+    import json
+    from .project import REPORT_JSON
+    path = Path(project_dir) / REPORT_JSON
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _positive(text: str, flag: str) -> int:
@@ -106,12 +121,15 @@ def cmd_emulate(args) -> int:
     from .frontend.onnx_import import import_file
     from .passes.pipeline import run_pipeline
     from .project import read_inputs
-    graph = run_pipeline(import_file(args.model, args.max_ops))
+    from .deviation import deviation, deviation_text, is_requantised
+    graph = run_pipeline(import_file(args.model, args.max_ops, args.requantize, args.requant_bits))
     x = read_inputs(Path(args.inputs), graph)
     start = time.perf_counter()
     outputs = emulate.run(graph, x)
     took = time.perf_counter() - start
     print(f"emulated {len(x)} inputs in {took:.3f} s ({len(x) / max(took, 1e-9):,.0f} inputs/s)")
+    if is_requantised(graph):
+        print(deviation_text(deviation(graph, x)))
     _save_outputs(Path(args.output), outputs)
     return 0
 
@@ -120,7 +138,7 @@ def cmd_inspect(args) -> int:
     from .frontend.onnx_import import import_file
     from .ir.dump import dump_text
     from .passes.pipeline import run_pipeline
-    graph = import_file(args.model, args.max_ops)
+    graph = import_file(args.model, args.max_ops, args.requantize, args.requant_bits)
     if not args.raw:
         graph = run_pipeline(graph)
     sys.stdout.write(dump_text(graph))
@@ -149,6 +167,10 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--reuse", metavar="R", help="reuse factor of every dense layer (default 1), or 'auto'")
     b.add_argument("--max-ops", type=int, metavar="N", help="refuse models needing more than N "
                    "multiply-accumulates an input (default 10,000,000)")
+    b.add_argument("--requantize", action="store_true", help="lower float (non-power-of-two) scales "
+                   "to integer requantisation and report the deviation from the float model")
+    b.add_argument("--requant-bits", type=int, default=None, metavar="B",
+                   help="significant bits of each requantisation multiplier (default 16)")
     b.add_argument("--dsp-budget", type=int, metavar="N", help="DSPs the design may use, with --reuse auto")
     b.set_defaults(func=cmd_build)
 
@@ -163,6 +185,10 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("model")
     e.add_argument("--inputs", metavar="X.npy", required=True)
     e.add_argument("--output", metavar="Y.npy", required=True)
+    e.add_argument("--requantize", action="store_true", help="lower float (non-power-of-two) scales "
+                   "to integer requantisation and report the deviation from the float model")
+    e.add_argument("--requant-bits", type=int, default=16, metavar="B",
+                   help="significant bits of each requantisation multiplier (default 16)")
     e.add_argument("--max-ops", type=int, default=10_000_000, metavar="N", help=argparse.SUPPRESS)
     e.set_defaults(func=cmd_emulate)
 
@@ -174,6 +200,10 @@ def parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="print the IR: a line a node, with types, shapes and sparsity")
     i.add_argument("model")
     i.add_argument("--raw", action="store_true", help="as imported, before the passes")
+    i.add_argument("--requantize", action="store_true", help="lower float (non-power-of-two) scales "
+                   "to integer requantisation and report the deviation from the float model")
+    i.add_argument("--requant-bits", type=int, default=16, metavar="B",
+                   help="significant bits of each requantisation multiplier (default 16)")
     i.add_argument("--max-ops", type=int, default=10_000_000, metavar="N",
                    help="refuse models needing more multiply-accumulates an input")
     i.set_defaults(func=cmd_inspect)

@@ -26,6 +26,8 @@ class BuildConfig:
     layer_reuse: dict = field(default_factory=dict)  # per-layer reuse factors by IR or ONNX name
     tb_samples: int = 1000             # test-bench samples written into the project
     max_ops: int = 10_000_000          # refuse models needing more multiply-accumulates an input
+    requantize: bool = False           # lower float scales to integer multiplier-and-shift
+    requant_bits: int = 16             # significant bits of each requantisation multiplier
 
     def __post_init__(self):
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", self.name or "") or is_reserved(self.name):
@@ -47,6 +49,10 @@ class BuildConfig:
         for k, v in self.layer_reuse.items():
             if not (isinstance(v, int) and v >= 1):
                 raise ConfigError(f"layer_reuse['{k}'] = {v!r} must be a positive integer")
+        if not (isinstance(self.requant_bits, int) and 2 <= self.requant_bits <= 32):
+            raise ConfigError(f"requant_bits {self.requant_bits!r} must be an integer from 2 to 32")
+        if not isinstance(self.requantize, bool):
+            raise ConfigError(f"requantize {self.requantize!r} must be true or false")
         if not (isinstance(self.max_ops, int) and self.max_ops >= 1):
             raise ConfigError(f"max_ops {self.max_ops!r} must be a positive integer")
         if not (isinstance(self.tb_samples, int) and 1 <= self.tb_samples <= 10_000_000):

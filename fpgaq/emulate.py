@@ -14,7 +14,7 @@ import numpy as np
 from .errors import FpgaqError
 from .ir.fixed import INT64_SAFE_BITS, round_real, shift_round
 from .ir.graph import Graph, Node
-from .ir.ops import Bipolar, Clip, Dense, Input, Quant, Relu
+from .ir.ops import Bipolar, Clip, Dense, Input, Quant, Relu, Requant
 
 FLOAT64_EXACT_BITS = 52   # integers and their halves are exact in float64 below 2**52
 
@@ -38,6 +38,9 @@ def _float_exact(graph: Graph) -> bool:
             return False
         if isinstance(n.op, Quant) and n.type.width >= FLOAT64_EXACT_BITS:
             return False
+        if isinstance(n.op, Requant) and (graph[n.inputs[0]].interval.magnitude
+                                          * int(n.op.multiplier.max())).bit_length() >= FLOAT64_EXACT_BITS:
+            return False
     return True
 
 
@@ -48,6 +51,9 @@ def _float_weights(op: Dense) -> tuple[np.ndarray, np.ndarray]:
 
 def _quant_real(op: Quant, x: np.ndarray) -> np.ndarray:
     """Quantize real inputs as the model does: it reads float32, then rounds and saturates."""
+    if op.input_scale is not None:   # a float scale: x / scale in float32, as the model computes it
+        q = (np.asarray(x, dtype=np.float32) / np.float32(op.input_scale)).astype(np.float64)
+        return np.clip(round_real(q, op.rounding), op.lo, op.hi)
     x = np.asarray(x, dtype=np.float32).astype(np.float64)
     scaled = np.ldexp(x, op.type.frac)  # exact, also for subnormal and huge float32 values
     codes = round_real(scaled, op.rounding)
@@ -70,6 +76,10 @@ def _step_float(node: Node, src: Node, x: np.ndarray) -> np.ndarray:
         return np.clip(y, op.lo, op.hi, out=y)
     if isinstance(op, Bipolar):
         return np.where(x >= 0, 1.0, -1.0)
+    if isinstance(op, Requant):
+        y = x * op.multiplier.astype(np.float64)          # exact: checked below 2**52
+        y = round_real(y * 2.0 ** -op.shift, op.rounding) if op.shift > 0 else y * 2.0 ** -op.shift
+        return np.clip(y, op.lo, op.hi, out=y)
     if isinstance(op, Dense):
         w, b = _float_weights(op)
         return x @ w + b
@@ -97,6 +107,9 @@ def _step_int(node: Node, src: Node, x: np.ndarray) -> np.ndarray:
             y = np.clip(shift_round(x, src.type.frac - op.type.frac, op.rounding), op.lo, op.hi)
     elif isinstance(op, Bipolar):
         y = np.where(x >= 0, 1, -1)
+    elif isinstance(op, Requant):
+        m = op.multiplier.astype(object) if x.dtype == object or _bits(src) + 32 > INT64_SAFE_BITS else op.multiplier
+        y = np.clip(shift_round(x.astype(m.dtype) * m, op.shift, op.rounding), op.lo, op.hi)
     elif isinstance(op, Dense):
         if _bits(node) <= INT64_SAFE_BITS and _dense_bound(op, src).bit_length() <= INT64_SAFE_BITS \
                 and x.dtype != object:
@@ -175,9 +188,37 @@ def run(graph: Graph, inputs) -> list[np.ndarray]:
     parts = []
     for chunk in _chunks(_named(graph, inputs)):
         values, fast = _evaluate(graph, chunk)
-        parts.append([values[o] * 2.0 ** -graph[o].type.frac if fast else to_real(values[o], graph[o].type.frac)
-                      for o in graph.outputs])
+        parts.append([real_values(graph, i, values[o]) for i, o in enumerate(graph.outputs)])
     return [np.concatenate(p) for p in zip(*parts)]
+
+
+def _step_reference(node: Node, src: Node, x: np.ndarray) -> np.ndarray:
+    """The float model: float scales exactly (not their integer multipliers), unrounded biases."""
+    op = node.op
+    if isinstance(op, Requant):
+        return np.clip(round_real(x * op.ratio, op.rounding), op.lo, op.hi)
+    if isinstance(op, Dense) and op.bias_exact is not None:
+        return x @ op.weight.T.astype(np.float64) + op.bias_exact
+    return _step_float(node, src, x)
+
+
+def run_reference(graph: Graph, inputs) -> list[np.ndarray]:
+    """Outputs of the float model the requantised graph approximates (float64)."""
+    values: dict[str, np.ndarray] = {}
+    for node in graph.nodes:
+        if isinstance(node.op, Input):
+            values[node.name] = np.asarray(_named(graph, inputs)[node.name])
+            continue
+        values[node.name] = _step_reference(node, graph[node.inputs[0]], values[node.inputs[0]])
+    return [real_values(graph, i, values[o]) for i, o in enumerate(graph.outputs)]
+
+
+def real_values(graph: Graph, i: int, codes: np.ndarray) -> np.ndarray:
+    """Real values of output i from its codes (int64, object or float64 integers)."""
+    node = graph[graph.outputs[i]]
+    out = codes * 2.0 ** -node.type.frac if codes.dtype != object else to_real(codes, node.type.frac)
+    scale = graph.output_scale(i)
+    return out if scale is None else out * np.asarray(scale, dtype=np.float64)
 
 
 def input_codes(graph: Graph, x: np.ndarray) -> np.ndarray:

@@ -39,7 +39,8 @@ class Project:
 
 def compile_model(model: onnx.ModelProto, name: str, config: BuildConfig, dump_ir: Path | None = None) -> Graph:
     """Import and run the pass pipeline: the IR every back-end and the emulator use."""
-    graph = import_model(model, name=name, max_ops=config.max_ops)
+    graph = import_model(model, name=name, max_ops=config.max_ops, requantize=config.requantize,
+                         requant_bits=config.requant_bits)
     return run_pipeline(graph, pipeline(config), hook=dump_hook(dump_ir) if dump_ir else None)
 
 
@@ -50,7 +51,7 @@ def random_inputs(graph: Graph, n: int, seed: int = 0) -> np.ndarray:
     (q,) = graph.consumers(inp.name)
     t = q.type
     lo, hi = (q.op.lo, q.op.hi) if hasattr(q.op, "lo") else (-1, 1)
-    step = 2.0 ** -t.frac
+    step = 2.0 ** -t.frac if getattr(q.op, "input_scale", None) is None else q.op.input_scale
     span = hi - lo
     special = np.array([lo, hi, 0, lo - 0.5, hi + 0.5, lo + 0.5, hi - 0.5, 0.5, -0.5,
                         lo - span, hi + span, lo - 1, hi + 1], dtype=np.float64) * step
@@ -109,7 +110,7 @@ def build(model_path: Path, out_dir: Path, config: BuildConfig, force: bool = Fa
         "outputs": [_port(graph[o]) for o in graph.outputs],
     }
     files[MARKER] = json.dumps(meta, indent=2, sort_keys=True) + "\n"
-    data = report_data(graph, config)
+    data = report_data(graph, config, x)
     files[REPORT_MD] = report_markdown(data)
     files[REPORT_JSON] = report_json(data)
     out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from .config import BuildConfig
+from .deviation import deviation, deviation_text, is_requantised, requantizers
 from .estimate import estimate
 from .ir.fixed import FixedType
 from .ir.graph import Graph
@@ -61,12 +62,18 @@ def _holds(t: FixedType, iv: Interval, frac: int) -> bool:
     return t.min_code <= iv.lo * scale and iv.hi * scale <= t.max_code
 
 
-def report_data(graph: Graph, config: BuildConfig) -> dict:
+def report_data(graph: Graph, config: BuildConfig, x: np.ndarray | None = None) -> dict:
+    """Estimates, the hls4ml comparison and, for requantised graphs, the requantisers and
+    their deviation from the float model on inputs x (default: 1,000 random ones)."""
     data = estimate(graph, config)
     cmp = hls4ml_comparison(graph)
     for layer in data["layers"]:
         layer["hls4ml_accumulator"] = cmp[layer["name"]]
     data["model"] = graph.name
+    if is_requantised(graph):
+        from .project import random_inputs
+        data["requantization"] = {"requantizers": requantizers(graph),
+                                  "deviation": deviation(graph, random_inputs(graph, 1000) if x is None else x)}
     return data
 
 
@@ -107,4 +114,14 @@ def report_markdown(data: dict) -> str:
     rows.append(
         f"| **total** | | {t['weights']} | {t['nonzero']} | {t['multipliers']} | | | {t['accumulator_bits']} "
         f"| | | {t['latency_cycles']} | {t['ii']} | {t['dsp']} | {t['lut']} | {t['ff']} | {t['bram']} |")
+    if "requantization" in data:
+        rq = data["requantization"]
+        rows += ["", "## Integer requantisation (--requantize)", "",
+                 "| requantiser | ONNX node | channels | multiplier bits | shift | output | largest ratio error |",
+                 "|---|---|---:|---:|---:|---|---:|"]
+        for q in rq["requantizers"]:
+            o = q["output"]
+            rows.append(f"| {q['name']} | {q['onnx_node']} | {q['channels']} | {q['multiplier_bits']} | {q['shift']} "
+                        f"| {_ap(FixedType(o['signed'], o['width'], o['frac']))} | {q['largest_ratio_error']:.3g} |")
+        rows += ["", deviation_text(rq["deviation"])]
     return "\n".join(rows) + "\n"

@@ -116,7 +116,9 @@ def test_float_scales_refused_with_the_way_out():
     problem = re.compile(
         r"node '(?P<node>[^']+)' \(Quant\): scale \S+ is not a power of two, so this quantizer is not "
         r"fixed point\. Train with power-of-two scales \(Brevitas: Int8ActPerTensorFixedPoint, "
-        r"Int8WeightPerTensorFixedPoint, Int16Bias; QKeras/HGQ/PQuantML quantizers are power-of-two already\)")
+        r"Int8WeightPerTensorFixedPoint, Int16Bias; QKeras/HGQ/PQuantML quantizers are power-of-two already\); "
+        r"or build with --requantize to lower float scales to exact integer requantisation \(an integer "
+        r"multiplier and a shift; the deviation from the float model is reported\)")
     assert [problem.fullmatch(p).group("node") for p in e.value.problems] == float_quants
     assert len(float_quants) == 3
 

@@ -24,6 +24,8 @@ from fpgaq.ir.graph import Graph
 POW2_HINT = (r"Train with power-of-two scales \(Brevitas: Int8ActPerTensorFixedPoint, "
              r"Int8WeightPerTensorFixedPoint, Int16Bias; QKeras/HGQ/PQuantML quantizers are "
              r"power-of-two already\)")
+REQUANT_HINT = (r"; or build with --requantize to lower float scales to exact integer requantisation "
+                r"\(an integer multiplier and a shift; the deviation from the float model is reported\)")
 
 
 def problem(model) -> str:
@@ -107,7 +109,7 @@ def test_residual_add_is_unsupported():
 def test_non_power_of_two_scale(target, node):
     msg = problem(mg.non_pow2_scale_model(target=target, scale=0.3, style="clean"))
     assert_matches(rf"node '{re.escape(node)}' \(Quant\): scale 0\.3 is not a power of two, so this "
-                   rf"quantizer is not fixed point\. {POW2_HINT}", msg)
+                   rf"quantizer is not fixed point\. {POW2_HINT}{REQUANT_HINT}", msg)
 
 
 @pytest.mark.parametrize("target", ["input", "act", "weight"])

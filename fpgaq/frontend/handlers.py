@@ -31,16 +31,55 @@ def _weight_codes(w: Const, what: str = "weight") -> tuple[np.ndarray, int]:
     return codes, frac
 
 
-def dense(imp: Importer, onode, x: Tensor, wcodes: np.ndarray, wfrac: int, bias) -> list:
+def _float_factor(x: Tensor, wscale: np.ndarray | None, out: int) -> np.ndarray | None:
+    """Per output, the float factor of the accumulator (--requantize), or None."""
+    if wscale is None and x.scale is None:
+        return None
+    if wscale is not None and not np.all(wscale == wscale[:, :1]):
+        raise Problem("weight scales vary within an output neuron; use per-tensor or per-output-channel scales")
+    if x.scale is not None and np.unique(np.asarray(x.scale)).size > 1:
+        raise Problem("the layer's input carries per-channel float scales; put a per-tensor quantizer before it")
+    row = np.ones(out) if wscale is None else wscale[:, 0].astype(np.float64)
+    return row * (1.0 if x.scale is None else float(np.ravel(x.scale)[0]))
+
+
+def _float_dense(imp: Importer, x: Tensor, wcodes, wfrac: int, bias, factor: np.ndarray) -> list:
+    """Dense under --requantize: codes are exact; a bias off the accumulator's grid is rounded
+    onto it, and its exact value is kept for the float-model reference."""
+    acc_frac = x.view_frac + wfrac
+    out = wcodes.shape[0]
+    exact = np.zeros(out)
+    if bias is not None:
+        try:
+            real = np.broadcast_to(np.asarray(bias.value, dtype=np.float64).reshape(-1)
+                                   if np.size(bias.value) == out else bias.value, (out,))
+        except ValueError:
+            raise Problem(f"bias shape {list(np.shape(bias.value))} does not match {out} outputs") from None
+        if not np.all(np.isfinite(real)):
+            raise Problem("the bias holds NaN or Inf")
+        exact = real / (np.ldexp(1.0, -acc_frac) * factor)
+    codes = np.rint(exact)
+    if np.any(np.abs(codes) >= 2.0 ** 62):
+        raise Problem("the bias is too large for the accumulator's grid")
+    node = imp.add("dense", Dense(wcodes, acc_frac - x.node.type.frac, codes.astype(np.int64),
+                                  bias_exact=None if np.array_equal(codes, exact) else exact), (x.node,))
+    return [Tensor(node, acc_frac, scale=factor)]
+
+
+def dense(imp: Importer, onode, x: Tensor, wcodes: np.ndarray, wfrac: int, bias, wscale=None) -> list:
     """A Dense node computing the ONNX value of x @ W.T + bias exactly.
 
     W is (out, in) codes at `wfrac`; the accumulator's fraction bits are x's view frac + wfrac,
-    and the IR weight frac absorbs any difference between x's view and its codes.
+    and the IR weight frac absorbs any difference between x's view and its codes. `wscale`
+    (--requantize): the weights' float scales, shaped like W.
     """
     if wcodes.ndim != 2 or wcodes.shape[1] != x.node.features:
         raise Problem(f"weight shape {list(wcodes.shape)} does not match {x.node.features} input features")
     acc_frac = x.view_frac + wfrac
     out = wcodes.shape[0]
+    factor = _float_factor(x, wscale, out)
+    if factor is not None:
+        return _float_dense(imp, x, wcodes, wfrac, bias, factor)
     if bias is None:
         bcodes = np.zeros(out, dtype=np.int64)
     else:
@@ -77,6 +116,8 @@ def gemm(imp: Importer, onode) -> list:
     if codes.ndim != 2:
         raise Problem(f"weight B has shape {list(codes.shape)}; expected a matrix")
     wcodes = codes if a.flag("transB", False) else codes.T
+    wscale = None if w.scale is None else np.broadcast_to(w.scale, codes.shape)
+    wscale = wscale if wscale is None or a.flag("transB", False) else wscale.T
     alpha, beta = a.float("alpha", 1.0), a.float("beta", 1.0)
     k = _pow2_exponent(alpha, "alpha")
     if k > 0:   # scale the codes, not the grid: the bias sits on the grid of x @ W
@@ -93,7 +134,7 @@ def gemm(imp: Importer, onode) -> list:
                 bias = Const(bias.value * beta, bias.codes, bias.frac - k)
             else:
                 bias = Const(bias.value * beta)
-    return dense(imp, onode, x, wcodes, frac, bias)
+    return dense(imp, onode, x, wcodes, frac, bias, wscale)
 
 
 def _pow2_exponent(v: float, what: str) -> int:
@@ -112,14 +153,21 @@ def matmul(imp: Importer, onode) -> list:
     codes, frac = _weight_codes(w)
     if codes.ndim != 2:
         raise Problem(f"weight has shape {list(codes.shape)}; expected a matrix")
-    return dense(imp, onode, x, codes.T, frac, None)
+    wscale = None if w.scale is None else np.broadcast_to(w.scale, codes.shape).T
+    return dense(imp, onode, x, codes.T, frac, None, wscale)
 
 
 def add(imp: Importer, onode) -> list:
     a, b = imp.get(onode, 0), imp.get(onode, 1)
     if isinstance(a, Const) and isinstance(b, Const):
-        return [Const(a.value + b.value)]
+        try:
+            return [Const(a.value + b.value)]
+        except ValueError:
+            raise Problem(f"adds constants of shapes {list(a.value.shape)} and {list(b.value.shape)}, "
+                          "which do not broadcast") from None
     t, c = (a, b) if isinstance(a, Tensor) else (b, a)
+    if isinstance(t, Tensor) and t.scale is not None:
+        raise Problem("adds a constant to a float-scale (--requantize) tensor; export the bias inside the Gemm")
     if not isinstance(c, Const):
         raise Problem("adds two run-time tensors (a residual connection); fpgaq supports only "
                       "Add of a constant bias after MatMul/Gemm for now")
@@ -156,6 +204,9 @@ def imp_node(imp: Importer, name: str):
 
 def batchnorm(imp: Importer, onode) -> list:
     t = imp.fixed_tensor(onode, 0)
+    if t.scale is not None:
+        raise Problem("BatchNormalization on a float-scale (--requantize) tensor is not supported; fold it "
+                      "into the weights before quantizing")
     if not isinstance(t.node.op, Dense) or t.view_frac != t.node.type.frac:
         raise Problem("BatchNormalization must follow a Gemm/MatMul, into which it is folded")
     eps = Attributes(onode).float("epsilon", 1e-5)
@@ -192,7 +243,7 @@ def _compact(a: np.ndarray) -> np.ndarray:
 
 def relu(imp: Importer, onode) -> list:
     t = imp.fixed_tensor(onode, 0)
-    return [Tensor(imp.add("relu", Relu(), (t.node,)), t.view_frac, t.transposed)]
+    return [replace(t, node=imp.add("relu", Relu(), (t.node,)))]
 
 
 def _clip_bound(imp: Importer, onode, i: int, a: Attributes, name: str) -> float | None:
@@ -239,13 +290,18 @@ def clip(imp: Importer, onode) -> list:
         if lo_r > hi_r:
             raise Problem(f"min {lo_r:g} is above max {hi_r:g}")
         return [replace(t, bounds=(lo_r, hi_r))]
+    if t.scale is not None:   # --requantize: bounds in units of the float factor
+        s = np.unique(np.asarray(t.scale, dtype=np.float64))
+        if s.size != 1:
+            raise Problem("a Clip on a tensor with per-channel float scales is not supported")
+        lo_v, hi_v = (None if v is None else v / float(s[0]) for v in (lo_v, hi_v))
     iv = t.node.interval
     lo_c, hi_c = _code_bound(lo_v, t.view_frac, math.ceil, iv), _code_bound(hi_v, t.view_frac, math.floor, iv)
     if lo_c is not None and hi_c is not None and lo_c > hi_c:
         raise Problem(f"min {lo_v:g} is above max {hi_v:g}")
     if (lo_c is None or lo_c <= iv.lo) and (hi_c is None or hi_c >= iv.hi):
         return [t]  # the bounds never bite
-    return [Tensor(imp.add("clip", Clip(lo_c, hi_c), (t.node,)), t.view_frac, t.transposed)]
+    return [replace(t, node=imp.add("clip", Clip(lo_c, hi_c), (t.node,)))]
 
 
 def passthrough(imp: Importer, onode) -> list:

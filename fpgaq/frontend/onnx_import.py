@@ -6,7 +6,9 @@ problem is collected, each naming its ONNX node, and all are reported together.
 """
 from __future__ import annotations
 
+import math
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -67,8 +69,10 @@ def _load_external_data(model: onnx.ModelProto, folder: Path) -> None:
 class Importer:
     """State of one import: the ONNX values seen so far and the IR nodes made."""
 
-    def __init__(self, model: onnx.ModelProto):
+    def __init__(self, model: onnx.ModelProto, requantize: bool = False, requant_bits: int = 16):
         self.model = model
+        self.requantize = requantize          # lower float scales to integer requantisation
+        self.requant_bits = requant_bits      # significant bits of each requantisation multiplier
         self.opset = {o.domain or "ai.onnx": o.version for o in model.opset_import}
         self.values: dict[str, Const | Tensor | Poison] = {}
         self.nodes: list[Node] = []
@@ -121,10 +125,53 @@ class Importer:
         `view_frac` (default ty.frac). The IR node works on t's codes, so the binary point
         moves by t's view offset."""
         from ..ir.ops import Quant
+        if t.scale is not None:
+            raise Problem("quantizes a float-scale (--requantize) tensor, which only QONNX Quant "
+                          "handles so far")
         offset = 0 if t.view_frac is None else t.node.type.frac - t.view_frac
         ir_type = FixedType(ty.signed, ty.width, ty.frac + offset)
         node = self.add(kind, Quant(ir_type, rounding, lo, hi), (t.node,))
-        return Tensor(node, ty.frac if view_frac is None else view_frac, t.transposed)
+        return replace(t, node=node, view_frac=ty.frac if view_frac is None else view_frac, bounds=(-math.inf, math.inf))
+
+    def requant(self, kind: str, t: Tensor, ty: FixedType, rounding, lo: int, hi: int,
+                out_scale: float | None) -> Tensor:
+        """Quantize t, whose value carries a float factor, to codes of `ty` whose value is
+        code * 2**-ty.frac * out_scale (None: 1), by an integer multiplier and a shift."""
+        from ..ir.ops import Quant, Requant
+        if t.view_frac is None:   # the model input: the host divides by the float scale
+            if t.bounds != (-math.inf, math.inf):
+                raise Problem("a Clip before a float-scale input quantizer is not supported")
+            step = (2.0 ** -ty.frac) * (1.0 if out_scale is None else out_scale)
+            node = self.add(kind, Quant(FixedType(ty.signed, ty.width, 0), rounding, lo, hi, input_scale=step), (t.node,))
+            return replace(t, node=node, view_frac=0, scale=None if out_scale is None and ty.frac == 0 else step)
+        src = 2.0 ** -t.view_frac * (1.0 if t.scale is None else np.asarray(t.scale, dtype=np.float64))
+        dst = 2.0 ** -ty.frac * (1.0 if out_scale is None else out_scale)
+        ratio = np.atleast_1d(np.asarray(src / dst, dtype=np.float64))
+        if ratio.size not in (1, t.node.features):
+            raise Problem(f"{ratio.size} scale factors for {t.node.features} channels")
+        shift = self.requant_bits - 1 - math.floor(math.log2(float(ratio.max())))
+        multiplier = np.rint(np.ldexp(ratio, shift)).astype(np.int64)
+        if np.any(multiplier < 1):
+            raise Problem("a scale ratio is too small for the requantisation multiplier; "
+                          "raise --requant-bits")
+        out = FixedType(ty.signed, ty.width, ty.frac if out_scale is None else 0)
+        node = self.add(kind, Requant(out, rounding, lo, hi, multiplier, shift, ratio), (t.node,))
+        return replace(t, node=node, view_frac=out.frac, scale=out_scale, bounds=(-math.inf, math.inf))
+
+    def scale_split(self, scale: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """(fraction bits, None) for power-of-two scales; under --requantize, (zeros, the float
+        scales) for others; otherwise the Problem that says how to proceed."""
+        try:
+            return power_of_two_frac(scale, what), None
+        except Problem as p:
+            scale = np.asarray(scale, dtype=np.float64)
+            if not self.requantize:
+                raise Problem(f"{p}; or build with --requantize to lower float scales to exact integer "
+                              "requantisation (an integer multiplier and a shift; the deviation from the "
+                              "float model is reported)") from None
+            if not np.all(np.isfinite(scale) & (scale > 0)):
+                raise Problem(f"{what} {_show(scale)} must be finite and positive") from None
+            return np.zeros(scale.shape, dtype=np.int64), scale
 
     def fixed_tensor(self, onnx_node, i: int = 0) -> Tensor:
         t = self.tensor(onnx_node, i)
@@ -233,8 +280,10 @@ def _check_size(model: onnx.ModelProto, max_ops: int) -> None:
                           f"{max_ops:,}; raise it with --max-ops if the model really is that large"])
 
 
-def import_model(model: onnx.ModelProto, name: str = "model", max_ops: int = DEFAULT_MAX_OPS) -> Graph:
-    """Lower an ONNX model to a verified IR graph, or raise ModelError listing every problem."""
+def import_model(model: onnx.ModelProto, name: str = "model", max_ops: int = DEFAULT_MAX_OPS,
+                 requantize: bool = False, requant_bits: int = 16) -> Graph:
+    """Lower an ONNX model to a verified IR graph, or raise ModelError listing every problem.
+    With `requantize`, float (non-power-of-two) scales become integer requantisation."""
     from . import handlers  # the op table
 
     _check_size(model, max_ops)
@@ -242,7 +291,7 @@ def import_model(model: onnx.ModelProto, name: str = "model", max_ops: int = DEF
     corrupt = _not_text(model.graph)
     if corrupt:
         raise ModelError([f"{corrupt} is not valid UTF-8 text; the file is corrupt, export the model again"])
-    imp = Importer(model)
+    imp = Importer(model, requantize, requant_bits)
     g = model.graph
     imp.shapes = _inferred_shapes(model)
     for t in g.initializer:
@@ -288,7 +337,7 @@ def import_model(model: onnx.ModelProto, name: str = "model", max_ops: int = DEF
         for o in onode.output[len(outs):]:
             imp.values[o] = POISON
 
-    outputs = []
+    outputs, scales = [], []
     for vo in g.output:
         v = imp.values.get(vo.name)
         if v is POISON:
@@ -299,6 +348,9 @@ def import_model(model: onnx.ModelProto, name: str = "model", max_ops: int = DEF
             continue  # else its node was never reached, for a reason already reported
         if isinstance(v, Tensor) and v.view_frac is not None and v.view_frac == v.node.type.frac:
             outputs.append(v.node.name)
+            scales.append(None if v.scale is None else
+                          tuple(float(f) for f in np.broadcast_to(np.asarray(v.scale, dtype=np.float64),
+                                                                  (v.node.features,))))
         elif isinstance(v, Tensor) and v.view_frac is not None and v.node.origin.onnx_op == "Trunc":
             imp.problems.append(f"graph output '{vo.name}' comes from a 5-input Trunc, whose codes "
                                 "are read back at its input scale; fpgaq cannot end a model on it yet: "
@@ -317,7 +369,8 @@ def import_model(model: onnx.ModelProto, name: str = "model", max_ops: int = DEF
                             f"limit of {max_ops:,}; raise it with --max-ops if that is intended")
     if imp.problems:
         raise ModelError(imp.problems)
-    graph = _live(Graph(tuple(imp.nodes), tuple(outputs), name))
+    graph = _live(Graph(tuple(imp.nodes), tuple(outputs), name,
+                        tuple(scales) if any(s is not None for s in scales) else ()))
     verify(graph)
     return graph
 
@@ -398,9 +451,11 @@ def _live(graph: Graph) -> Graph:
     return graph.replace_nodes([n for n in graph.nodes if n.name in needed or isinstance(n.op, Input)])
 
 
-def import_file(path: str | os.PathLike, max_ops: int = DEFAULT_MAX_OPS) -> Graph:
+def import_file(path: str | os.PathLike, max_ops: int = DEFAULT_MAX_OPS, requantize: bool = False,
+                requant_bits: int = 16) -> Graph:
     model = load(path)
-    return import_model(model, name=Path(path).stem, max_ops=max_ops)
+    return import_model(model, name=Path(path).stem, max_ops=max_ops, requantize=requantize,
+                        requant_bits=requant_bits)
 
 
 __all__ = ["load", "import_model", "import_file", "FixedType", "Dense"]

@@ -1,6 +1,8 @@
 """Standard ONNX QDQ: QuantizeLinear / DequantizeLinear with power-of-two scales."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from onnx import TensorProto
 
@@ -8,7 +10,7 @@ from ..ir.fixed import FixedType, Rounding
 from .attributes import Attributes
 from .onnx_import import Importer, power_of_two_frac, type_name
 from .qonnx import _const_codes, clipped_range
-from .values import Const, Problem, Tensor
+from .values import Const, Problem
 
 _INT_TYPES = {
     TensorProto.INT8: (True, 8), TensorProto.UINT8: (False, 8),
@@ -85,4 +87,4 @@ def dequantize_linear(imp: Importer, onode) -> list:
     if np.unique(frac).size != 1:
         raise Problem("per-axis scales on an activation are not supported; use one scale per tensor")
     # value = integer * scale: the same codes, read at more fraction bits
-    return [Tensor(t.node, t.view_frac + int(np.ravel(frac)[0]))]
+    return [replace(t, view_frac=t.view_frac + int(np.ravel(frac)[0]))]

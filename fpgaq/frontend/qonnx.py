@@ -54,10 +54,12 @@ def quant(imp: Importer, onode) -> list:
     bits = _bitwidth(imp, onode, 3)
     _no_zero_point(imp, onode, 2)
     scale = imp.const(onode, 1, "scale").value
-    frac = power_of_two_frac(scale, "scale")
+    frac, float_scale = imp.scale_split(scale, "scale")
     x = imp.get(onode, 0)
     if signed and bits == 1:
         # QONNX executes a 1-bit signed quantizer as bipolar (+-scale)
+        if float_scale is not None:
+            raise Problem("a bipolar quantizer needs a power-of-two scale")
         return _bipolar(imp, onode, x, scale, frac)
     lo, hi = int_range(signed, narrow, bits)
     if isinstance(x, Const):
@@ -65,14 +67,19 @@ def quant(imp: Importer, onode) -> list:
             raise Problem("the quantized constant holds NaN or Inf; export the model again with finite weights")
         try:
             codes = np.clip(round_real(x.value / scale, rounding), lo, hi).astype(np.int64)
+            if float_scale is not None:
+                return [Const(codes * float_scale, codes, 0, scale=np.broadcast_to(float_scale, codes.shape))]
             return [_const_codes(codes, frac)]
         except ValueError:
             raise Problem(f"scale of shape {list(np.shape(scale))} does not broadcast to the quantized "
                           f"constant of shape {list(x.value.shape)}") from None
-    if np.unique(frac).size != 1:
+    if np.unique(frac).size != 1 or (float_scale is not None and np.unique(float_scale).size != 1):
         raise Problem("per-channel scales on an activation are not supported; use one scale per tensor")
     f = int(frac.ravel()[0])
     t = imp.tensor(onode, 0)
+    if float_scale is not None or t.scale is not None:
+        out_scale = None if float_scale is None else float(float_scale.ravel()[0])
+        return [imp.requant("requant", t, FixedType(signed, bits, f), rounding, lo, hi, out_scale)]
     lo, hi = clipped_range(t, f, rounding, lo, hi)
     return [imp.quantize("quant", t, FixedType(signed, bits, f), rounding, lo, hi)]
 

@@ -16,6 +16,7 @@ class Const:
     codes: np.ndarray | None = None
     frac: int | None = None
     onnx_type: int | None = None      # TensorProto element type, where it matters (QDQ zero-points)
+    scale: np.ndarray | None = None   # float scale factor of the codes (--requantize), broadcastable
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Tensor:
     view_frac: int | None             # None for a real (float) tensor before the input quantizer
     transposed: bool = False          # (features, batch) layout, after Transpose(perm=[1, 0])
     bounds: tuple[float, float] = (-math.inf, math.inf)   # a Clip on a real tensor, applied by its quantizer
+    scale: float | np.ndarray | None = None   # float factor (--requantize): value = code * 2**-view_frac * scale
 
 
 class Poison:

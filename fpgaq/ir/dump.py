@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .graph import Graph, Node
-from .ops import Bipolar, Clip, Dense, Input, Quant, Relu
+from .ops import Bipolar, Clip, Dense, Input, Quant, Relu, Requant
 
 
 def _op_text(node: Node) -> str:
@@ -12,7 +12,12 @@ def _op_text(node: Node) -> str:
     if isinstance(op, Input):
         return "input"
     if isinstance(op, Quant):
-        return f"quant {op.rounding.value} sat[{op.lo}, {op.hi}]"
+        scale = f" scale {op.input_scale:.9g}" if op.input_scale is not None else ""
+        return f"quant {op.rounding.value} sat[{op.lo}, {op.hi}]{scale}"
+    if isinstance(op, Requant):
+        bits = int(op.multiplier.max()).bit_length()
+        return (f"requant x{'[' + str(op.multiplier.size) + ']' if op.multiplier.size > 1 else ''} "
+                f"{bits}-bit multiplier >> {op.shift} {op.rounding.value} sat[{op.lo}, {op.hi}]")
     if isinstance(op, Dense):
         nz = int(np.count_nonzero(op.weight))
         total = op.weight.size

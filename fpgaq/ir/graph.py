@@ -7,7 +7,7 @@ import numpy as np
 
 from .fixed import FixedType
 from .interval import Interval
-from .ops import Dense, Input, Op, Typed, infer
+from .ops import Dense, Input, Op, Requant, Typed, infer
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,12 @@ class Graph:
     nodes: tuple[Node, ...]
     outputs: tuple[str, ...]
     name: str = "model"
+    # per output: None, or per-channel float factors (float scales under --requantize): the
+    # real value is code * 2**-frac * factor
+    output_scales: tuple = ()
+
+    def output_scale(self, i: int):
+        return self.output_scales[i] if i < len(self.output_scales) else None
 
     def __post_init__(self):
         object.__setattr__(self, "_index", {n.name: n for n in self.nodes})
@@ -94,6 +100,8 @@ def verify(graph: Graph) -> None:
             assert n.op.weight.shape == (n.features, ins[0].features), f"{n.name}: weight shape"
         elif ins:
             assert n.features == ins[0].features, f"{n.name}: shape changes"
+        if isinstance(n.op, Requant):
+            assert n.op.multiplier.size in (1, n.features), f"{n.name}: multipliers"
         expect = infer(n.op, [x.typed for x in ins])
         assert expect == n.typed, f"{n.name}: stored type {n.typed} but inputs give {expect}"
         if n.type is not None:

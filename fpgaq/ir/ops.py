@@ -35,10 +35,35 @@ class Quant:
     rounding: Rounding
     lo: int
     hi: int
+    input_scale: float | None = None   # on real inputs: round(x / input_scale), a float scale
 
     def __post_init__(self):
         if not self.type.min_code <= self.lo <= self.hi <= self.type.max_code:
             raise ValueError(f"saturation bounds [{self.lo}, {self.hi}] outside {self.type}")
+
+
+@dataclass(frozen=True, eq=False)
+class Requant:
+    """Integer requantisation for float scales: out = clamp(round(x * multiplier[c] * 2**-shift))
+    per channel c (one multiplier: all channels), saturated to [lo, hi] of `type`. `ratio` is the
+    exact float ratio the multiplier approximates (what the float model computes)."""
+    type: FixedType
+    rounding: Rounding
+    lo: int
+    hi: int
+    multiplier: np.ndarray      # positive integers, shape (channels,) or (1,)
+    shift: int
+    ratio: np.ndarray           # float64, same shape
+
+    def __post_init__(self):
+        object.__setattr__(self, "multiplier", _frozen(np.asarray(self.multiplier, dtype=np.int64)))
+        object.__setattr__(self, "ratio", _frozen(np.asarray(self.ratio, dtype=np.float64)))
+        if not self.type.min_code <= self.lo <= self.hi <= self.type.max_code:
+            raise ValueError(f"saturation bounds [{self.lo}, {self.hi}] outside {self.type}")
+        assert np.all(self.multiplier > 0)
+
+    def multipliers(self, channels: int) -> np.ndarray:
+        return np.broadcast_to(self.multiplier, (channels,))
 
 
 @dataclass(frozen=True)
@@ -56,6 +81,7 @@ class Dense:
     bias: np.ndarray        # integer codes, shape (out,)
     reuse: int = 1          # products share multipliers over `reuse` cycles (a schedule, not math)
     model_weights: int = -1  # weights of the layer in the ONNX model, before any pass removed some
+    bias_exact: np.ndarray | None = None  # float bias in accumulator units, where it was rounded
 
     def __post_init__(self):
         object.__setattr__(self, "weight", _frozen(self.weight))
@@ -82,7 +108,7 @@ class Clip:
     hi: int | None
 
 
-Op = Input | Quant | Bipolar | Dense | Relu | Clip
+Op = Input | Quant | Requant | Bipolar | Dense | Relu | Clip
 
 
 @dataclass(frozen=True)
@@ -121,6 +147,12 @@ def infer(op: Op, inputs: list[Typed]) -> Typed:
         return Typed(op.type, iv.clamp(op.lo, op.hi))
     if isinstance(op, Bipolar):
         return Typed(FixedType(True, 2, op.frac), Interval(-1, 1))
+    if isinstance(op, Requant):
+        if x.type is None:
+            raise ValueError("Requant needs fixed-point input")
+        ends = [int(v) * int(m) for v in (x.interval.lo, x.interval.hi) for m in op.multiplier]
+        iv = Interval(shift_round(min(ends), op.shift, op.rounding), shift_round(max(ends), op.shift, op.rounding))
+        return Typed(op.type, iv.clamp(op.lo, op.hi))
     if x.type is None:
         raise ValueError(f"{type(op).__name__} needs fixed-point input; put a quantizer before it")
     if isinstance(op, Dense):

@@ -13,7 +13,7 @@ import numpy as np
 from ..ir.graph import Graph, Node, retype
 from ..ir.ops import Bipolar, Clip, Dense, Quant, Relu
 
-ELEMENTWISE = (Relu, Quant, Clip, Bipolar)
+ELEMENTWISE = (Relu, Quant, Clip, Bipolar)   # the same rule on every channel
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,8 @@ def _constant_through(seg: Segment, graph: Graph, code: int) -> int:
 
 def _shrink(graph: Graph, seg: Segment) -> Graph | None:
     d, e = seg.producer.op, seg.consumer.op
+    if d.bias_exact is not None or e.bias_exact is not None:
+        return None   # a float-model bias rides along (--requantize): leave the layer whole
     constant = ~np.any(d.weight != 0, axis=1)          # neurons with no non-zero weight
     unused = ~np.any(e.weight != 0, axis=0)             # channels no non-zero weight reads
     drop = constant | unused

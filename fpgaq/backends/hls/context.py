@@ -8,7 +8,7 @@ from ...config import BuildConfig
 from ...errors import FpgaqError
 from ...ir.fixed import FixedType, Rounding, shift_round
 from ...ir.graph import Graph, Node
-from ...ir.ops import Bipolar, Clip, Dense, Input, Quant, Relu
+from ...ir.ops import Bipolar, Clip, Dense, Input, Quant, Relu, Requant
 from ...names import comment
 
 # ap_fixed quantization modes that match a rounding exactly (CEIL and UP have none).
@@ -98,6 +98,20 @@ def _dense_plan(node: Node) -> dict:
     }
 
 
+def _requant_plan(node: Node, src: Node) -> dict:
+    """Integer requantisation: code * multiplier[c], rounded right by `shift`, saturated."""
+    op: Requant = node.op
+    mbits = int(op.multiplier.max()).bit_length() + 1
+    product = src.type.width + 1 + mbits
+    wide = max(product + max(-op.shift, 0), op.shift + 2, node.type.width + 1)
+    return {"kernel": "requantize", "type": ap_type(node.type),
+            "multipliers": [literal(m, "multiplier", node) for m in op.multiplier],
+            "config": {"shift": op.shift, "mode": EXPLICIT_ROUNDING[op.rounding],
+                       "lo": literal(op.lo, "saturation bound", node), "hi": literal(op.hi, "saturation bound", node),
+                       "wide_t": f"ap_int<{wide}>", "n_multipliers": int(op.multiplier.size),
+                       "multiplier_store_t": c_integer(mbits)}}
+
+
 def _bias_bits(op: Dense) -> int:
     return max((abs(int(b)).bit_length() for b in op.bias), default=0) + 1
 
@@ -120,6 +134,8 @@ def node_context(node: Node, graph: Graph) -> dict:
                            "hi": literal(node.interval.hi, "clip bound", node)})
     elif isinstance(op, Bipolar):
         ctx.update(kernel="bipolar", type=ap_type(node.type))
+    elif isinstance(op, Requant):
+        ctx.update(_requant_plan(node, src))
     else:  # pragma: no cover - verify() only admits the ops above
         raise AssertionError(f"HLS back-end has no kernel for {op!r}")
     ctx.setdefault("config", {})

@@ -122,7 +122,7 @@ def run_csim(project: Project, x: np.ndarray | None = None, n: int = 10_000, see
         result.mismatch_count += len(diff)
         for s, o in diff[:max(0, 10 - len(result.mismatches))]:
             result.mismatches.append((int(s), base + int(o), int(exp[s, o]), int(got[s, o])))
-        result.outputs.append(emulate.to_real(got, graph[name].type.frac))
+        result.outputs.append(emulate.real_values(graph, graph.outputs.index(name), got))
         base += graph[name].features
     if (r.returncode == 0) != (result.mismatch_count == 0):
         raise ToolError("the C-simulation test bench and fpgaq disagree about whether outputs match; "

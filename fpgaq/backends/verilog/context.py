@@ -319,6 +319,10 @@ def check_supported(graph: Graph, config: BuildConfig) -> None:
                          f"{', '.join(shared)}. Use reuse 1 with --backend verilog, or the HLS back-end for reuse > 1")
     if len(graph.inputs) != 1:
         raise FpgaqError(f"the Verilog back-end takes models with one input; this one has {len(graph.inputs)}")
+    requant = [n.name for n in graph.nodes if type(n.op).__name__ == "Requant"]
+    if requant:
+        raise FpgaqError(f"the Verilog back-end does not build integer requantisation (--requantize) yet "
+                         f"({', '.join(requant)}); use the HLS back-end for float-scale models")
 
 
 def project_context(graph: Graph, config: BuildConfig) -> dict:

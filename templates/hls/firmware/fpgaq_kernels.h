@@ -132,6 +132,26 @@ void quantize_explicit(const IN_T in[CFG::n], OUT_T out[CFG::n]) {
     }
 }
 
+// --- requantize (float scales): code * multiplier[c], rounded right by shift, saturated ---
+// CFG: n, shift, mode, lo, hi, n_multipliers (1: one for all channels), wide_t, multiplier_store_t.
+template <class CFG, class IN_T, class OUT_T>
+void requantize(const IN_T in[CFG::n], OUT_T out[CFG::n],
+                const typename CFG::multiplier_store_t multiplier[CFG::n_multipliers]) {
+#pragma HLS INLINE
+    for (int i = 0; i < CFG::n; i++) {
+#pragma HLS UNROLL
+        typename CFG::wide_t p = typename CFG::wide_t(code(in[i])) * multiplier[CFG::n_multipliers == 1 ? 0 : i];
+        typename CFG::wide_t r;
+        if (CFG::shift > 0)
+            r = shift_round<CFG::mode, (CFG::shift > 0 ? CFG::shift : 1)>(p);
+        else
+            r = p << (CFG::shift < 0 ? -CFG::shift : 0);
+        if (r < CFG::lo) r = CFG::lo;
+        if (r > CFG::hi) r = CFG::hi;
+        set_code(out[i], r);
+    }
+}
+
 // --- relu and clip on codes, at the input's fraction bits ---
 template <class CFG, class IN_T, class OUT_T>
 void relu(const IN_T in[CFG::n], OUT_T out[CFG::n]) {

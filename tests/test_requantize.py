@@ -1,0 +1,98 @@
+"""--requantize: float scales lowered to integer multiplier-and-shift, bit-exact between the
+emulator and C-simulation, with the deviation from the float model measured and reported."""
+import numpy as np
+import pytest
+from conftest import TESTS, need_gxx
+
+import modelgen
+from fpgaq import emulate
+from fpgaq.backends.hls.csim import run_csim
+from fpgaq.config import BuildConfig
+from fpgaq.deviation import deviation, requantizers
+from fpgaq.errors import FpgaqError, ModelError
+from fpgaq.frontend.onnx_import import import_file
+from fpgaq.ir.ops import Requant
+from fpgaq.passes.pipeline import run_pipeline
+from fpgaq.project import build, random_inputs
+from fpgaq.report import report_data
+
+FLOAT = TESTS / "fixtures" / "brevitas_qonnx_float"
+
+
+def test_without_the_option_the_error_says_how_to_proceed():
+    with pytest.raises(ModelError, match=r"is not a power of two.*or build with --requantize to lower float "
+                                         r"scales to exact integer requantisation"):
+        import_file(FLOAT / "model.onnx")
+
+
+def test_brevitas_float_scales_bit_exact_in_csim(tmp_path):
+    need_gxx()
+    project = build(FLOAT / "model.onnx", tmp_path / "p", BuildConfig(name="net", requantize=True))
+    x = np.load(FLOAT / "inputs.npy")
+    r = run_csim(project, x)
+    assert r.ok, r.mismatches
+    np.testing.assert_array_equal(r.outputs[0], emulate.run(project.graph, x)[0])
+    assert run_csim(project, n=2000).ok
+    text = (tmp_path / "p" / "report.md").read_text()
+    assert "## Integer requantisation (--requantize)" in text
+    assert "argmax agrees on" in text
+
+
+def test_deviation_from_the_exporters_own_outputs_is_measured():
+    """Not bit-exact by nature: the float model rounds in float32. Measured, and small."""
+    graph = run_pipeline(import_file(FLOAT / "model.onnx", requantize=True))
+    x, torch_out = np.load(FLOAT / "inputs.npy"), np.load(FLOAT / "outputs.npy").astype(np.float64)
+    ours = emulate.run(graph, x)[0]
+    reference = emulate.run_reference(graph, x)[0]
+    span = np.ptp(torch_out)
+    assert np.max(np.abs(reference - torch_out)) < 1e-5 * span     # the float model itself
+    assert np.mean(ours.argmax(1) == torch_out.argmax(1)) >= 0.95
+    assert np.max(np.abs(ours - torch_out)) < 0.01 * span
+    dev = deviation(graph, x)["outputs"][0]
+    assert set(dev) == {"output", "max_abs_error", "share_differ", "argmax_agreement"}
+    assert dev["max_abs_error"] == np.max(np.abs(ours - reference))
+
+
+@pytest.mark.parametrize("bits", [8, 16, 24])
+def test_multiplier_precision_follows_requant_bits(bits):
+    graph = import_file(FLOAT / "model.onnx", requantize=True, requant_bits=bits)
+    (q,) = requantizers(graph)
+    assert q["multiplier_bits"] == bits
+    assert q["largest_ratio_error"] <= 2.0 ** -(bits - 1)
+
+
+@pytest.mark.parametrize("target", ["act", "input", "weight"])
+def test_synthetic_float_scales_bit_exact(tmp_path, target):
+    need_gxx()
+    model = modelgen.non_pow2_scale_model(rng=3, scale=0.3, target=target, layer_sizes=(8, 12, 4))
+    path = tmp_path / "m.onnx"
+    modelgen.save(model, path)
+    project = build(path, tmp_path / "p", BuildConfig(name="net", requantize=True))
+    r = run_csim(project, n=1500)
+    assert r.ok, r.mismatches
+    data = report_data(project.graph, project.config)
+    assert "requantization" in data
+
+
+def test_requant_codes_follow_the_integer_rule():
+    """A Requant's output is exactly clamp(round(x * M / 2**k)), whatever the float ratio."""
+    graph = run_pipeline(import_file(FLOAT / "model.onnx", requantize=True))
+    x = random_inputs(graph, 3000)
+    codes = emulate.run_codes(graph, x)
+    for n in graph.nodes:
+        if isinstance(n.op, Requant):
+            src = codes[n.inputs[0]].astype(object)
+            m = np.broadcast_to(n.op.multiplier, (n.features,)).astype(object)
+            prod = src * m
+            half = 1 << (n.op.shift - 1)
+            floor = prod // (1 << n.op.shift)
+            rem = prod - floor * (1 << n.op.shift)
+            up = (rem > half) | ((rem == half) & (floor % 2 == 1))       # ROUND: half to even
+            expect = np.clip(floor + up.astype(int), n.op.lo, n.op.hi)
+            np.testing.assert_array_equal(codes[n.name].astype(object), expect)
+
+
+def test_verilog_backend_says_it_does_not_requantize_yet(tmp_path):
+    with pytest.raises(FpgaqError, match=r"^the Verilog back-end does not build integer requantisation"):
+        build(FLOAT / "model.onnx", tmp_path / "v", BuildConfig(name="net", requantize=True, backend="verilog"))
+    assert not (tmp_path / "v").exists()
