@@ -116,7 +116,7 @@ def test_non_power_of_two_scale(target, node):
 def test_non_power_of_two_scale_qdq(target):
     msg = problem(mg.non_pow2_scale_model(target=target, scale=0.75, qdq=True, style="clean"))
     assert_matches(rf"node '[^']+' \((QuantizeLinear|DequantizeLinear)\): scale 0\.75 is not a power "
-                   rf"of two, so this quantizer is not fixed point\. {POW2_HINT}", msg)
+                   rf"of two, so this quantizer is not fixed point\. {POW2_HINT}{REQUANT_HINT}", msg)
 
 
 def test_non_zero_zero_point():

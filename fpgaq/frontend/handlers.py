@@ -78,6 +78,8 @@ def dense(imp: Importer, onode, x: Tensor, wcodes: np.ndarray, wfrac: int, bias,
     acc_frac = x.view_frac + wfrac
     out = wcodes.shape[0]
     factor = _float_factor(x, wscale, out)
+    if factor is None and bias is not None and bias.scale is not None:
+        factor = np.ones(out)   # only the bias has a float scale: round it onto the grid
     if factor is not None:
         return _float_dense(imp, x, wcodes, wfrac, bias, factor)
     if bias is None:

@@ -134,19 +134,20 @@ class Importer:
         return replace(t, node=node, view_frac=ty.frac if view_frac is None else view_frac, bounds=(-math.inf, math.inf))
 
     def requant(self, kind: str, t: Tensor, ty: FixedType, rounding, lo: int, hi: int,
-                out_scale: float | None) -> Tensor:
-        """Quantize t, whose value carries a float factor, to codes of `ty` whose value is
-        code * 2**-ty.frac * out_scale (None: 1), by an integer multiplier and a shift."""
+                step: float, out_scale: float | None, view_frac: int | None = None) -> Tensor:
+        """Quantize t (its value may carry a float factor) with quantisation step `step`:
+        codes clamp(round(value / step)) of `ty`, by an integer multiplier and a shift. The
+        result's ONNX value is code * 2**-view_frac * out_scale (None: 1; view_frac default
+        ty.frac)."""
         from ..ir.ops import Quant, Requant
-        if t.view_frac is None:   # the model input: the host divides by the float scale
+        out = FixedType(ty.signed, ty.width, ty.frac)
+        if t.view_frac is None:   # the model input: the host divides by the float step
             if t.bounds != (-math.inf, math.inf):
                 raise Problem("a Clip before a float-scale input quantizer is not supported")
-            step = (2.0 ** -ty.frac) * (1.0 if out_scale is None else out_scale)
-            node = self.add(kind, Quant(FixedType(ty.signed, ty.width, 0), rounding, lo, hi, input_scale=step), (t.node,))
-            return replace(t, node=node, view_frac=0, scale=None if out_scale is None and ty.frac == 0 else step)
+            node = self.add(kind, Quant(out, rounding, lo, hi, input_scale=step), (t.node,))
+            return replace(t, node=node, view_frac=ty.frac if view_frac is None else view_frac, scale=out_scale)
         src = 2.0 ** -t.view_frac * (1.0 if t.scale is None else np.asarray(t.scale, dtype=np.float64))
-        dst = 2.0 ** -ty.frac * (1.0 if out_scale is None else out_scale)
-        ratio = np.atleast_1d(np.asarray(src / dst, dtype=np.float64))
+        ratio = np.atleast_1d(np.asarray(src / step, dtype=np.float64))
         if ratio.size not in (1, t.node.features):
             raise Problem(f"{ratio.size} scale factors for {t.node.features} channels")
         shift = self.requant_bits - 1 - math.floor(math.log2(float(ratio.max())))
@@ -154,9 +155,9 @@ class Importer:
         if np.any(multiplier < 1):
             raise Problem("a scale ratio is too small for the requantisation multiplier; "
                           "raise --requant-bits")
-        out = FixedType(ty.signed, ty.width, ty.frac if out_scale is None else 0)
         node = self.add(kind, Requant(out, rounding, lo, hi, multiplier, shift, ratio), (t.node,))
-        return replace(t, node=node, view_frac=out.frac, scale=out_scale, bounds=(-math.inf, math.inf))
+        return replace(t, node=node, view_frac=out.frac if view_frac is None else view_frac, scale=out_scale,
+                       bounds=(-math.inf, math.inf))
 
     def scale_split(self, scale: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray | None]:
         """(fraction bits, None) for power-of-two scales; under --requantize, (zeros, the float
@@ -346,11 +347,14 @@ def import_model(model: onnx.ModelProto, name: str = "model", max_ops: int = DEF
             if not any(vo.name in n.output for n in g.node):
                 imp.problems.append(f"graph output '{vo.name}' is not written by any node")
             continue  # else its node was never reached, for a reason already reported
-        if isinstance(v, Tensor) and v.view_frac is not None and v.view_frac == v.node.type.frac:
+        if isinstance(v, Tensor) and v.view_frac is not None and (v.view_frac == v.node.type.frac
+                                                                  or v.scale is not None):
             outputs.append(v.node.name)
-            scales.append(None if v.scale is None else
-                          tuple(float(f) for f in np.broadcast_to(np.asarray(v.scale, dtype=np.float64),
-                                                                  (v.node.features,))))
+            # value = code * 2**-view * scale = code * 2**-frac * (2**(frac - view) * scale)
+            factor = None if v.scale is None else np.ldexp(np.asarray(v.scale, dtype=np.float64),
+                                                           v.node.type.frac - v.view_frac)
+            scales.append(None if factor is None else
+                          tuple(float(f) for f in np.broadcast_to(factor, (v.node.features,))))
         elif isinstance(v, Tensor) and v.view_frac is not None and v.node.origin.onnx_op == "Trunc":
             imp.problems.append(f"graph output '{vo.name}' comes from a 5-input Trunc, whose codes "
                                 "are read back at its input scale; fpgaq cannot end a model on it yet: "

@@ -8,7 +8,7 @@ from onnx import TensorProto
 
 from ..ir.fixed import FixedType, Rounding
 from .attributes import Attributes
-from .onnx_import import Importer, power_of_two_frac, type_name
+from .onnx_import import Importer, type_name
 from .qonnx import _const_codes, clipped_range
 from .values import Const, Problem
 
@@ -54,16 +54,20 @@ def quantize_linear(imp: Importer, onode) -> list:
     signed, bits = _INT_TYPES[elem]
     lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
     scale = imp.const(onode, 1, "scale").value
-    frac = power_of_two_frac(scale, "scale")
+    frac, float_scale = imp.scale_split(scale, "scale")
     x = imp.get(onode, 0)
     if isinstance(x, Const):
         s = _axis_scale(scale, x.value.ndim, attrs.int("axis", 1), x.value.shape)
         codes = np.clip(np.round(x.value / s), lo, hi).astype(np.int64)
         return [Const(codes, codes, 0, elem)]
-    if np.unique(frac).size != 1:
+    if np.unique(frac).size != 1 or (float_scale is not None and np.unique(float_scale).size != 1):
         raise Problem("per-axis scales on an activation are not supported; use one scale per tensor")
     t = imp.tensor(onode, 0)
     f = int(np.ravel(frac)[0])
+    if float_scale is not None or t.scale is not None:   # --requantize; the result is the integer
+        step = 2.0 ** -f if float_scale is None else float(np.ravel(float_scale)[0])
+        # codes at f fraction bits for a power-of-two step, so a DequantizeLinear reads them as usual
+        return [imp.requant("quant", t, FixedType(signed, bits, f), Rounding.ROUND, lo, hi, step, None, view_frac=0)]
     lo, hi = clipped_range(t, f, Rounding.ROUND, lo, hi)
     # the ONNX result is the integer code itself: read it at 0 fraction bits
     return [imp.quantize("quant", t, FixedType(signed, bits, f), Rounding.ROUND, lo, hi, view_frac=0)]
@@ -73,12 +77,15 @@ def dequantize_linear(imp: Importer, onode) -> list:
     attrs = Attributes(onode)
     _zero_point(imp, onode, "DequantizeLinear")
     scale = imp.const(onode, 1, "scale").value
-    frac = power_of_two_frac(scale, "scale")
+    frac, float_scale = imp.scale_split(scale, "scale")
     x = imp.get(onode, 0)
     if isinstance(x, Const):
         if x.codes is None and not np.issubdtype(x.value.dtype, np.integer):
             raise Problem("dequantizes a float constant; expected an integer initializer")
         codes = x.value.astype(np.int64)
+        if float_scale is not None:   # --requantize: the codes keep their float factor
+            s = np.broadcast_to(_axis_scale(float_scale, codes.ndim, attrs.int("axis", 1), codes.shape), codes.shape)
+            return [Const(codes * s, codes, 0, scale=s)]
         f = _axis_scale(frac, codes.ndim, attrs.int("axis", 1), codes.shape)
         return [_const_codes(codes, np.asarray(f))]
     t = imp.tensor(onode, 0)
@@ -86,5 +93,8 @@ def dequantize_linear(imp: Importer, onode) -> list:
         raise Problem("dequantizes a float tensor; expected the output of QuantizeLinear")
     if np.unique(frac).size != 1:
         raise Problem("per-axis scales on an activation are not supported; use one scale per tensor")
+    if float_scale is not None:   # --requantize: value = integer * float scale
+        factor = float(np.ravel(float_scale)[0]) * (1.0 if t.scale is None else np.asarray(t.scale))
+        return [replace(t, scale=factor)]
     # value = integer * scale: the same codes, read at more fraction bits
     return [replace(t, view_frac=t.view_frac + int(np.ravel(frac)[0]))]

@@ -79,7 +79,8 @@ def quant(imp: Importer, onode) -> list:
     t = imp.tensor(onode, 0)
     if float_scale is not None or t.scale is not None:
         out_scale = None if float_scale is None else float(float_scale.ravel()[0])
-        return [imp.requant("requant", t, FixedType(signed, bits, f), rounding, lo, hi, out_scale)]
+        step = 2.0 ** -f * (1.0 if out_scale is None else out_scale)
+        return [imp.requant("requant", t, FixedType(signed, bits, f), rounding, lo, hi, step, out_scale)]
     lo, hi = clipped_range(t, f, rounding, lo, hi)
     return [imp.quantize("quant", t, FixedType(signed, bits, f), rounding, lo, hi)]
 
