@@ -160,3 +160,16 @@ def test_size_limit_refuses_huge_models_before_decoding():
     t.dims.extend([10**6, 10**6])          # declared, never materialised
     with pytest.raises(FpgaqError, match=r"^initializer 'huge' holds 1,000,000,000,000 values"):
         import_model(big)
+
+
+def test_zero_size_tensors_are_refused():
+    model = modelgen.qonnx_mlp([6, 8, 3], rng=1, weights_as_inputs=False)
+    g = model.graph
+    t = next(t for t in g.initializer if len(t.dims) == 2)
+    t.CopyFrom(numpy_helper.from_array(np.zeros((0, t.dims[1]), dtype=np.float32), t.name))
+    with pytest.raises(FpgaqError, match=r"with no elements"):
+        import_model(model)
+    model = modelgen.qonnx_mlp([6, 8, 3], rng=1)
+    model.graph.input[0].type.tensor_type.shape.dim[1].dim_value = 0
+    with pytest.raises(FpgaqError, match=r"graph input '[^']+' has shape \[1, 0\], with no elements"):
+        import_model(model)

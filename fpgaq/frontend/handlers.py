@@ -75,6 +75,8 @@ def dense(imp: Importer, onode, x: Tensor, wcodes: np.ndarray, wfrac: int, bias,
     """
     if wcodes.ndim != 2 or wcodes.shape[1] != x.node.features:
         raise Problem(f"weight shape {list(wcodes.shape)} does not match {x.node.features} input features")
+    if wcodes.size == 0:
+        raise Problem(f"the weight has shape {list(wcodes.shape)}, with no elements: a layer without outputs")
     acc_frac = x.view_frac + wfrac
     out = wcodes.shape[0]
     factor = _float_factor(x, wscale, out)

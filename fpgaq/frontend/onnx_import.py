@@ -248,7 +248,9 @@ def feature_count(dims: list, where: str) -> int:
     rest = dims[1:] if len(dims) > 1 else dims
     if len(dims) > 1 and not (dims[0] == 1 or isinstance(dims[0], str)):
         raise Problem(f"{where} has batch dimension {dims[0]}; fpgaq needs it to be 1 or symbolic")
-    if any(isinstance(d, str) or d == 0 for d in rest):
+    if any(d == 0 for d in dims if not isinstance(d, str)):
+        raise Problem(f"{where} has shape {dims}, with no elements; export the model with real shapes")
+    if any(isinstance(d, str) for d in rest):
         raise Problem(f"{where} has shape {dims} with a dynamic feature dimension; "
                       "export the model with a fixed number of input features")
     big = [d for d in rest if d != 1]
