@@ -9,7 +9,7 @@ from fpgaq import emulate
 from fpgaq.backends.hls.csim import run_csim
 from fpgaq.config import BuildConfig
 from fpgaq.deviation import deviation, requantizers
-from fpgaq.errors import FpgaqError, ModelError
+from fpgaq.errors import ModelError
 from fpgaq.frontend.onnx_import import import_file
 from fpgaq.ir.ops import Requant
 from fpgaq.passes.pipeline import run_pipeline
@@ -90,12 +90,6 @@ def test_requant_codes_follow_the_integer_rule():
             up = (rem > half) | ((rem == half) & (floor % 2 == 1))       # ROUND: half to even
             expect = np.clip(floor + up.astype(int), n.op.lo, n.op.hi)
             np.testing.assert_array_equal(codes[n.name].astype(object), expect)
-
-
-def test_verilog_backend_says_it_does_not_requantize_yet(tmp_path):
-    with pytest.raises(FpgaqError, match=r"^the Verilog back-end does not build integer requantisation"):
-        build(FLOAT / "model.onnx", tmp_path / "v", BuildConfig(name="net", requantize=True, backend="verilog"))
-    assert not (tmp_path / "v").exists()
 
 
 @pytest.mark.parametrize("target", ["input", "act", "weight", "bias"])

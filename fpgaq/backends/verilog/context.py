@@ -15,7 +15,7 @@ from ...errors import FpgaqError
 from ...ir.fixed import FixedType, Rounding, shift_round
 from ...ir.graph import Graph, Node
 from ...ir.interval import Interval
-from ...ir.ops import Bipolar, Clip, Dense, Input, Quant, Relu
+from ...ir.ops import Bipolar, Clip, Dense, Input, Quant, Relu, Requant
 from ...names import comment, identifier
 
 # Timing model (UltraScale+, speed grade -2): a register costs its clock-to-out, set-up and
@@ -153,9 +153,11 @@ class Netlist:
 
 # --- one operation of the graph, on each element ---
 
-def _combine(net: Netlist, a: Term, b: Term, base: str) -> Term:
+def _combine(net: Netlist, a: Term, b: Term, base: str, of: Value | None = None, coef: int = 0) -> Term:
     """One adder: a + b. The result is kept as sign * (wire << shift), so that shifts and
-    negations cost nothing: the adder adds `s` shifted left to `u` (or subtracts it)."""
+    negations cost nothing: the adder adds `s` shifted left to `u` (or subtracts it).
+    With `of`, a + b is known to be coef * of (one value times a constant): the wire gets that
+    exact interval instead of the sum of the two intervals."""
     k = min(a.shift, b.shift)
     if a.shift == b.shift:
         u, s = (a, b) if a.sign >= b.sign else (b, a)
@@ -165,7 +167,12 @@ def _combine(net: Netlist, a: Term, b: Term, base: str) -> Term:
     sh = s.shift - k
     s_iv = s.value.iv.shift_left(sh).scale(-1 if neg else 1)
     stage, depth = net.schedule([u.value, s.value], 1.0)
-    out = net.new(base, u.value.iv + s_iv, stage, depth)
+    if of is None:
+        iv = u.value.iv + s_iv
+    else:                        # the wire is (a + b) / (u.sign << k) = of * (coef / (u.sign << k))
+        assert coef % (1 << k) == 0
+        iv = of.iv.scale(u.sign * (coef >> k))
+    out = net.new(base, iv, stage, depth)
     net.instance("fpgaq_add", out, _add_params(s.value, u.value, sh, neg, out), {"a": s.value, "b": u.value})
     net.adders += 1
     return Term(out, u.sign, k)
@@ -261,6 +268,57 @@ def _requant(net: Netlist, node: Node, base: str, x: Value, shift: int, rounding
     return out
 
 
+def multiplier_digits(m: int) -> tuple[int, list[tuple[int, int]]]:
+    """m == sum(sign << shift for shift, sign in digits) << t, for a positive m: t its trailing
+    zeros (a shift the requantizer absorbs) and signed digits of the odd rest whose lowest digit
+    is +1, so that the adder tree's result is x * (m >> t) itself, never its negation. That is
+    the canonical signed digits when they end in +1, else 1 + 2 * csd((odd - 1) / 2)."""
+    assert m > 0
+    t = (m & -m).bit_length() - 1
+    odd = m >> t
+    digits = csd(odd)
+    if digits[0] != (0, 1):
+        digits = [(0, 1)] + [(k + 1, d) for k, d in csd((odd - 1) >> 1)]
+    return t, digits
+
+
+def _const_product(net: Netlist, base: str, x: Value, m: int) -> Value:
+    """x * m for an odd m > 0: one adder per extra signed digit, the digits summed in a
+    balanced tree (all are ready together), each partial sum as wide as its exact range."""
+    _, digits = multiplier_digits(m)
+    if len(digits) == 1:
+        return x
+    heap = [((x.stage, x.depth), i, Term(x, d, k), d << k) for i, (k, d) in enumerate(digits)]
+    heapq.heapify(heap)
+    seq = len(heap)
+    while len(heap) > 1:
+        _, _, a, ca = heapq.heappop(heap)
+        _, _, b, cb = heapq.heappop(heap)
+        t = _combine(net, a, b, f"{base}_m", of=x, coef=ca + cb)
+        heapq.heappush(heap, ((t.value.stage, t.value.depth), seq, t, ca + cb))
+        seq += 1
+    (_, _, t, c), = heap
+    assert t.sign == 1 and t.shift == 0 and c == m
+    return t.value
+
+
+def _int_requant(net: Netlist, node: Node, xs: list[Value]) -> list[Value]:
+    """clamp(shift_round(x[c] * M[c], shift)) per channel: the constant product in shift-and-add
+    (its power-of-two factor moved into the shift), then the requantizer."""
+    op: Requant = node.op
+    out = []
+    for c, (x, m) in enumerate(zip(xs, op.multipliers(len(xs)))):
+        m = int(m)
+        t, _ = multiplier_digits(m)
+        base = f"{node.name}_{c}"
+        if x.const is not None:
+            p = constant(x.const * (m >> t))
+        else:
+            p = _const_product(net, base, x, m >> t)
+        out.append(_requant(net, node, base, p, op.shift - t, op.rounding, op.lo, op.hi))
+    return out
+
+
 def _signed_literal(c: int, width: int) -> str:
     return f"-{width}'sd{-c}" if c < 0 else f"{width}'sd{c}"
 
@@ -319,10 +377,6 @@ def check_supported(graph: Graph, config: BuildConfig) -> None:
                          f"{', '.join(shared)}. Use reuse 1 with --backend verilog, or the HLS back-end for reuse > 1")
     if len(graph.inputs) != 1:
         raise FpgaqError(f"the Verilog back-end takes models with one input; this one has {len(graph.inputs)}")
-    requant = [n.name for n in graph.nodes if type(n.op).__name__ == "Requant"]
-    if requant:
-        raise FpgaqError(f"the Verilog back-end does not build integer requantisation (--requantize) yet "
-                         f"({', '.join(requant)}); use the HLS back-end for float-scale models")
 
 
 def project_context(graph: Graph, config: BuildConfig) -> dict:
@@ -365,6 +419,8 @@ def project_context(graph: Graph, config: BuildConfig) -> dict:
                          max(q.lo, 0), q.hi) for i, x in enumerate(xs)]
         elif isinstance(node.op, Dense):
             values[node.name] = _dense(net, node, values[src.name])
+        elif isinstance(node.op, Requant):
+            values[node.name] = _int_requant(net, node, values[src.name])
         else:
             values[node.name] = _elementwise(net, node, src, values[src.name])
         layers.append({"name": node.name, "op": type(node.op).__name__, "origin": comment(str(node.origin)),
