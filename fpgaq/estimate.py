@@ -15,7 +15,7 @@ import numpy as np
 from .config import BuildConfig
 from .ir.fixed import FixedType
 from .ir.graph import Graph, Node
-from .ir.ops import Dense, Input, Quant
+from .ir.ops import Dense, Input, Quant, Requant
 
 # DSP48E2: a 27 x 18 signed multiplier.
 DSP_A, DSP_B = 27, 18
@@ -134,6 +134,10 @@ def estimate(graph: Graph, config: BuildConfig) -> dict:
             # adder and a saturation mux a value
             w = node.type.width
             extra_lut += node.features * (w if isinstance(node.op, Quant) else max(1, w // 2))
+            if isinstance(node.op, Requant):   # a constant multiplier a channel: shift-and-add
+                x = graph[node.inputs[0]].type.width
+                extra_lut += sum((csd_digits(int(m)) - 1) * (x + int(m).bit_length())
+                                 for m in node.op.multipliers(node.features))
     total = {k: sum(getattr(e, k) for e in layers) for k in
              ("weights", "nonzero", "multipliers", "dsp", "lut", "ff", "bram")}
     total["lut"] += extra_lut

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -68,10 +69,8 @@ def verilator_bin() -> Path | None:
 def check_simulator(sim: str) -> None:
     if sim not in SIMULATORS:
         raise ToolError(f"unknown simulator '{sim}'; use one of {', '.join(SIMULATORS)}")
-    try:
-        import cocotb_tools.runner  # noqa: F401
-    except ImportError:
-        raise ToolError("RTL simulation needs cocotb 2; install it with `pip install cocotb`") from None
+    if importlib.util.find_spec("cocotb_tools") is None:
+        raise ToolError("RTL simulation needs cocotb 2; install it with `pip install cocotb`")
     if sim == "icarus" and not (shutil.which("iverilog") and shutil.which("vvp")):
         raise ToolError("Icarus Verilog is not installed (Debian: apt-get install -y iverilog)")
     if sim == "verilator" and verilator_bin() is None:
