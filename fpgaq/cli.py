@@ -52,6 +52,23 @@ def cmd_build(args) -> int:
     return 0
 
 
+def _count(text: str) -> int:
+    """argparse type: a positive integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _checked(args) -> None:
+    """The import options of emulate and inspect, validated as a build's would be."""
+    from .config import BuildConfig
+    BuildConfig(requantize=args.requantize, requant_bits=args.requant_bits, max_ops=args.max_ops)
+
+
 def _report_json(project_dir: Path) -> dict:
     import json
     from .project import REPORT_JSON
@@ -103,16 +120,21 @@ def cmd_csim(args) -> int:
     from .project import open_project, read_inputs
     project = open_project(Path(args.project))
     x = read_inputs(Path(args.inputs), project.graph) if args.inputs else None
-    if x is not None and args.n:
+    if x is not None and args.n is not None:
         x = x[:args.n]
-    return _csim(project, x, args.n or 10_000, args.output)
+    return _csim(project, x, 10_000 if args.n is None else args.n, args.output)
 
 
 def _save_outputs(path: Path, outputs: list[np.ndarray]) -> None:
-    if len(outputs) == 1:
-        np.save(path, outputs[0])
-    else:
-        np.savez(path, *outputs)
+    """Write to exactly `path` (.npy for one output, an .npz archive for several)."""
+    try:
+        with open(path, "wb") as f:
+            if len(outputs) == 1:
+                np.save(f, outputs[0])
+            else:
+                np.savez(f, *outputs)
+    except OSError as e:
+        raise FpgaqError(f"cannot write {path}: {e.strerror}") from None
     print(f"wrote {path}")
 
 
@@ -122,6 +144,7 @@ def cmd_emulate(args) -> int:
     from .passes.pipeline import run_pipeline
     from .project import read_inputs
     from .deviation import deviation, deviation_text, is_requantised
+    _checked(args)
     graph = run_pipeline(import_file(args.model, args.max_ops, args.requantize, args.requant_bits))
     x = read_inputs(Path(args.inputs), graph)
     start = time.perf_counter()
@@ -138,6 +161,7 @@ def cmd_inspect(args) -> int:
     from .frontend.onnx_import import import_file
     from .ir.dump import dump_text
     from .passes.pipeline import run_pipeline
+    _checked(args)
     graph = import_file(args.model, args.max_ops, args.requantize, args.requant_bits)
     if not args.raw:
         graph = run_pipeline(graph)
@@ -161,23 +185,23 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--backend", choices=("hls", "verilog"), help="Vitis HLS C++ (default) or Verilog")
     b.add_argument("--force", action="store_true", help="replace DIR if fpgaq made it")
     b.add_argument("--csim", action="store_true", help="C-simulate and check bit-exactness after building")
-    b.add_argument("-n", type=int, default=10_000, help="inputs for --csim (default 10000)")
-    b.add_argument("--tb-samples", type=int, help="samples written to tb_data for Vitis C-simulation (default 1000)")
+    b.add_argument("-n", type=_count, default=10_000, help="inputs for --csim (default 10000)")
+    b.add_argument("--tb-samples", type=_count, help="samples written to tb_data for Vitis C-simulation (default 1000)")
     b.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass into DIR")
     b.add_argument("--reuse", metavar="R", help="reuse factor of every dense layer (default 1), or 'auto'")
-    b.add_argument("--max-ops", type=int, metavar="N", help="refuse models needing more than N "
+    b.add_argument("--max-ops", type=_count, metavar="N", help="refuse models needing more than N "
                    "multiply-accumulates an input (default 10,000,000)")
     b.add_argument("--requantize", action="store_true", help="lower float (non-power-of-two) scales "
                    "to integer requantisation and report the deviation from the float model")
-    b.add_argument("--requant-bits", type=int, default=None, metavar="B",
+    b.add_argument("--requant-bits", type=_count, default=None, metavar="B",
                    help="significant bits of each requantisation multiplier (default 16)")
-    b.add_argument("--dsp-budget", type=int, metavar="N", help="DSPs the design may use, with --reuse auto")
+    b.add_argument("--dsp-budget", type=_count, metavar="N", help="DSPs the design may use, with --reuse auto")
     b.set_defaults(func=cmd_build)
 
     c = sub.add_parser("csim", help="C-simulate a built project against the emulator")
     c.add_argument("project", metavar="DIR")
     c.add_argument("--inputs", metavar="X.npy", help="real inputs, shape (N, features)")
-    c.add_argument("-n", type=int, help="number of inputs (default 10000 random ones)")
+    c.add_argument("-n", type=_count, help="number of inputs (default 10000 random ones)")
     c.add_argument("--output", metavar="Y.npy", help="write the real outputs C-simulation computed")
     c.set_defaults(func=cmd_csim)
 
@@ -187,9 +211,9 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--output", metavar="Y.npy", required=True)
     e.add_argument("--requantize", action="store_true", help="lower float (non-power-of-two) scales "
                    "to integer requantisation and report the deviation from the float model")
-    e.add_argument("--requant-bits", type=int, default=16, metavar="B",
+    e.add_argument("--requant-bits", type=_count, default=16, metavar="B",
                    help="significant bits of each requantisation multiplier (default 16)")
-    e.add_argument("--max-ops", type=int, default=10_000_000, metavar="N", help=argparse.SUPPRESS)
+    e.add_argument("--max-ops", type=_count, default=10_000_000, metavar="N", help=argparse.SUPPRESS)
     e.set_defaults(func=cmd_emulate)
 
     r = sub.add_parser("report", help="latency and resource estimates of a built project")
@@ -202,9 +226,9 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--raw", action="store_true", help="as imported, before the passes")
     i.add_argument("--requantize", action="store_true", help="lower float (non-power-of-two) scales "
                    "to integer requantisation and report the deviation from the float model")
-    i.add_argument("--requant-bits", type=int, default=16, metavar="B",
+    i.add_argument("--requant-bits", type=_count, default=16, metavar="B",
                    help="significant bits of each requantisation multiplier (default 16)")
-    i.add_argument("--max-ops", type=int, default=10_000_000, metavar="N",
+    i.add_argument("--max-ops", type=_count, default=10_000_000, metavar="N",
                    help="refuse models needing more multiply-accumulates an input")
     i.set_defaults(func=cmd_inspect)
 

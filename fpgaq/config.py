@@ -14,6 +14,15 @@ DEFAULT_PART = "xcvu13p-flga2577-2-e"
 BACKENDS = ("hls", "verilog")
 
 
+def _whole(v, least: int) -> bool:
+    """An int (not a YAML true/false) of at least `least`."""
+    return isinstance(v, int) and not isinstance(v, bool) and v >= least
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 @dataclass(frozen=True)
 class BuildConfig:
     name: str = "fpgaq_model"          # the top function's name: a C identifier
@@ -30,32 +39,39 @@ class BuildConfig:
     requant_bits: int = 16             # significant bits of each requantisation multiplier
 
     def __post_init__(self):
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", self.name or "") or is_reserved(self.name):
+        for key in ("name", "part", "io", "backend"):
+            if not isinstance(getattr(self, key), str):
+                raise ConfigError(f"{key} {getattr(self, key)!r} must be text")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", self.name) or is_reserved(self.name):
             raise ConfigError(f"name {self.name!r} is not usable as a C++/Verilog identifier; use letters, "
                               "digits and _, not starting with a digit, and not a keyword")
         if not re.fullmatch(r"[A-Za-z0-9_.\-]{3,64}", self.part):
             raise ConfigError(f"part '{self.part}' does not look like an FPGA part number "
                               "(for example xcvu13p-flga2577-2-e)")
-        if not (isinstance(self.clock_ns, (int, float)) and 0.5 <= self.clock_ns <= 1000):
+        if not (_number(self.clock_ns) and 0.5 <= self.clock_ns <= 1000):
             raise ConfigError(f"clock_ns {self.clock_ns!r} must be a number of nanoseconds from 0.5 to 1000")
         if self.backend not in BACKENDS:
             raise ConfigError(f"backend '{self.backend}' is unknown; use one of {', '.join(BACKENDS)}")
         if self.io != "io_parallel":
             raise ConfigError(f"io '{self.io}' is not supported yet; use io_parallel")
-        if not (self.reuse == "auto" or (isinstance(self.reuse, int) and self.reuse >= 1)):
+        if not (self.reuse == "auto" or _whole(self.reuse, 1)):
             raise ConfigError(f"reuse {self.reuse!r} must be a positive integer or 'auto'")
-        if self.dsp_budget is not None and not (isinstance(self.dsp_budget, int) and self.dsp_budget >= 0):
+        if self.dsp_budget is not None and not _whole(self.dsp_budget, 0):
             raise ConfigError(f"dsp_budget {self.dsp_budget!r} must be a non-negative integer")
+        if self.dsp_budget is not None and self.reuse != "auto":
+            raise ConfigError("dsp_budget only applies with reuse 'auto' (--reuse auto); set both or neither")
+        if not isinstance(self.layer_reuse, dict):
+            raise ConfigError("layer_reuse must map layer names to reuse factors")
         for k, v in self.layer_reuse.items():
-            if not (isinstance(v, int) and v >= 1):
+            if not _whole(v, 1):
                 raise ConfigError(f"layer_reuse['{k}'] = {v!r} must be a positive integer")
-        if not (isinstance(self.requant_bits, int) and 2 <= self.requant_bits <= 32):
+        if not (_whole(self.requant_bits, 2) and self.requant_bits <= 32):
             raise ConfigError(f"requant_bits {self.requant_bits!r} must be an integer from 2 to 32")
         if not isinstance(self.requantize, bool):
             raise ConfigError(f"requantize {self.requantize!r} must be true or false")
-        if not (isinstance(self.max_ops, int) and self.max_ops >= 1):
+        if not _whole(self.max_ops, 1):
             raise ConfigError(f"max_ops {self.max_ops!r} must be a positive integer")
-        if not (isinstance(self.tb_samples, int) and 1 <= self.tb_samples <= 10_000_000):
+        if not (_whole(self.tb_samples, 1) and self.tb_samples <= 10_000_000):
             raise ConfigError(f"tb_samples {self.tb_samples!r} must be between 1 and 10,000,000")
 
     def with_overrides(self, **kw) -> BuildConfig:

@@ -104,7 +104,10 @@ def _step_int(node: Node, src: Node, x: np.ndarray) -> np.ndarray:
         if src.type is None:
             y = _quant_real(op, x)
         else:
-            y = np.clip(shift_round(x, src.type.frac - op.type.frac, op.rounding), op.lo, op.hi)
+            shift = src.type.frac - op.type.frac
+            if x.dtype != object and _bits(src) + max(-shift, 0) > INT64_SAFE_BITS:
+                x = x.astype(object)          # a left shift past 62 bits: Python ints
+            y = np.clip(shift_round(x, shift, op.rounding), op.lo, op.hi)
     elif isinstance(op, Bipolar):
         y = np.where(x >= 0, 1, -1)
     elif isinstance(op, Requant):

@@ -176,7 +176,7 @@ def open_project(root: Path) -> Project:
     try:
         meta = json.loads(marker.read_text())
         config = config_from_dict(meta["config"], str(marker))
-    except (ValueError, KeyError) as e:
+    except (ValueError, KeyError, TypeError) as e:
         raise FpgaqError(f"{marker} is damaged ({e}); rebuild the project") from None
     model = load(root / MODEL_COPY)
     graph = compile_model(model, Path(meta.get("source", "model")).stem, config)
@@ -198,6 +198,8 @@ def read_inputs(path: Path, graph: Graph) -> np.ndarray:
     x = x.reshape(len(x), -1) if x.ndim > 2 else x
     if x.ndim != 2 or x.shape[1] != inp.features:
         raise FpgaqError(f"{path}: inputs have shape {x.shape}; the model takes (N, {inp.features})")
-    if not np.issubdtype(x.dtype, np.number):
-        raise FpgaqError(f"{path}: inputs are of type {x.dtype}; expected numbers")
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise FpgaqError(f"{path}: inputs are of type {x.dtype}; expected real numbers")
+    if len(x) == 0:
+        raise FpgaqError(f"{path}: holds no inputs; give at least one row")
     return x

@@ -157,3 +157,61 @@ def test_bad_config_is_reported(tmp_path):
     code, _, err = run_cli("build", EXAMPLE, "-o", tmp_path / "p", "--config", cfg)
     assert code == 1
     assert "unknown setting(s) ReuseFactor; valid settings are" in err
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (["-n", "0"], r"argument -n: 0 must be at least 1"),
+    (["-n", "-5"], r"argument -n: -5 must be at least 1"),
+    (["--reuse", "x"], r"--reuse 'x': give a positive integer or 'auto'"),
+    (["--dsp-budget", "10"], r"dsp_budget only applies with reuse 'auto'"),
+    (["--requant-bits", "1"], r"argument --requant-bits: 1 must be at least 1|requant_bits 1 must be"),
+])
+def test_bad_build_options(tmp_path, args, pattern):
+    import re
+    code, _, err = run_cli("build", EXAMPLE, "-o", tmp_path / "p", *args)
+    assert code != 0 and "Traceback" not in err
+    assert re.search(pattern, err), err
+
+
+@pytest.mark.parametrize("yaml_text, pattern", [
+    ("reuse: true\n", r"reuse True must be a positive integer or 'auto'"),
+    ("tb_samples: yes\n", r"tb_samples True must be between"),
+    ("name: 5\n", r"name 5 must be text"),
+])
+def test_yaml_values_of_the_wrong_type(tmp_path, yaml_text, pattern):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml_text)
+    code, _, err = run_cli("build", EXAMPLE, "-o", tmp_path / "p", "--config", cfg)
+    assert code == 1 and "Traceback" not in err
+    assert pattern.split("(")[0][:20] in err or __import__("re").search(pattern, err), err
+
+
+def test_csim_refuses_a_verilog_project(tmp_path):
+    assert main(["build", str(EXAMPLE), "-o", str(tmp_path / "v"), "--backend", "verilog"]) == 0
+    code, _, err = run_cli("csim", tmp_path / "v", "-n", "5")
+    assert code == 1 and "Traceback" not in err
+    assert "is a verilog project; C-simulation is for HLS projects (use `fpgaq rtlsim` for Verilog)" in err
+
+
+def test_empty_or_complex_inputs_and_unwritable_outputs(tmp_path):
+    np.save(tmp_path / "empty.npy", np.zeros((0, 16), dtype=np.float32))
+    np.save(tmp_path / "complex.npy", np.zeros((3, 16), dtype=np.complex64))
+    np.save(tmp_path / "x.npy", np.zeros((3, 16), dtype=np.float32))
+    for name, pattern in (("empty.npy", "holds no inputs"), ("complex.npy", "expected real numbers")):
+        code, _, err = run_cli("emulate", EXAMPLE, "--inputs", tmp_path / name, "--output", tmp_path / "y.npy")
+        assert code == 1 and pattern in err and "Traceback" not in err
+    code, _, err = run_cli("emulate", EXAMPLE, "--inputs", tmp_path / "x.npy", "--output", tmp_path / "no" / "y.npy")
+    assert code == 1 and "cannot write" in err and "Traceback" not in err
+    code, _, err = run_cli("emulate", EXAMPLE, "--inputs", tmp_path / "x.npy", "--output", tmp_path / "y.out")
+    assert code == 0 and (tmp_path / "y.out").is_file()
+
+
+def test_damaged_project_folders(tmp_path):
+    assert main(["build", str(EXAMPLE), "-o", str(tmp_path / "p")]) == 0
+    (tmp_path / "p" / "firmware" / "sub").mkdir()
+    (tmp_path / "p" / "tb" / "jet_tagger_test.cpp").unlink()
+    code, _, err = run_cli("csim", tmp_path / "p", "-n", "5")
+    assert code == 1 and "lacks tb/jet_tagger_test.cpp; rebuild the project" in err
+    (tmp_path / "p" / "fpgaq.json").write_text("[1, 2]")
+    code, _, err = run_cli("csim", tmp_path / "p", "-n", "5")
+    assert code == 1 and "is damaged" in err and "Traceback" not in err

@@ -111,3 +111,20 @@ def test_qdq_float_scales(tmp_path, target):
     r = run_csim(project, x)
     assert r.ok, r.mismatches
     np.testing.assert_array_equal(r.outputs[0], ours)
+
+
+def test_gemm_beta_keeps_a_float_bias_scale(tmp_path):
+    import onnx
+
+    from fpgaq.frontend.onnx_import import import_model
+    from qonnx_reference import run_onnxruntime
+    model = modelgen.non_pow2_scale_model(rng=3, scale=0.3, target="bias", qdq=True, layer_sizes=(8, 12, 4))
+    for n in model.graph.node:
+        if n.op_type == "Gemm":
+            kept = [a for a in n.attribute if a.name != "beta"]
+            del n.attribute[:]
+            n.attribute.extend(kept + [onnx.helper.make_attribute("beta", 2.0)])
+    graph = run_pipeline(import_model(model, requantize=True))
+    x = random_inputs(graph, 1000)
+    np.testing.assert_array_equal(emulate.run_reference(graph, x)[0],
+                                  run_onnxruntime(model, x)[0].astype(np.float64))

@@ -134,7 +134,9 @@ def gemm(imp: Importer, onode) -> list:
             raise Problem("the bias (C) is computed at run time; fpgaq needs a constant bias")
         if beta != 1.0:
             k = _pow2_exponent(beta, "beta")
-            if bias.codes is not None:
+            if bias.scale is not None:   # --requantize: the float factor carries beta
+                bias = Const(bias.value * beta, bias.codes, bias.frac, bias.onnx_type, bias.scale * beta)
+            elif bias.codes is not None:
                 bias = Const(bias.value * beta, bias.codes, bias.frac - k)
             else:
                 bias = Const(bias.value * beta)

@@ -77,6 +77,9 @@ def c_integer(bits: int) -> str:
 
 def _dense_plan(node: Node) -> dict:
     op: Dense = node.op
+    if max(op.weight.shape) > 32767:
+        raise FpgaqError(f"{node.origin}: a layer of {op.weight.shape[1]} inputs and {op.weight.shape[0]} "
+                         "outputs; the HLS kernels index at most 32,767 a side")
     rows, cols = np.nonzero(op.weight)
     weights = op.weight[rows, cols]
     wbits = max((abs(int(w)).bit_length() for w in weights), default=1) + 1

@@ -61,11 +61,17 @@ class CsimResult:
 def compile_testbench(project: Project) -> tuple[Path, float, bool]:
     """Build (or reuse) the C-simulation binary; returns (path, seconds, reused)."""
     root, top = project.root, project.config.name
+    if project.config.backend != "hls":
+        raise ToolError(f"{root} is a {project.config.backend} project; C-simulation is for HLS projects "
+                        "(use `fpgaq rtlsim` for Verilog)")
     sources = [root / "firmware" / f"{top}.cpp", root / "tb" / f"{top}_test.cpp"]
+    missing = [str(p.relative_to(root)) for p in sources + [root / "firmware" / "parameters.h"] if not p.is_file()]
+    if missing:
+        raise ToolError(f"{root} lacks {', '.join(missing)}; rebuild the project with `fpgaq build --force`")
     inc = ap_types_dir()
     cxx = compiler()
     h = hashlib.sha256()
-    for p in sorted((root / "firmware").iterdir()) + sources[1:]:
+    for p in sorted(p for p in (root / "firmware").iterdir() if p.is_file()) + sources[1:]:
         h.update(p.name.encode() + p.read_bytes())
     h.update(" ".join([cxx, *CXXFLAGS, str(inc)]).encode())
     cache = root / CACHE

@@ -8,11 +8,12 @@ from pathlib import Path
 
 def add_commands(sub) -> None:
     """Register the RTL subcommands on the CLI's subparsers."""
+    from ...cli import _count
     r = sub.add_parser("rtlsim", help="simulate a project's RTL with cocotb and compare with the emulator")
     r.add_argument("project", metavar="DIR")
     r.add_argument("--sim", choices=("icarus", "verilator"), default="icarus", help="simulator (default icarus)")
     r.add_argument("--inputs", metavar="X.npy", help="real inputs, shape (N, features)")
-    r.add_argument("-n", type=int, help="number of random inputs (default 1000)")
+    r.add_argument("-n", type=_count, help="number of random inputs (default 1000)")
     r.add_argument("--output", metavar="Y.npy", help="write the real outputs the RTL computed")
     r.add_argument("--rtl", metavar="RTLDIR", help="Verilog exported by Vitis HLS (default: "
                    "DIR/NAME_prj/solution1/syn/verilog for an HLS project)")

@@ -186,6 +186,14 @@ def run_rtlsim(project: Project, x: np.ndarray | None = None, n: int = DEFAULT_N
     for t in outs:
         outputs.append(rows[:, k:k + t["n"]])
         k += t["n"]
+    # the verdict is fpgaq's own comparison, not only the bench's
+    if len(rows) != len(x):
+        raise ToolError(f"the RTL produced {len(rows)} results for {len(x)} inputs")
+    differ = sum(int(np.sum(np.asarray(got, dtype=object) != np.asarray(exp, dtype=object)))
+                 for got, exp in zip(outputs, expected))
+    if differ != r["mismatch_count"]:
+        raise ToolError(f"the test bench counted {r['mismatch_count']} mismatches but fpgaq counts {differ}; "
+                        f"see {log}")
     return RtlsimResult(n=r["n"], simulator=sim, latency_cycles=r["latency_cycles"], ii=r["ii"],
                         mismatch_count=r["mismatch_count"], mismatches=r["mismatches"],
                         build_s=built - start, run_s=done - built, outputs=outputs)
