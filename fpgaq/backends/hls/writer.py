@@ -1,40 +1,24 @@
 """Write a Vitis HLS project from the template context."""
 from __future__ import annotations
 
-from importlib import resources
-from pathlib import Path
-
-import jinja2
-
 from ...config import BuildConfig
 from ...ir.graph import Graph
+from .. import templates
 from .context import project_context
 
 KERNEL_HEADER = "fpgaq_kernels.h"
 
 
-def template_dir() -> Path:
-    """The installed templates/hls folder (package data)."""
-    return Path(str(resources.files("fpgaq.templates") / "hls"))
-
-
-def _env() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_dir())),
-        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-        keep_trailing_newline=True, autoescape=False)
-
-
 def render_project(graph: Graph, config: BuildConfig) -> dict[str, str]:
     """{relative path: text} of every generated source file."""
     ctx = project_context(graph, config)
-    env = _env()
+    env = templates.environment("hls")
     top = ctx["top"]
     files = {
         f"firmware/{top}.h": env.get_template("firmware/top.h.j2").render(ctx),
         f"firmware/{top}.cpp": env.get_template("firmware/top.cpp.j2").render(ctx),
         "firmware/parameters.h": env.get_template("firmware/parameters.h.j2").render(ctx),
-        f"firmware/{KERNEL_HEADER}": (template_dir() / "firmware" / KERNEL_HEADER).read_text(),
+        f"firmware/{KERNEL_HEADER}": (templates.template_dir("hls") / "firmware" / KERNEL_HEADER).read_text(),
         f"tb/{top}_test.cpp": env.get_template("tb/test.cpp.j2").render(ctx),
         "build_prj.tcl": env.get_template("build_prj.tcl.j2").render(ctx),
     }

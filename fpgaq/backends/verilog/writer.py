@@ -4,10 +4,9 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-import jinja2
-
 from ...config import BuildConfig
 from ...ir.graph import Graph
+from .. import templates
 from .context import project_context
 
 RTL = "rtl"
@@ -18,21 +17,9 @@ PRIMITIVES = ("fpgaq_ext.v", "fpgaq_add.v", "fpgaq_requant.v", "fpgaq_bipolar.v"
 WRAPPERS = ("fpgaq_trigger_top.v", "fpgaq_axis.v")
 
 
-def template_dir() -> Path:
-    """The installed templates/verilog folder (package data)."""
-    return Path(str(resources.files("fpgaq.templates") / "verilog"))
-
-
 def ip_dir() -> Path:
     """The installed ip/ folder of hand-written Verilog (package data)."""
     return Path(str(resources.files("fpgaq.ip")))
-
-
-def _env() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_dir())),
-        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-        keep_trailing_newline=True, autoescape=False)
 
 
 def core_sources(top: str) -> list[str]:
@@ -43,7 +30,7 @@ def core_sources(top: str) -> list[str]:
 def render_project(graph: Graph, config: BuildConfig) -> dict[str, str]:
     """{relative path: text} of every generated source file."""
     ctx = project_context(graph, config)
-    env = _env()
+    env = templates.environment("verilog")
     top = ctx["top"]
     files = {
         f"{RTL}/{top}.v": env.get_template("top.v.j2").render(ctx),
