@@ -198,7 +198,8 @@ def test_batchnorm_that_is_not_fixed_point():
     assert_matches(r"node 'bn' \(BatchNormalization\): the folded scale gamma/sqrt\(var\+eps\) "
                    r"\(0\.999995\) or shift is not exactly fixed point; fold batch-norm into the "
                    r"weights before quantizing them \(Brevitas/qonnx: merge BN into the preceding "
-                   r"layer, then quantize\)", problem(model))
+                   r"layer, then quantize\), or build with --requantize to carry its scale into the "
+                   r"next quantizer's integer requantisation", problem(model))
 
 
 @pytest.mark.parametrize("alpha", [3.0, -1.0])

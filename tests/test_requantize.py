@@ -128,3 +128,41 @@ def test_gemm_beta_keeps_a_float_bias_scale(tmp_path):
     x = random_inputs(graph, 1000)
     np.testing.assert_array_equal(emulate.run_reference(graph, x)[0],
                                   run_onnxruntime(model, x)[0].astype(np.float64))
+
+
+def _with_batchnorm(seed: int = 0):
+    """A QONNX MLP with a PyTorch-style BatchNormalization (eps 1e-5, negative scales too)
+    after its first Gemm: not exactly fixed point."""
+    import onnx
+    from onnx import helper, numpy_helper
+    model = modelgen.qonnx_mlp([8, 12, 4], rng=5, style="clean", weights_as_inputs=False)
+    g = model.graph
+    i = next(k for k, n in enumerate(g.node) if n.op_type == "Gemm")
+    out = g.node[i].output[0]
+    g.node[i].output[0] = out + "_pre"
+    rng = np.random.default_rng(seed)
+    for name, v in (("bn_g", rng.uniform(-1.5, 1.5, 12)), ("bn_b", rng.normal(0, 0.5, 12)),
+                    ("bn_m", rng.normal(0, 0.5, 12)), ("bn_v", rng.uniform(0.5, 2, 12))):
+        g.initializer.append(numpy_helper.from_array(v.astype(np.float32), name))
+    g.node.insert(i + 1, helper.make_node("BatchNormalization", [out + "_pre", "bn_g", "bn_b", "bn_m", "bn_v"],
+                                          [out], name="bn", epsilon=1e-5))
+    onnx.checker.check_model(model)
+    return model
+
+
+def test_batchnorm_with_float_scale_is_requantised(tmp_path):
+    from fpgaq.frontend.onnx_import import import_model
+    from qonnx_reference import run_reference
+    model = _with_batchnorm()
+    with pytest.raises(ModelError, match=r"node 'bn' \(BatchNormalization\): the folded scale .* or build with "
+                                         r"--requantize to carry its scale into the next quantizer"):
+        import_model(model)
+    path = tmp_path / "bn.onnx"
+    modelgen.save(model, path)
+    project = build(path, tmp_path / "p", BuildConfig(name="net", requantize=True))
+    x = random_inputs(project.graph, 2000)
+    reference = emulate.run_reference(project.graph, x)[0]
+    assert np.mean(reference == run_reference(model, x)[0].astype(np.float64)) >= 0.999
+    need_gxx()
+    r = run_csim(project, x)
+    assert r.ok, r.mismatches

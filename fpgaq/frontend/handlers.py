@@ -210,22 +210,26 @@ def imp_node(imp: Importer, name: str):
 
 def batchnorm(imp: Importer, onode) -> list:
     t = imp.fixed_tensor(onode, 0)
-    if t.scale is not None:
-        raise Problem("BatchNormalization on a float-scale (--requantize) tensor is not supported; fold it "
-                      "into the weights before quantizing")
     if not isinstance(t.node.op, Dense) or t.view_frac != t.node.type.frac:
         raise Problem("BatchNormalization must follow a Gemm/MatMul, into which it is folded")
     eps = Attributes(onode).float("epsilon", 1e-5)
     gamma, beta, mean, var = (imp.const(onode, i, w).value.astype(np.float64)
                               for i, w in ((1, "scale"), (2, "bias"), (3, "mean"), (4, "var")))
+    if not all(np.size(v) == t.node.features for v in (gamma, beta, mean, var)):
+        raise Problem(f"its parameters do not have one value for each of the {t.node.features} channels")
     s = gamma / np.sqrt(var + eps)
     shift = beta - mean * s
+    if not np.all(np.isfinite(s) & np.isfinite(shift)) or np.any(s == 0):
+        raise Problem("its scale gamma/sqrt(var+eps) is zero, NaN or Inf for some channel")
     ds = fixed_const(s, "the batch-norm scale")
     dt = fixed_const(shift, "the batch-norm shift")
-    if ds[1] > 24 or dt[1] > 32:
+    if t.scale is not None or ds[1] > 24 or dt[1] > 32:
+        if imp.requantize:
+            return _float_batchnorm(imp, t, s, shift)
         raise Problem(f"the folded scale gamma/sqrt(var+eps) ({_first(s)}) or shift is not exactly fixed "
                       "point; fold batch-norm into the weights before quantizing them "
-                      "(Brevitas/qonnx: merge BN into the preceding layer, then quantize)")
+                      "(Brevitas/qonnx: merge BN into the preceding layer, then quantize), or build with "
+                      "--requantize to carry its scale into the next quantizer's integer requantisation")
     d: Dense = t.node.op
     sc, sf = ds
     acc_frac = t.view_frac + sf
@@ -237,6 +241,24 @@ def batchnorm(imp: Importer, onode) -> list:
     wcodes = d.weight.astype(object) * np.asarray(sc, dtype=object)[:, None]
     bias = [int(b) * int(k) + int(c) for b, k, c in zip(d.bias, sc, on_grid)]
     return _redo_dense(imp, onode, t.node, wcodes, d.weight_frac + sf, bias)
+
+
+def _float_batchnorm(imp: Importer, t: Tensor, s: np.ndarray, shift: np.ndarray) -> list:
+    """--requantize: y = s * acc + shift. The accumulator's codes stay exact; |s| joins its
+    float factor (a channel with s < 0 negates its weights and bias), the shift its bias."""
+    d: Dense = t.node.op
+    sign = np.where(s < 0, -1, 1)
+    factor = np.abs(s) * (1.0 if t.scale is None else np.asarray(t.scale, dtype=np.float64))
+    old = d.bias.astype(np.float64) if d.bias_exact is None else d.bias_exact
+    exact = sign * old + shift / (np.ldexp(1.0, -t.view_frac) * factor)
+    codes = np.rint(exact)
+    if np.any(np.abs(codes) >= 2.0 ** 62):
+        raise Problem("the folded batch-norm shift is too large for the accumulator's grid")
+    xin = imp_node(imp, t.node.inputs[0])
+    node = imp.add("dense", Dense(_compact(d.weight.astype(object) * sign[:, None].astype(object)), d.weight_frac,
+                                  codes.astype(np.int64), bias_exact=None if np.array_equal(codes, exact) else exact),
+                   (xin,))
+    return [replace(t, node=node, scale=factor)]
 
 
 def _first(a) -> str:
