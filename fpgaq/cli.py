@@ -40,7 +40,7 @@ def cmd_build(args) -> int:
     total = sum(n.op.model_weights for n in dense)
     print(f"built {out} in {took:.2f} s: top function {config.name}, {len(dense)} dense layers, "
           f"{nz} of {total} weights non-zero, part {config.part} at {config.clock_ns:g} ns")
-    rq = _report_json(out).get("requantization")
+    rq = project.report.get("requantization")
     if rq:
         for q in rq["requantizers"]:
             print(f"requantiser {q['name']} ({q['onnx_node']}): {q['multiplier_bits']}-bit multiplier, "
@@ -67,13 +67,6 @@ def _checked(args) -> None:
     """The import options of emulate and inspect, validated as a build's would be."""
     from .config import BuildConfig
     BuildConfig(requantize=args.requantize, requant_bits=args.requant_bits, max_ops=args.max_ops)
-
-
-def _report_json(project_dir: Path) -> dict:
-    import json
-    from .project import REPORT_JSON
-    path = Path(project_dir) / REPORT_JSON
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _positive(text: str, flag: str) -> int:

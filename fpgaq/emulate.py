@@ -23,6 +23,7 @@ def _bits(node: Node) -> int:
     return node.interval.magnitude.bit_length() + 1
 
 
+@lru_cache(maxsize=256)
 def _dense_bound(op: Dense, x: Node) -> int:
     """A bound on every partial sum of the dot products (order of summation is free)."""
     w = np.abs(op.weight).astype(object)

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .config import BuildConfig
-from .ir.fixed import FixedType
+from .ir.fixed import FixedType, csd
 from .ir.graph import Graph, Node
 from .ir.ops import Dense, Input, Quant, Requant
 
@@ -57,12 +57,8 @@ def adders_per_cycle(width: int, clock_ns: float) -> int:
 
 
 def csd_digits(v: int) -> int:
-    """Non-zero digits of v in canonical signed digits (its non-adjacent form)."""
-    x = abs(int(v))
-    half = x >> 1
-    three_halves = x + half
-    c = half ^ three_halves
-    return bin(three_halves & c).count("1") + bin(half & c).count("1")
+    """Non-zero canonical signed digits of v: the adds a constant multiplication costs, plus one."""
+    return len(csd(int(v)))
 
 
 def neuron_accumulator_bits(node: Node) -> int:

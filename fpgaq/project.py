@@ -15,6 +15,7 @@ from . import __version__, emulate
 from .config import BuildConfig, config_from_dict
 from .errors import FpgaqError
 from .frontend.onnx_import import import_model, load
+from .ir.fixed import compact_codes
 from .ir.graph import Graph
 from .ir.ops import Input
 from .report import report_data, report_json, report_markdown
@@ -35,6 +36,7 @@ class Project:
     graph: Graph
     config: BuildConfig
     meta: dict
+    report: dict | None = None      # what build wrote into report.json
 
 
 def compile_model(model: onnx.ModelProto, name: str, config: BuildConfig, dump_ir: Path | None = None) -> Graph:
@@ -83,8 +85,7 @@ def parse_codes(text: str, widths: list[int]) -> list[np.ndarray]:
     for w in widths:
         out.append(np.array([[int(v) for v in r[start:start + w]] for r in rows], dtype=object))
         start += w
-    return [np.asarray(o, dtype=np.int64) if all(abs(int(v)) < 1 << 62 for v in o.ravel()) else o
-            for o in out]
+    return [compact_codes(o) for o in out]
 
 
 def testbench_data(graph: Graph, x: np.ndarray) -> dict[str, str]:
@@ -123,7 +124,7 @@ def build(model_path: Path, out_dir: Path, config: BuildConfig, force: bool = Fa
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return Project(out_dir, graph, config, meta)
+    return Project(out_dir, graph, config, meta, data)
 
 
 def render_backend(graph: Graph, config: BuildConfig) -> dict[str, str]:

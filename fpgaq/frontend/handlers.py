@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..ir.fixed import compact_codes
 from ..ir.ops import Clip, Dense, Relu
 from . import qdq, qonnx
 from .onnx_import import (QONNX_DOMAINS, Importer, feature_count, fixed_const, regrid)
@@ -102,7 +103,7 @@ def dense(imp: Importer, onode, x: Tensor, wcodes: np.ndarray, wfrac: int, bias,
             bcodes = np.broadcast_to(bc.reshape(-1) if bc.size == out else bc, (out,))
         except ValueError:
             raise Problem(f"bias shape {list(np.shape(bias.value))} does not match {out} outputs") from None
-        bcodes = np.array([int(v) for v in bcodes], dtype=object if any(abs(int(v)) >= 1 << 62 for v in bcodes) else np.int64)
+        bcodes = compact_codes([int(v) for v in bcodes])
     ir_wfrac = acc_frac - x.node.type.frac
     node = imp.add("dense", Dense(wcodes, ir_wfrac, bcodes), (x.node,))
     return [Tensor(node, acc_frac)]
@@ -201,7 +202,7 @@ def _redo_dense(imp: Importer, onode, old, wcodes, ir_wfrac: int, bias: list[int
     xin = imp_node(imp, old.inputs[0])
     acc_frac = xin.type.frac + ir_wfrac
     bias_const = Const(np.zeros(len(bias)), np.array(bias, dtype=object), acc_frac)
-    return dense(imp, onode, Tensor(xin, xin.type.frac), _compact(wcodes), ir_wfrac, bias_const)
+    return dense(imp, onode, Tensor(xin, xin.type.frac), compact_codes(wcodes), ir_wfrac, bias_const)
 
 
 def imp_node(imp: Importer, name: str):
@@ -255,7 +256,7 @@ def _float_batchnorm(imp: Importer, t: Tensor, s: np.ndarray, shift: np.ndarray)
     if np.any(np.abs(codes) >= 2.0 ** 62):
         raise Problem("the folded batch-norm shift is too large for the accumulator's grid")
     xin = imp_node(imp, t.node.inputs[0])
-    node = imp.add("dense", Dense(_compact(d.weight.astype(object) * sign[:, None].astype(object)), d.weight_frac,
+    node = imp.add("dense", Dense(compact_codes(d.weight.astype(object) * sign[:, None].astype(object)), d.weight_frac,
                                   codes.astype(np.int64), bias_exact=None if np.array_equal(codes, exact) else exact),
                    (xin,))
     return [replace(t, node=node, scale=factor)]
@@ -263,10 +264,6 @@ def _float_batchnorm(imp: Importer, t: Tensor, s: np.ndarray, shift: np.ndarray)
 
 def _first(a) -> str:
     return f"{float(np.ravel(a)[0]):g}"
-
-
-def _compact(a: np.ndarray) -> np.ndarray:
-    return a.astype(np.int64) if max((abs(int(v)) for v in a.ravel()), default=0) < 1 << 62 else a
 
 
 def relu(imp: Importer, onode) -> list:

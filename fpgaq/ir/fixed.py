@@ -137,6 +137,28 @@ def code_array(values, bits: int) -> np.ndarray:
     return np.asarray(values, dtype=object)
 
 
+def compact_codes(values) -> np.ndarray:
+    """Integer codes as int64 when every one fits in 62 bits, else as Python ints (object)."""
+    a = np.asarray(values)
+    if max((abs(int(v)) for v in a.ravel()), default=0) < 1 << INT64_SAFE_BITS:
+        return a.astype(np.int64)
+    return np.array([int(v) for v in a.ravel()], dtype=object).reshape(a.shape)
+
+
+def csd(w: int) -> list[tuple[int, int]]:
+    """Canonical signed digits of w: (shift, sign) pairs with w == sum(sign << shift),
+    no two adjacent; the fewest non-zero digits of any signed-digit form."""
+    digits, k = [], 0
+    while w:
+        if w & 1:
+            d = 2 - (w & 3)          # +1 if w = 1 mod 4, -1 if w = 3 mod 4
+            digits.append((k, d))
+            w -= d
+        w >>= 1
+        k += 1
+    return digits
+
+
 def is_power_of_two(x: float) -> bool:
     m, _ = np.frexp(x)
     return bool(x > 0 and m == 0.5)

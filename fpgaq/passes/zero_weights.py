@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..ir.fixed import compact_codes
 from ..ir.graph import Graph, Node, retype
 from ..ir.ops import Bipolar, Clip, Dense, Quant, Relu
 
@@ -50,16 +51,10 @@ def _int(v) -> int:
     return int(v)
 
 
-def _compact(a: np.ndarray) -> np.ndarray:
-    if max((abs(int(v)) for v in a.ravel()), default=0) < 1 << 62:
-        return a.astype(np.int64)
-    return a.astype(object)
-
-
 def _constant_through(seg: Segment, graph: Graph, code: int) -> int:
     """The code a constant neuron has after the element-wise chain (the emulator's rules)."""
     from ..emulate import _step_int
-    x = np.array([[code]], dtype=object if abs(code) >= 1 << 62 else np.int64)
+    x = compact_codes([[code]])
     src = seg.producer
     for n in seg.chain:
         x = _step_int(n, src, x)
@@ -83,8 +78,8 @@ def _shrink(graph: Graph, seg: Segment) -> Graph | None:
     for o in np.flatnonzero(drop & ~unused):
         c = _constant_through(seg, graph, _int(d.bias[o]))
         bias = bias + e.weight[:, o].astype(object) * c
-    new_d = replace(d, weight=_compact(d.weight[keep]), bias=_compact(d.bias[keep]))
-    new_e = replace(e, weight=_compact(e.weight[:, keep]), bias=_compact(bias))
+    new_d = replace(d, weight=compact_codes(d.weight[keep]), bias=compact_codes(d.bias[keep]))
+    new_e = replace(e, weight=compact_codes(e.weight[:, keep]), bias=compact_codes(bias))
     features = int(keep.sum())
     changed = {seg.producer.name: replace(seg.producer, op=new_d, features=features),
                seg.consumer.name: replace(seg.consumer, op=new_e)}

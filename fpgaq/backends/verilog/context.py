@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from ...config import BuildConfig
 from ...errors import FpgaqError
-from ...ir.fixed import FixedType, Rounding, shift_round
+from ...ir.fixed import FixedType, Rounding, csd, shift_round
 from ...ir.graph import Graph, Node
 from ...ir.interval import Interval
 from ...ir.ops import Bipolar, Clip, Dense, Input, Quant, Relu, Requant
@@ -38,20 +38,6 @@ ROUNDING_MODE = {        # the MODE parameter of fpgaq_requant
 def adder_budget(clock_ns: float) -> float:
     """How many adder delays fit between two registers at this clock period."""
     return max(1.0, float(int((clock_ns - REGISTER_NS) / ADDER_NS)))
-
-
-def csd(w: int) -> list[tuple[int, int]]:
-    """Canonical signed digits of w: (shift, sign) pairs with w == sum(sign << shift),
-    no two adjacent; the fewest non-zero digits of any signed-digit form."""
-    digits, k = [], 0
-    while w:
-        if w & 1:
-            d = 2 - (w & 3)          # +1 if w = 1 mod 4, -1 if w = 3 mod 4
-            digits.append((k, d))
-            w -= d
-        w >>= 1
-        k += 1
-    return digits
 
 
 def _kind(iv: Interval) -> FixedType:

@@ -113,6 +113,21 @@ void quantize_ap(const IN_T in[CFG::n], OUT_T out[CFG::n]) {
     }
 }
 
+// c * 2**-CFG::shift rounded with CFG::mode (a left shift when shift <= 0), then saturated
+// to [CFG::lo, CFG::hi]: the integer core of every explicit requantisation.
+template <class CFG>
+typename CFG::wide_t rescale(const typename CFG::wide_t &c) {
+#pragma HLS INLINE
+    typename CFG::wide_t r;
+    if (CFG::shift > 0)
+        r = shift_round<CFG::mode, (CFG::shift > 0 ? CFG::shift : 1)>(c);
+    else
+        r = c << (CFG::shift < 0 ? -CFG::shift : 0);
+    if (r < CFG::lo) r = CFG::lo;
+    if (r > CFG::hi) r = CFG::hi;
+    return r;
+}
+
 // --- quantize: explicit integer rounding and clamping, for modes ap_fixed lacks ---
 // CFG: n, shift (input frac - output frac), mode, lo, hi (output codes), wide_t.
 template <class CFG, class IN_T, class OUT_T>
@@ -120,15 +135,7 @@ void quantize_explicit(const IN_T in[CFG::n], OUT_T out[CFG::n]) {
 #pragma HLS INLINE
     for (int i = 0; i < CFG::n; i++) {
 #pragma HLS UNROLL
-        typename CFG::wide_t c = code(in[i]);
-        typename CFG::wide_t r;
-        if (CFG::shift > 0)
-            r = shift_round<CFG::mode, (CFG::shift > 0 ? CFG::shift : 1)>(c);
-        else
-            r = c << (CFG::shift < 0 ? -CFG::shift : 0);
-        if (r < CFG::lo) r = CFG::lo;
-        if (r > CFG::hi) r = CFG::hi;
-        set_code(out[i], r);
+        set_code(out[i], rescale<CFG>(typename CFG::wide_t(code(in[i]))));
     }
 }
 
@@ -141,14 +148,7 @@ void requantize(const IN_T in[CFG::n], OUT_T out[CFG::n],
     for (int i = 0; i < CFG::n; i++) {
 #pragma HLS UNROLL
         typename CFG::wide_t p = typename CFG::wide_t(code(in[i])) * multiplier[CFG::n_multipliers == 1 ? 0 : i];
-        typename CFG::wide_t r;
-        if (CFG::shift > 0)
-            r = shift_round<CFG::mode, (CFG::shift > 0 ? CFG::shift : 1)>(p);
-        else
-            r = p << (CFG::shift < 0 ? -CFG::shift : 0);
-        if (r < CFG::lo) r = CFG::lo;
-        if (r > CFG::hi) r = CFG::hi;
-        set_code(out[i], r);
+        set_code(out[i], rescale<CFG>(p));
     }
 }
 
