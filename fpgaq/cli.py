@@ -1,59 +1,38 @@
-"""`fpgaq build | csim | emulate | inspect`: the command line."""
+"""`fpgaq build | csim | emulate | report | inspect | rtlsim | synth`: the command line. It
+parses arguments, calls the driver, the compiler or a back-end, and prints; nothing more."""
 from __future__ import annotations
 
 import argparse
+import json
 import signal
-import threading
 import sys
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, emulate
+from .backends import NAMES as BACKEND_NAMES
+from .backends.base import Simulation
+from .backends.hls.csim import run_csim
+from .backends.verilog.rtlsim import DEFAULT_N, SIMULATORS, project_design, run_rtlsim
+from .backends.verilog.synth import run_synth, synth_table
+from .compile import compile_file
+from .config import BuildConfig, load_config
+from .deviation import deviation, deviation_text, is_requantised
 from .errors import FpgaqError
+from .ir.dump import dump_text
+from .names import identifier
+from .project import build, open_project
+from .report import report_data, report_json, report_markdown
+from .stimulus import read_inputs
 
 
-def _default_name(model: Path) -> str:
-    from .names import identifier
-    return identifier(model.stem, set(), fallback="model")
-
-
-def cmd_build(args) -> int:
-    from .config import load_config
-    from .project import build
-    model = Path(args.model)
-    config = load_config(args.config)
-    name = args.name or (config.name if args.config and config.name != "fpgaq_model" else _default_name(model))
-    reuse = None if args.reuse is None else (args.reuse if args.reuse == "auto" else _positive(args.reuse, "--reuse"))
-    config = config.with_overrides(name=name, part=args.part, clock_ns=args.clock_ns, tb_samples=args.tb_samples,
-                                   backend=args.backend, reuse=reuse, dsp_budget=args.dsp_budget,
-                                   max_ops=args.max_ops, requantize=args.requantize or None,
-                                   requant_bits=args.requant_bits)
-    out = Path(args.output or f"{model.stem}_hls")
-    start = time.perf_counter()
-    project = build(model, out, config, force=args.force, dump_ir=args.dump_ir)
-    took = time.perf_counter() - start
-    g = project.graph
-    dense = [n for n in g.nodes if type(n.op).__name__ == "Dense"]
-    nz = sum(int(np.count_nonzero(n.op.weight)) for n in dense)
-    total = sum(n.op.model_weights for n in dense)
-    print(f"built {out} in {took:.2f} s: top function {config.name}, {len(dense)} dense layers, "
-          f"{nz} of {total} weights non-zero, part {config.part} at {config.clock_ns:g} ns")
-    rq = project.report.get("requantization")
-    if rq:
-        for q in rq["requantizers"]:
-            print(f"requantiser {q['name']} ({q['onnx_node']}): {q['multiplier_bits']}-bit multiplier, "
-                  f"shift {q['shift']}, {q['channels']} channel(s)")
-        from .deviation import deviation_text
-        print(deviation_text(rq["deviation"]))
-    if args.csim:
-        return _csim(project, None, args.n, None)
-    return 0
-
+# --- argument types ------------------------------------------------------------------------
 
 def _count(text: str) -> int:
-    """argparse type: a positive integer."""
+    """A positive integer."""
     try:
         value = int(text)
     except ValueError:
@@ -63,54 +42,115 @@ def _count(text: str) -> int:
     return value
 
 
-def _checked(args) -> None:
-    """The import options of emulate and inspect, validated as a build's would be."""
-    from .config import BuildConfig
-    BuildConfig(requantize=args.requantize, requant_bits=args.requant_bits, max_ops=args.max_ops)
-
-
-def _positive(text: str, flag: str) -> int:
-    from .errors import ConfigError
+def _budget(text: str) -> int:
+    """A whole number of at least 0."""
     try:
         value = int(text)
     except ValueError:
-        raise ConfigError(f"{flag} {text!r}: give a positive integer or 'auto'") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 0")
     return value
 
 
-def cmd_report(args) -> int:
-    from .project import open_project
-    from .report import report_data, report_json, report_markdown
-    project = open_project(Path(args.project))
-    data = report_data(project.graph, project.config)
-    sys.stdout.write(report_json(data) if args.json else report_markdown(data))
+def _reuse(text: str) -> int | str:
+    """A positive integer or 'auto'."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--reuse {text!r}: give a positive integer or 'auto'")
+    return value
+
+
+# --- the flags, each defined once ------------------------------------------------------------
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    """How a model is read: shared by build, emulate and inspect."""
+    p.add_argument("--requantize", action="store_true", default=None, help="lower float (non-power-of-two) "
+                   "scales to integer requantisation and report the deviation from the float model")
+    p.add_argument("--requant-bits", type=_count, metavar="B",
+                   help="significant bits of each requantisation multiplier (default 16)")
+    p.add_argument("--max-ops", type=_count, metavar="N", help="refuse models needing more than N "
+                   "multiply-accumulates an input (default 10,000,000)")
+
+
+def _inputs_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--inputs", metavar="X.npy", help="real inputs, shape (N, features)")
+
+
+def _outputs_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--output", metavar="Y.npy", help=f"write the real outputs {what}")
+
+
+def _json_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--json", action="store_true", help=f"print {what} as JSON")
+
+
+def _config(args, base: BuildConfig | None = None, **more) -> BuildConfig:
+    """The build config: defaults, then the YAML file, then the command line."""
+    config = base or BuildConfig()
+    return config.with_overrides(requantize=args.requantize, requant_bits=args.requant_bits,
+                                 max_ops=args.max_ops, **more)
+
+
+# --- commands ------------------------------------------------------------------------------
+
+def cmd_build(args) -> int:
+    model = Path(args.model)
+    base = load_config(args.config)
+    name = args.name or (base.name if args.config and base.name != "fpgaq_model"
+                         else identifier(model.stem, set(), fallback="model"))
+    config = _config(args, base, name=name, part=args.part, clock_ns=args.clock_ns, tb_samples=args.tb_samples,
+                     backend=args.backend, reuse=args.reuse, dsp_budget=args.dsp_budget)
+    out = Path(args.output or f"{model.stem}_hls")
+    start = time.perf_counter()
+    project = build(model, out, config, force=args.force, dump_ir=Path(args.dump_ir) if args.dump_ir else None)
+    took = time.perf_counter() - start
+    assert project.report is not None
+    total = project.report["total"]
+    print(f"built {out} in {took:.2f} s: top function {config.name}, {len(project.report['layers'])} dense layers, "
+          f"{total['nonzero']} of {total['weights']} weights non-zero, part {config.part} at {config.clock_ns:g} ns")
+    rq = project.report.get("requantization")
+    if rq:
+        for q in rq["requantizers"]:
+            print(f"requantiser {q['name']} ({q['onnx_node']}): {q['multiplier_bits']}-bit multiplier, "
+                  f"shift {q['shift']}, {q['channels']} channel(s)")
+        print(deviation_text(rq["deviation"]))
+    if args.csim:
+        return _csim(project, None, args.n, None)
     return 0
 
 
 def _csim(project, x, n, output) -> int:
-    from .backends.hls.csim import run_csim
     r = run_csim(project, x, n)
-    how = "reused the cached binary" if r.cached else f"compiled in {r.compile_s:.1f} s"
+    how = "reused the cached binary" if r.cached else f"compiled in {r.build_s:.1f} s"
     print(f"C-simulation: {how}, ran {r.n} inputs in {r.run_s:.2f} s")
     if output:
-        _save_outputs(Path(output), r.outputs)
-    return verdict(r.ok, r.n, sum(o.shape[1] for o in r.outputs), r.mismatch_count, r.mismatches)
+        _save_outputs(Path(output), _real(project.graph, r))
+    return verdict(r, sum(o.shape[1] for o in r.outputs))
 
 
-def verdict(ok: bool, n: int, width: int, count: int, mismatches) -> int:
+def _real(graph, r: Simulation) -> list[np.ndarray]:
+    return [graph.real_outputs(i, codes) for i, codes in enumerate(r.outputs)]
+
+
+def verdict(r: Simulation, width: int) -> int:
     """Print whether a simulation matched the emulator, with the first mismatches; the exit code."""
-    if ok:
-        print(f"bit-exact: all {n} x {width} outputs equal the emulator's")
+    if r.ok:
+        print(f"bit-exact: all {r.n} x {width} outputs equal the emulator's")
         return 0
-    print(f"MISMATCH: {count} outputs differ from the emulator's; first ones:", file=sys.stderr)
+    print(f"MISMATCH: {r.mismatch_count} outputs differ from the emulator's; first ones:", file=sys.stderr)
     print("  sample  output  expected  got", file=sys.stderr)
-    for s, o, e, g in mismatches:
+    for s, o, e, g in r.mismatches:
         print(f"  {s:6d}  {o:6d}  {e:8d}  {g}", file=sys.stderr)
     return 1
 
 
 def cmd_csim(args) -> int:
-    from .project import open_project, read_inputs
     project = open_project(Path(args.project))
     x = read_inputs(Path(args.inputs), project.graph) if args.inputs else None
     if x is not None and args.n is not None:
@@ -132,13 +172,7 @@ def _save_outputs(path: Path, outputs: list[np.ndarray]) -> None:
 
 
 def cmd_emulate(args) -> int:
-    from . import emulate
-    from .frontend.onnx_import import import_file
-    from .passes.pipeline import run_pipeline
-    from .project import read_inputs
-    from .deviation import deviation, deviation_text, is_requantised
-    _checked(args)
-    graph = run_pipeline(import_file(args.model, args.max_ops, args.requantize, args.requant_bits))
+    graph = compile_file(args.model, _config(args))
     x = read_inputs(Path(args.inputs), graph)
     start = time.perf_counter()
     outputs = emulate.run(graph, x)
@@ -151,82 +185,108 @@ def cmd_emulate(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from .frontend.onnx_import import import_file
-    from .ir.dump import dump_text
-    from .passes.pipeline import run_pipeline
-    _checked(args)
-    graph = import_file(args.model, args.max_ops, args.requantize, args.requant_bits)
-    if not args.raw:
-        graph = run_pipeline(graph)
-    sys.stdout.write(dump_text(graph))
+    sys.stdout.write(dump_text(compile_file(args.model, _config(args), passes=not args.raw)))
+    return 0
+
+
+def cmd_report(args) -> int:
+    project = open_project(Path(args.project))
+    data = report_data(project.graph, project.config)
+    sys.stdout.write(report_json(data) if args.json else report_markdown(data))
+    return 0
+
+
+def cmd_rtlsim(args) -> int:
+    project = open_project(Path(args.project))
+    x = read_inputs(Path(args.inputs), project.graph) if args.inputs else None
+    if x is not None and args.n:
+        x = x[:args.n]
+    design = project_design(project, Path(args.rtl) if args.rtl else None)
+    r = run_rtlsim(project, x, args.n or DEFAULT_N, args.sim, design)
+    if args.output:
+        _save_outputs(Path(args.output), _real(project.graph, r))
+    if args.json:
+        print(json.dumps({"n": r.n, "simulator": r.simulator, "latency_cycles": r.latency_cycles, "ii": r.ii,
+                          "mismatches": r.mismatch_count, "first_mismatches": [list(m) for m in r.mismatches],
+                          "build_s": round(r.build_s, 3), "run_s": round(r.run_s, 3)}, indent=2))
+        return 0 if r.ok else 1
+    print(f"RTL simulation ({r.simulator}, {design.interface} ports): built in {r.build_s:.1f} s, "
+          f"ran {r.n} inputs in {r.run_s:.2f} s")
+    print(f"latency {r.latency_cycles} cycles, initiation interval {r.ii:g} cycles")
+    return verdict(r, sum(p["features"] for p in project.meta["outputs"]))
+
+
+def cmd_synth(args) -> int:
+    r = run_synth(open_project(Path(args.project)))
+    sys.stdout.write(json.dumps(r, indent=2) + "\n" if args.json else synth_table(r))
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fpgaq", description="Compile quantized ONNX networks into bit-exact FPGA firmware.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the Python traceback of an error")
+    p = argparse.ArgumentParser(prog="fpgaq", parents=[common],
+                                description="Compile quantized ONNX networks into bit-exact FPGA firmware.")
     p.add_argument("--version", action="version", version=f"fpgaq {__version__}")
-    p.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    b = sub.add_parser("build", help="write a Vitis HLS project for a model")
+    def command(name: str, help: str, func) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=help, parents=[common])
+        c.set_defaults(func=func)
+        return c
+
+    b = command("build", "write a project (Vitis HLS or Verilog) for a model", cmd_build)
     b.add_argument("model", help="ONNX / QONNX / QDQ model file")
     b.add_argument("-o", "--output", metavar="DIR", help="project folder (default: MODEL_hls)")
     b.add_argument("--config", metavar="YAML", help="build configuration file")
     b.add_argument("--part", help="FPGA part (default xcvu13p-flga2577-2-e)")
     b.add_argument("--clock-ns", type=float, help="clock period in ns (default 5)")
     b.add_argument("--name", help="name of the top function (default: from the model file)")
-    b.add_argument("--backend", choices=("hls", "verilog"), help="Vitis HLS C++ (default) or Verilog")
+    b.add_argument("--backend", choices=BACKEND_NAMES, help="Vitis HLS C++ (hls, default) or Verilog")
     b.add_argument("--force", action="store_true", help="replace DIR if fpgaq made it")
     b.add_argument("--csim", action="store_true", help="C-simulate and check bit-exactness after building")
     b.add_argument("-n", type=_count, default=10_000, help="inputs for --csim (default 10000)")
     b.add_argument("--tb-samples", type=_count, help="samples written to tb_data for Vitis C-simulation (default 1000)")
-    b.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass into DIR")
-    b.add_argument("--reuse", metavar="R", help="reuse factor of every dense layer (default 1), or 'auto'")
-    b.add_argument("--max-ops", type=_count, metavar="N", help="refuse models needing more than N "
-                   "multiply-accumulates an input (default 10,000,000)")
-    b.add_argument("--requantize", action="store_true", help="lower float (non-power-of-two) scales "
-                   "to integer requantisation and report the deviation from the float model")
-    b.add_argument("--requant-bits", type=_count, default=None, metavar="B",
-                   help="significant bits of each requantisation multiplier (default 16)")
-    b.add_argument("--dsp-budget", type=_count, metavar="N", help="DSPs the design may use, with --reuse auto")
-    b.set_defaults(func=cmd_build)
+    b.add_argument("--dump-ir", metavar="DIR", help="write the IR after import and after every pass into DIR")
+    b.add_argument("--reuse", type=_reuse, metavar="R", help="reuse factor of every dense layer (default 1), or 'auto'")
+    b.add_argument("--dsp-budget", type=_budget, metavar="N", help="DSPs the design may use, with --reuse auto")
+    _model_options(b)
 
-    c = sub.add_parser("csim", help="C-simulate a built project against the emulator")
+    c = command("csim", "C-simulate a built HLS project against the emulator", cmd_csim)
     c.add_argument("project", metavar="DIR")
-    c.add_argument("--inputs", metavar="X.npy", help="real inputs, shape (N, features)")
+    _inputs_option(c)
     c.add_argument("-n", type=_count, help="number of inputs (default 10000 random ones)")
-    c.add_argument("--output", metavar="Y.npy", help="write the real outputs C-simulation computed")
-    c.set_defaults(func=cmd_csim)
+    _outputs_option(c, "C-simulation computed")
 
-    e = sub.add_parser("emulate", help="run the bit-exact emulator on inputs")
+    e = command("emulate", "run the bit-exact emulator on inputs", cmd_emulate)
     e.add_argument("model")
     e.add_argument("--inputs", metavar="X.npy", required=True)
     e.add_argument("--output", metavar="Y.npy", required=True)
-    e.add_argument("--requantize", action="store_true", help="lower float (non-power-of-two) scales "
-                   "to integer requantisation and report the deviation from the float model")
-    e.add_argument("--requant-bits", type=_count, default=16, metavar="B",
-                   help="significant bits of each requantisation multiplier (default 16)")
-    e.add_argument("--max-ops", type=_count, default=10_000_000, metavar="N", help=argparse.SUPPRESS)
-    e.set_defaults(func=cmd_emulate)
+    _model_options(e)
 
-    r = sub.add_parser("report", help="latency and resource estimates of a built project")
+    r = command("report", "latency and resource estimates of a built project", cmd_report)
     r.add_argument("project", metavar="DIR")
-    r.add_argument("--json", action="store_true", help="JSON for programs instead of Markdown")
-    r.set_defaults(func=cmd_report)
+    _json_option(r, "the report")
 
-    i = sub.add_parser("inspect", help="print the IR: a line a node, with types, shapes and sparsity")
+    i = command("inspect", "print the IR: a line a node, with types, shapes and sparsity", cmd_inspect)
     i.add_argument("model")
     i.add_argument("--raw", action="store_true", help="as imported, before the passes")
-    i.add_argument("--requantize", action="store_true", help="lower float (non-power-of-two) scales "
-                   "to integer requantisation and report the deviation from the float model")
-    i.add_argument("--requant-bits", type=_count, default=16, metavar="B",
-                   help="significant bits of each requantisation multiplier (default 16)")
-    i.add_argument("--max-ops", type=_count, default=10_000_000, metavar="N",
-                   help="refuse models needing more multiply-accumulates an input")
-    i.set_defaults(func=cmd_inspect)
+    _model_options(i)
 
-    from .backends.verilog import commands as rtl_commands
-    rtl_commands.add_commands(sub)
+    s = command("rtlsim", "simulate a project's RTL with cocotb and compare with the emulator", cmd_rtlsim)
+    s.add_argument("project", metavar="DIR")
+    s.add_argument("--sim", choices=SIMULATORS, default="icarus", help="simulator (default icarus)")
+    _inputs_option(s)
+    s.add_argument("-n", type=_count, help=f"number of random inputs (default {DEFAULT_N})")
+    _outputs_option(s, "the RTL computed")
+    s.add_argument("--rtl", metavar="RTLDIR", help="Verilog exported by Vitis HLS (default: "
+                   "DIR/NAME_prj/solution1/syn/verilog for an HLS project)")
+    _json_option(s, "the result")
+
+    y = command("synth", "synthesize a Verilog project with yosys and count LUT, CARRY, FF, DSP", cmd_synth)
+    y.add_argument("project", metavar="DIR")
+    _json_option(y, "the result")
     return p
 
 
@@ -237,13 +297,14 @@ def _terminate(signum, frame):
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    debug = getattr(args, "debug", False)
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
     except FpgaqError as e:
-        if args.debug:
+        if debug:
             raise
         print(f"fpgaq: error: {e}", file=sys.stderr)
         return 1

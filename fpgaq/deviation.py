@@ -5,7 +5,7 @@ import numpy as np
 
 from . import emulate
 from .ir.graph import Graph
-from .ir.ops import Dense, Requant
+from .ir.ops import Requant
 
 
 def requantizers(graph: Graph) -> list[dict]:
@@ -22,8 +22,7 @@ def requantizers(graph: Graph) -> list[dict]:
 
 
 def is_requantised(graph: Graph) -> bool:
-    return any(isinstance(n.op, Requant) or (isinstance(n.op, Dense) and n.op.bias_exact is not None)
-               for n in graph.nodes)
+    return any(n.op.approximates() for n in graph.nodes)
 
 
 def deviation(graph: Graph, x: np.ndarray) -> dict:

@@ -13,6 +13,7 @@ from .ir.fixed import FixedType
 from .ir.graph import Graph
 from .ir.ops import Dense
 from .ir.interval import Interval
+from .stimulus import random_inputs
 
 HLS4ML_DEFAULT = FixedType(True, 16, 10)    # ap_fixed<16,6>
 
@@ -45,7 +46,7 @@ def hls4ml_comparison(graph: Graph) -> dict[str, dict]:
         x = graph[n.inputs[0]].type
         codes = n.op.weight
         w = FixedType.holding(Interval(int(codes.min(initial=0)), int(codes.max(initial=0))), n.op.weight_frac)
-        w = FixedType(True, w.width + (0 if w.signed else 1), n.op.weight_frac)
+        w = FixedType(True, w.signed_width, n.op.weight_frac)
         bias = HLS4ML_DEFAULT if np.any(n.op.bias != 0) else None
         auto = hls4ml_auto_accumulator(x, w, codes.shape[1], bias)
         out[n.name] = {"default": _ap(HLS4ML_DEFAULT), "auto": _ap(auto),
@@ -71,7 +72,6 @@ def report_data(graph: Graph, config: BuildConfig, x: np.ndarray | None = None) 
         layer["hls4ml_accumulator"] = cmp[layer["name"]]
     data["model"] = graph.name
     if is_requantised(graph):
-        from .project import random_inputs
         data["requantization"] = {"requantizers": requantizers(graph),
                                   "deviation": deviation(graph, random_inputs(graph, 1000) if x is None else x)}
     return data

@@ -2,14 +2,15 @@
 //
 //   y = min(max(round(x * 2**-SHIFT), LO), HI)      (SHIFT < 0: an exact left shift)
 //
-// MODE is the rounding (fpgaq.ir.fixed.Rounding):
-//   0 FLOOR (toward -inf)      1 CEIL (toward +inf)
-//   2 DOWN (toward zero)       3 UP (away from zero)
-//   4 ROUND (half to even)     5 HALF_UP (half away from zero)   6 HALF_DOWN (half toward zero)
+// MODE is the rounding, numbered as fpgaq.ir.fixed.Rounding numbers it (fpgaq_modes.vh, which
+// fpgaq generates from it): FLOOR (toward -inf), CEIL (toward +inf), DOWN (toward zero),
+// UP (away from zero), ROUND (half to even), HALF_UP (half away from zero), HALF_DOWN (half
+// toward zero).
 // SAT_LO / SAT_HI switch each bound on; fpgaq turns a bound off where the input's range
 // proves it can never bite. With SHIFT = 0 this is a clip, and a ReLU with LO = 0.
 // WC is a signed compute width that holds the rounded value (and its +1) and both bounds;
 // the result fits in WO bits by construction.
+`include "fpgaq_modes.vh"
 `default_nettype none
 module fpgaq_requant #(
     parameter integer WI = 8,
@@ -46,13 +47,13 @@ module fpgaq_requant #(
             reg up;
             always @(*) begin
                 case (MODE)
-                    0: up = 1'b0;
-                    1: up = inexact;
-                    2: up = neg && inexact;
-                    3: up = !neg && inexact;
-                    4: up = above || (tie && fl[0]);
-                    5: up = above || (tie && !neg);
-                    default: up = above || (tie && neg);
+                    `FPGAQ_RND_FLOOR: up = 1'b0;
+                    `FPGAQ_RND_CEIL: up = inexact;
+                    `FPGAQ_RND_DOWN: up = neg && inexact;
+                    `FPGAQ_RND_UP: up = !neg && inexact;
+                    `FPGAQ_RND_ROUND: up = above || (tie && fl[0]);
+                    `FPGAQ_RND_HALF_UP: up = above || (tie && !neg);
+                    default: up = above || (tie && neg);   // `FPGAQ_RND_HALF_DOWN
                 endcase
             end
             assign r = fl + {{(WC - 1){1'b0}}, up};

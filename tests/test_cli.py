@@ -10,7 +10,7 @@ from conftest import EXAMPLE, need_gxx
 import modelgen
 from fpgaq import emulate
 from fpgaq.cli import main
-from fpgaq.frontend.onnx_import import import_file
+from fpgaq.frontend.importer import import_file
 
 
 def run_cli(*args, cwd=None):

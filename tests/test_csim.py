@@ -9,7 +9,8 @@ import modelgen
 from fpgaq import emulate
 from fpgaq.backends.hls.csim import run_csim
 from fpgaq.config import BuildConfig
-from fpgaq.project import build, open_project, random_inputs
+from fpgaq.project import build, open_project
+from fpgaq.stimulus import random_inputs
 
 pytestmark = pytest.mark.usefixtures("gxx")
 

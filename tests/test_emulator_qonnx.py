@@ -22,7 +22,7 @@ from probe_inputs import exact_round, float32_reference_exact_for, probe_inputs
 from qonnx_reference import run_reference
 
 from fpgaq import emulate
-from fpgaq.frontend.onnx_import import import_file, import_model
+from fpgaq.frontend.importer import import_file, import_model
 from fpgaq.ir.fixed import Rounding
 from fpgaq.ir.ops import Bipolar, Dense, Quant
 
@@ -172,7 +172,7 @@ def test_jet_tagger():
     model = onnx.load(str(JET_TAGGER))
     rng = np.random.default_rng(7)
     x = np.concatenate([probe_inputs(graph, rng),
-                        rng.standard_normal((2000, graph.inputs[0].features)).astype(np.float32)])
+                        rng.standard_normal((2000, graph.inputs[0].size)).astype(np.float32)])
     check_against_reference(model, x, graph)
     dense = [n for n in graph.nodes if isinstance(n.op, Dense)]
     assert [n.op.weight.shape for n in dense] == [(64, 16), (32, 64), (32, 32), (5, 32)]

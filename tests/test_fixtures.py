@@ -20,7 +20,7 @@ from fpgaq import emulate
 from fpgaq.backends.hls.csim import run_csim
 from fpgaq.config import BuildConfig
 from fpgaq.errors import ModelError
-from fpgaq.frontend.onnx_import import import_file, import_model
+from fpgaq.frontend.importer import import_file, import_model
 from fpgaq.ir.fixed import is_power_of_two
 from fpgaq.ir.ops import Dense, Quant
 from fpgaq.project import build

@@ -12,9 +12,10 @@ from fpgaq import emulate
 from fpgaq.backends.hls.writer import render_project
 from fpgaq.config import BuildConfig
 from fpgaq.errors import FpgaqError
-from fpgaq.frontend.onnx_import import import_model, load
+from fpgaq.frontend.importer import import_model
+from fpgaq.frontend.model_file import load
 from fpgaq.passes.pipeline import pipeline, run_pipeline
-from fpgaq.project import random_inputs
+from fpgaq.stimulus import random_inputs
 
 BASES = [
     modelgen.qonnx_mlp([6, 8, 3], rng=1, sparsity=0.5),

@@ -8,7 +8,7 @@ import pytest
 import modelgen
 from fpgaq.config import BuildConfig
 from fpgaq.errors import FpgaqError
-from fpgaq.frontend.onnx_import import load
+from fpgaq.frontend.model_file import load
 from fpgaq.project import build
 
 HOSTILE = ['x; system("rm -rf ~"); //', "int", "module", "", "a-b", "a_b", "a.b", "*/ #include </etc/passwd>",

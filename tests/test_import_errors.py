@@ -17,8 +17,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 import modelgen as mg
 from fpgaq.errors import FpgaqError, ModelError
-from fpgaq.frontend import handlers
-from fpgaq.frontend.onnx_import import import_file, import_model, load
+from fpgaq.frontend import table as handlers
+from fpgaq.frontend.importer import import_file, import_model
+from fpgaq.frontend.model_file import load
 from fpgaq.ir.graph import Graph
 
 POW2_HINT = (r"Train with power-of-two scales \(Brevitas: Int8ActPerTensorFixedPoint, "

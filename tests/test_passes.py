@@ -11,12 +11,12 @@ import modelgen
 from fpgaq import emulate
 from fpgaq.config import BuildConfig
 from fpgaq.errors import ConfigError
-from fpgaq.frontend.onnx_import import import_model
+from fpgaq.frontend.importer import import_model
 from fpgaq.ir.fixed import FixedType
 from fpgaq.ir.ops import Dense, Input
 from fpgaq.passes.pipeline import pipeline, run_pipeline
 from fpgaq.passes.reuse import TileByReuse, legal_reuse
-from fpgaq.project import random_inputs
+from fpgaq.stimulus import random_inputs
 from fpgaq.report import report_data
 
 

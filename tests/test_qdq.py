@@ -19,7 +19,7 @@ from probe_inputs import probe_inputs
 from qonnx_reference import run_onnxruntime
 
 from fpgaq import emulate
-from fpgaq.frontend.onnx_import import import_model
+from fpgaq.frontend.importer import import_model
 from fpgaq.ir.ops import Clip, Dense, Quant
 
 

@@ -10,10 +10,11 @@ from fpgaq.backends.hls.csim import run_csim
 from fpgaq.config import BuildConfig
 from fpgaq.deviation import deviation, requantizers
 from fpgaq.errors import ModelError
-from fpgaq.frontend.onnx_import import import_file
+from fpgaq.frontend.importer import import_file
 from fpgaq.ir.ops import Requant
 from fpgaq.passes.pipeline import run_pipeline
-from fpgaq.project import build, random_inputs
+from fpgaq.project import build
+from fpgaq.stimulus import random_inputs
 from fpgaq.report import report_data
 
 FLOAT = TESTS / "fixtures" / "brevitas_qonnx_float"
@@ -116,7 +117,7 @@ def test_qdq_float_scales(tmp_path, target):
 def test_gemm_beta_keeps_a_float_bias_scale(tmp_path):
     import onnx
 
-    from fpgaq.frontend.onnx_import import import_model
+    from fpgaq.frontend.importer import import_model
     from qonnx_reference import run_onnxruntime
     model = modelgen.non_pow2_scale_model(rng=3, scale=0.3, target="bias", qdq=True, layer_sizes=(8, 12, 4))
     for n in model.graph.node:
@@ -151,7 +152,7 @@ def _with_batchnorm(seed: int = 0):
 
 
 def test_batchnorm_with_float_scale_is_requantised(tmp_path):
-    from fpgaq.frontend.onnx_import import import_model
+    from fpgaq.frontend.importer import import_model
     from qonnx_reference import run_reference
     model = _with_batchnorm()
     with pytest.raises(ModelError, match=r"node 'bn' \(BatchNormalization\): the folded scale .* or build with "

@@ -17,7 +17,7 @@ from fpgaq.backends.verilog.rtlsim import run_rtlsim
 from fpgaq.backends.verilog.writer import core_sources, render_project
 from fpgaq.config import BuildConfig
 from fpgaq.errors import FpgaqError
-from fpgaq.frontend.onnx_import import import_file, import_model
+from fpgaq.frontend.importer import import_file, import_model
 from fpgaq.ir.fixed import Rounding
 from fpgaq.passes.pipeline import pipeline, run_pipeline
 

@@ -1,16 +1,18 @@
-"""Standard ONNX QDQ: QuantizeLinear / DequantizeLinear with power-of-two scales."""
+"""Standard ONNX QDQ: QuantizeLinear / DequantizeLinear, lowered to the IR's quantizers and
+scales. A QuantizeLinear's result is the integer code itself, so its scale comes back as a
+Scale that a pass cancels against the DequantizeLinear that follows."""
 from __future__ import annotations
-
-from dataclasses import replace
 
 import numpy as np
 from onnx import TensorProto
 
 from ..ir.fixed import FixedType, Rounding
+from ..ir.ops import Quant, Scale
+from ..ir.tensor import Factor
 from .attributes import Attributes
-from .onnx_import import Importer, type_name
-from .qonnx import _const_codes, clipped_range
-from .values import Const, Problem
+from .context import Importer, type_name
+from .qonnx import _clipped_input
+from .values import Const, Problem, Value
 
 _INT_TYPES = {
     TensorProto.INT8: (True, 8), TensorProto.UINT8: (False, 8),
@@ -20,24 +22,25 @@ _INT_TYPES = {
 }
 
 
-def _axis_scale(scale: np.ndarray, rank: int, axis: int, shape_of=None) -> np.ndarray:
-    """A 1-D per-axis scale reshaped to broadcast along `axis` of a rank-`rank` tensor."""
+def _axis_scale(scale: np.ndarray, shape: tuple[int, ...], axis: int) -> np.ndarray:
+    """A 1-D per-axis scale reshaped to broadcast along `axis` of a tensor of `shape`."""
     if scale.ndim == 0 or scale.size == 1:
         return scale.reshape(())
-    if rank == 0 or not -rank <= axis < rank or (shape_of is not None and shape_of[axis % rank] != scale.size):
+    rank = len(shape)
+    if rank == 0 or not -rank <= axis < rank or shape[axis % rank] != scale.size:
         raise Problem(f"a per-axis scale of {scale.size} values does not fit axis {axis} of a "
-                      f"tensor of shape {list(shape_of) if shape_of is not None else rank}")
-    shape = [1] * rank
-    shape[axis % rank] = scale.size
-    return scale.reshape(shape)
+                      f"tensor of shape {list(shape)}")
+    out = [1] * rank
+    out[axis % rank] = scale.size
+    return scale.reshape(out)
 
 
-def _zero_point(imp: Importer, onode, what: str):
-    z = imp.get(onode, 2)
-    if z is None:
+def _zero_point(imp: Importer, onode, what: str) -> Const | None:
+    if imp.get(onode, 2) is None:
         return None
-    if not isinstance(z, Const):
+    if not imp.is_const(onode, 2):
         raise Problem(f"{what} zero-point must be a constant")
+    z = imp.const(onode, 2, "zero-point")
     if np.any(z.value != 0):
         raise Problem(f"zero-point {np.unique(z.value)[:4].tolist()} is not zero; fixed point needs "
                       "symmetric quantization (zero-point 0)")
@@ -55,22 +58,26 @@ def quantize_linear(imp: Importer, onode) -> list:
     lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
     scale = imp.const(onode, 1, "scale").value
     frac, float_scale = imp.scale_split(scale, "scale")
-    x = imp.get(onode, 0)
-    if isinstance(x, Const):
-        s = _axis_scale(scale, x.value.ndim, attrs.int("axis", 1), x.value.shape)
-        codes = np.clip(np.round(x.value / s), lo, hi).astype(np.int64)
-        return [Const(codes, codes, 0, elem)]
+    if imp.is_const(onode, 0):
+        shape = imp.data(onode, 0).shape
+        axis = attrs.int("axis", 1)
+        s = _axis_scale(np.asarray(scale, dtype=np.float64), shape, axis)
+        # the code itself is the result: quantize with the scale as the step, at 0 fraction bits
+        step = Factor.of(s)
+        return [Value(imp.add("quant", Quant(FixedType(signed, bits, 0), Rounding.ROUND, lo, hi, step),
+                              (imp.data(onode, 0),)))]
     if np.unique(frac).size != 1 or (float_scale is not None and np.unique(float_scale).size != 1):
         raise Problem("per-axis scales on an activation are not supported; use one scale per tensor")
     t = imp.tensor(onode, 0)
     f = int(np.ravel(frac)[0])
-    if float_scale is not None or t.scale is not None:   # --requantize; the result is the integer
-        step = 2.0 ** -f if float_scale is None else float(np.ravel(float_scale)[0])
-        # codes at f fraction bits for a power-of-two step, so a DequantizeLinear reads them as usual
-        return [imp.requant("quant", t, FixedType(signed, bits, f), Rounding.ROUND, lo, hi, step, None, view_frac=0)]
-    lo, hi = clipped_range(t, f, Rounding.ROUND, lo, hi)
-    # the ONNX result is the integer code itself: read it at 0 fraction bits
-    return [imp.quantize("quant", t, FixedType(signed, bits, f), Rounding.ROUND, lo, hi, view_frac=0)]
+    if float_scale is not None:   # --requantize: the host or a requantiser divides by the step
+        if _clipped_input(t.node):
+            raise Problem("a Clip before a float-scale input quantizer is not supported")
+        step = Factor.of(float(np.ravel(float_scale)[0]))
+        return [Value(imp.add("quant", Quant(FixedType(signed, bits, 0), Rounding.ROUND, lo, hi, step), (t.node,)))]
+    q = imp.add("quant", Quant(FixedType(signed, bits, f), Rounding.ROUND, lo, hi), (t.node,))
+    # the ONNX result is the integer code itself: the same codes at 0 fraction bits
+    return [Value(imp.add("scale", Scale(Factor.of(2.0 ** f)), (q,)))]
 
 
 def dequantize_linear(imp: Importer, onode) -> list:
@@ -78,23 +85,20 @@ def dequantize_linear(imp: Importer, onode) -> list:
     _zero_point(imp, onode, "DequantizeLinear")
     scale = imp.const(onode, 1, "scale").value
     frac, float_scale = imp.scale_split(scale, "scale")
-    x = imp.get(onode, 0)
-    if isinstance(x, Const):
-        if x.codes is None and not np.issubdtype(x.value.dtype, np.integer):
+    if imp.is_const(onode, 0):
+        x = imp.get(onode, 0)
+        if isinstance(x, Const) and not np.issubdtype(x.value.dtype, np.integer):
             raise Problem("dequantizes a float constant; expected an integer initializer")
-        codes = x.value.astype(np.int64)
-        if float_scale is not None:   # --requantize: the codes keep their float factor
-            s = np.broadcast_to(_axis_scale(float_scale, codes.ndim, attrs.int("axis", 1), codes.shape), codes.shape)
-            return [Const(codes * s, codes, 0, scale=s)]
-        f = _axis_scale(frac, codes.ndim, attrs.int("axis", 1), codes.shape)
-        return [_const_codes(codes, np.asarray(f))]
+        node = imp.data(onode, 0)
+        s = _axis_scale(np.asarray(scale, dtype=np.float64), node.shape, attrs.int("axis", 1))
+        return [Value(imp.add("scale", Scale(Factor.of(s)), (node,)))]
     t = imp.tensor(onode, 0)
-    if t.view_frac is None:
+    if t.node.type is None:
         raise Problem("dequantizes a float tensor; expected the output of QuantizeLinear")
-    if np.unique(frac).size != 1:
+    if np.unique(frac).size != 1 or (float_scale is not None and np.unique(float_scale).size != 1):
         raise Problem("per-axis scales on an activation are not supported; use one scale per tensor")
-    if float_scale is not None:   # --requantize: value = integer * float scale
-        factor = float(np.ravel(float_scale)[0]) * (1.0 if t.scale is None else np.asarray(t.scale))
-        return [replace(t, scale=factor)]
-    # value = integer * scale: the same codes, read at more fraction bits
-    return [replace(t, view_frac=t.view_frac + int(np.ravel(frac)[0]))]
+    s = float(np.ravel(scale)[0]) if float_scale is not None else 2.0 ** -int(np.ravel(frac)[0])
+    return [Value(imp.add("scale", Scale(Factor.of(s)), (t.node,)))]
+
+
+

@@ -1,29 +1,29 @@
-"""QONNX quantizers: Quant / IntQuant, BipolarQuant, Trunc."""
+"""QONNX quantizers: Quant / IntQuant, BipolarQuant, Trunc, lowered to the IR's quantizers."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
-from ..ir.fixed import FixedType, Rounding, round_real, shift_round
+from ..ir.fixed import FixedType, Rounding, shift_round
 from ..ir.interval import Interval
-from ..ir.ops import Bipolar
+from ..ir.ops import Bipolar, Clip, Quant, Scale
+from ..ir.tensor import Factor
 from .attributes import Attributes
-from .onnx_import import Importer, power_of_two_frac
-from .values import Const, Problem, Tensor
+from .context import Importer, power_of_two_frac
+from .values import Problem, Value
 
 MAX_BITS = 64
-
-
+# QONNX's rounding modes, in the order its documentation lists them
+ROUNDING_NAMES = ("ROUND", "HALF_UP", "HALF_DOWN", "FLOOR", "CEIL", "DOWN", "UP")
 
 
 def _rounding(attrs: Attributes, default: str) -> Rounding:
     text = attrs.str("rounding_mode", default)
     try:
         return Rounding.parse(text)
-    except ValueError:
-        raise Problem(f"rounding_mode '{text}' is unknown; use one of "
-                      + ", ".join(r.value for r in Rounding)) from None
+    except KeyError:
+        raise Problem(f"rounding_mode '{text}' is unknown; use one of " + ", ".join(ROUNDING_NAMES)) from None
 
 
 def _bitwidth(imp: Importer, onode, i: int, what: str = "bitwidth") -> int:
@@ -47,6 +47,29 @@ def int_range(signed: bool, narrow: bool, bits: int) -> tuple[int, int]:
     return 0, (1 << bits) - (2 if narrow else 1)
 
 
+def _clipped_input(node) -> bool:
+    """Whether a real tensor is a Clip of the model input (its quantizer takes the bounds)."""
+    return node.type is None and isinstance(node.op, Clip)
+
+
+def constant_quant(imp: Importer, onode, ty: FixedType, rounding: Rounding, lo: int, hi: int,
+                   scale: np.ndarray, frac: np.ndarray, float_scale: np.ndarray | None) -> Value:
+    """A quantizer on a constant (weights, biases): one grid, or one per channel."""
+    x = imp.data(onode, 0)
+    if x.out.value is not None and x.type is None and not np.all(np.isfinite(x.out.value)):
+        raise Problem("the quantized constant holds NaN or Inf; export the model again with finite weights")
+    try:
+        np.broadcast_shapes(np.shape(scale), x.shape)
+    except ValueError:
+        raise Problem(f"scale of shape {list(np.shape(scale))} does not broadcast to the quantized "
+                      f"constant of shape {list(x.shape)}") from None
+    if float_scale is None and np.unique(frac).size == 1:
+        return Value(imp.add("quant", Quant(FixedType(ty.signed, ty.width, int(np.ravel(frac)[0])), rounding, lo, hi), (x,)))
+    step = Factor.of(float_scale if float_scale is not None else np.ldexp(1.0, -frac))
+    q = imp.add("quant", Quant(FixedType(ty.signed, ty.width, 0), rounding, lo, hi, step), (x,))
+    return Value(imp.add("scale", Scale(step), (q,)))
+
+
 def quant(imp: Importer, onode) -> list:
     a = Attributes(onode)
     signed, narrow = a.flag("signed", True), a.flag("narrow", False)
@@ -55,70 +78,46 @@ def quant(imp: Importer, onode) -> list:
     _no_zero_point(imp, onode, 2)
     scale = imp.const(onode, 1, "scale").value
     frac, float_scale = imp.scale_split(scale, "scale")
-    x = imp.get(onode, 0)
     if signed and bits == 1:
         # QONNX executes a 1-bit signed quantizer as bipolar (+-scale)
         if float_scale is not None:
             raise Problem("a bipolar quantizer needs a power-of-two scale")
-        return _bipolar(imp, onode, x, scale, frac)
+        return _bipolar(imp, onode, frac)
     lo, hi = int_range(signed, narrow, bits)
-    if isinstance(x, Const):
-        if not np.all(np.isfinite(x.value)):
-            raise Problem("the quantized constant holds NaN or Inf; export the model again with finite weights")
-        try:
-            codes = np.clip(round_real(x.value / scale, rounding), lo, hi).astype(np.int64)
-            if float_scale is not None:
-                return [Const(codes * float_scale, codes, 0, scale=np.broadcast_to(float_scale, codes.shape))]
-            return [_const_codes(codes, frac)]
-        except ValueError:
-            raise Problem(f"scale of shape {list(np.shape(scale))} does not broadcast to the quantized "
-                          f"constant of shape {list(x.value.shape)}") from None
+    if imp.is_const(onode, 0):
+        return [constant_quant(imp, onode, FixedType(signed, bits, 0), rounding, lo, hi, scale, frac, float_scale)]
     if np.unique(frac).size != 1 or (float_scale is not None and np.unique(float_scale).size != 1):
         raise Problem("per-channel scales on an activation are not supported; use one scale per tensor")
     f = int(frac.ravel()[0])
     t = imp.tensor(onode, 0)
-    if float_scale is not None or t.scale is not None:
-        out_scale = None if float_scale is None else float(float_scale.ravel()[0])
-        step = 2.0 ** -f * (1.0 if out_scale is None else out_scale)
-        return [imp.requant("requant", t, FixedType(signed, bits, f), rounding, lo, hi, step, out_scale)]
-    lo, hi = clipped_range(t, f, rounding, lo, hi)
-    return [imp.quantize("quant", t, FixedType(signed, bits, f), rounding, lo, hi)]
+    ty = FixedType(signed, bits, f)
+    # a float factor on the input, or a float-scaled sum not folded yet (it is real until then)
+    scaled = t.node.out.factor is not None or (t.node.type is None and t.node.name in imp.quantized)
+    if float_scale is None and not scaled:
+        return [Value(imp.add("quant", Quant(ty, rounding, lo, hi), (t.node,)))]
+    # a float scale here or on the input: a requantiser pass lowers it to integers
+    if float_scale is not None and _clipped_input(t.node):
+        raise Problem("a Clip before a float-scale input quantizer is not supported")
+    step = None if float_scale is None else Factor.of(float(float_scale.ravel()[0]))
+    q = imp.add("requant", Quant(ty, rounding, lo, hi, step), (t.node,))
+    return [Value(q if step is None else imp.add("scale", Scale(step), (q,)))]
 
 
-def clipped_range(t: Tensor, frac: int, rounding: Rounding, lo: int, hi: int) -> tuple[int, int]:
-    """The codes [lo, hi] of a quantizer narrowed by a Clip on its real input (t.bounds):
-    rounding is monotone, so clipping to [a, b] and then rounding is rounding and then
-    clamping to the codes of a and b."""
-    a, b = (min(max(int(round_real(np.ldexp(v, frac), rounding)), lo), hi) if math.isfinite(v) else None
-            for v in t.bounds)
-    return lo if a is None else a, hi if b is None else b
-
-
-def _const_codes(codes: np.ndarray, frac: np.ndarray) -> Const:
-    """Codes with per-element fraction bits, brought to one (the largest) exactly."""
-    frac = np.broadcast_to(frac, codes.shape) if np.ndim(frac) else np.full(codes.shape, int(frac))
-    top = int(frac.max()) if codes.size else 0
-    aligned = codes * (np.int64(1) << (top - frac).astype(np.int64))
-    return Const(np.ldexp(aligned.astype(np.float64), -top), aligned.astype(np.int64), top)
-
-
-def _bipolar(imp, onode, x, scale, frac) -> list:
+def _bipolar(imp: Importer, onode, frac: np.ndarray) -> list:
     if np.unique(frac).size != 1:
         raise Problem("per-channel scales on a bipolar quantizer are not supported")
     f = int(np.ravel(frac)[0])
-    if isinstance(x, Const):
-        codes = np.where(x.value >= 0, 1, -1).astype(np.int64)
-        return [_const_codes(codes, np.asarray(f))]
+    if imp.is_const(onode, 0):
+        return [Value(imp.add("bipolar", Bipolar(f), (imp.data(onode, 0),)))]
     t = imp.tensor(onode, 0)
-    if any(map(math.isfinite, t.bounds)):
+    if _clipped_input(t.node):
         raise Problem("reads a clipped model input; a Clip before a bipolar quantizer is not supported, remove it")
-    node = imp.add("bipolar", Bipolar(f), (t.node,))
-    return [Tensor(node, f)]
+    return [Value(imp.add("bipolar", Bipolar(f), (t.node,)))]
 
 
 def bipolar_quant(imp: Importer, onode) -> list:
     scale = imp.const(onode, 1, "scale").value
-    return _bipolar(imp, onode, imp.get(onode, 0), scale, power_of_two_frac(scale, "scale"))
+    return _bipolar(imp, onode, power_of_two_frac(scale, "scale"))
 
 
 def trunc(imp: Importer, onode) -> list:
@@ -141,21 +140,26 @@ def trunc(imp: Importer, onode) -> list:
                       f"'{onode.domain}' defines Trunc with {6 if v2 else 5}; set the domain's opset "
                       "version to 2 for the 6-input form, 1 for the 5-input form")
     out_bits = _bitwidth(imp, onode, 5 if v2 else 4, "output bit width")
-    if t.view_frac > f_in:  # onto the grid of `scale`, as QONNX's np.round does
-        iv = t.node.interval
+    if t.node.out.factor is not None:
+        raise Problem("quantizes a float-scale (--requantize) tensor, which only QONNX Quant handles so far")
+    node = t.node
+    assert node.type is not None and node.interval is not None
+    if node.type.frac > f_in:  # onto the grid of `scale`, as QONNX's np.round does
+        iv = node.interval
         wide = FixedType.holding(Interval(iv.lo >> 1, iv.hi), f_in)   # ample: rounding only shrinks
         wide = FixedType(True, wide.width + 2, f_in)
-        t = imp.quantize("trunc_grid", t, wide, Rounding.ROUND, wide.min_code, wide.max_code)
+        node = imp.add("trunc_grid", Quant(wide, Rounding.ROUND, wide.min_code, wide.max_code), (node,))
     if v2:
         f_out = int(power_of_two_frac(imp.scalar(onode, 4, "output scale"), "output scale"))
         signed, narrow = a.flag("signed", True), a.flag("narrow", False)
         lo, hi = int_range(signed, narrow, out_bits)
-        return [imp.quantize("trunc", t, FixedType(signed, out_bits, f_out), rounding, lo, hi)]
+        return [Value(imp.add("trunc", Quant(FixedType(signed, out_bits, f_out), rounding, lo, hi), (node,)))]
     # v1: the codes lose in_bits - out_bits low bits but keep `scale`, unclamped
     k = in_bits - out_bits
-    offset = t.node.type.frac - t.view_frac
-    iv = t.node.interval
-    shift = t.node.type.frac - (f_in - k + offset)
+    assert node.type is not None and node.interval is not None
+    iv = node.interval
+    shift = node.type.frac - (f_in - k)
     lo, hi = shift_round(iv.lo, shift, rounding), shift_round(iv.hi, shift, rounding)
     ty = FixedType.holding(Interval(lo, hi), f_in - k)
-    return [imp.quantize("trunc", t, ty, rounding, ty.min_code, ty.max_code, view_frac=f_in)]
+    q = imp.add("trunc", Quant(ty, rounding, ty.min_code, ty.max_code), (node,))
+    return [Value(imp.add("scale", Scale(Factor.of(2.0 ** -k)), (q,)))]

@@ -1,7 +1,6 @@
 """What the importer knows about each ONNX tensor while it walks the graph."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,26 +10,22 @@ from ..ir.graph import Node
 
 @dataclass(frozen=True)
 class Const:
-    """A constant. `codes`/`frac` are set when it is exactly fixed point (a quantized weight)."""
-    value: np.ndarray                 # the ONNX value (float64 or int64)
-    codes: np.ndarray | None = None
-    frac: int | None = None
-    onnx_type: int | None = None      # TensorProto element type, where it matters (QDQ zero-points)
-    scale: np.ndarray | None = None   # float scale factor of the codes (--requantize), broadcastable
+    """An initializer or a Constant node's value, not yet an IR node: quantizer parameters
+    are read from it; it becomes a Constant node where a node reads it as data."""
+    value: np.ndarray                 # as ONNX holds it (float64 or int64)
+    onnx_type: int                    # TensorProto element type (QDQ zero-points name the output type)
 
 
 @dataclass(frozen=True)
-class Tensor:
-    """A run-time tensor: an IR node, whose ONNX value is code * 2**-view_frac.
-
-    view_frac equals the node's type frac except for the integer tensors of QDQ models
-    (QuantizeLinear's output), whose ONNX value is the code itself (view_frac 0).
-    """
+class Value:
+    """An ONNX tensor the IR computes: the node whose output it is."""
     node: Node
-    view_frac: int | None             # None for a real (float) tensor before the input quantizer
     transposed: bool = False          # (features, batch) layout, after Transpose(perm=[1, 0])
-    bounds: tuple[float, float] = (-math.inf, math.inf)   # a Clip on a real tensor, applied by its quantizer
-    scale: float | np.ndarray | None = None   # float factor (--requantize): value = code * 2**-view_frac * scale
+
+    @property
+    def const(self) -> bool:
+        """Computed from constants only: its value is known."""
+        return self.node.out.value is not None
 
 
 class Poison:

@@ -34,6 +34,11 @@ class FixedType:
         return self.width - self.frac
 
     @property
+    def signed_width(self) -> int:
+        """Bits of the narrowest signed integer holding every code of this type."""
+        return self.width + (0 if self.signed else 1)
+
+    @property
     def min_code(self) -> int:
         return -(1 << (self.width - 1)) if self.signed else 0
 
@@ -48,10 +53,11 @@ class FixedType:
     @classmethod
     def holding(cls, iv: Interval, frac: int) -> FixedType:
         """The narrowest type at `frac` fraction bits whose codes include all of `iv`."""
-        if iv.lo < 0:
-            width = max((-iv.lo - 1).bit_length(), max(iv.hi, 0).bit_length()) + 1
-            return cls(True, width, frac)
-        return cls(False, max(iv.hi.bit_length(), 1), frac)
+        return cls(iv.signed, iv.width(), frac)
+
+    def relabel(self, exponent: int) -> FixedType:
+        """The same codes read as value * 2**exponent: only the binary point moves."""
+        return FixedType(self.signed, self.width, self.frac - exponent)
 
     def __str__(self):
         kind = "fixed" if self.signed else "ufixed"
@@ -59,21 +65,42 @@ class FixedType:
 
 
 class Rounding(enum.Enum):
-    """How a code loses fraction bits. Names follow QONNX's rounding_mode."""
-    ROUND = "ROUND"          # half to even
-    HALF_UP = "HALF_UP"      # half away from zero
-    HALF_DOWN = "HALF_DOWN"  # half toward zero
-    FLOOR = "FLOOR"          # toward -inf
-    CEIL = "CEIL"            # toward +inf
-    DOWN = "DOWN"            # toward zero
-    UP = "UP"                # away from zero
+    """How a code loses fraction bits. Names follow QONNX's rounding_mode; the values are the
+    mode numbers the C++ kernels and the Verilog primitives use, written into each generated
+    project from here (fpgaq_modes.h, fpgaq_modes.vh)."""
+    FLOOR = 0        # toward -inf
+    CEIL = 1         # toward +inf
+    DOWN = 2         # toward zero
+    UP = 3           # away from zero
+    ROUND = 4        # half to even
+    HALF_UP = 5      # half away from zero
+    HALF_DOWN = 6    # half toward zero
 
     @classmethod
     def parse(cls, text: str) -> Rounding:
+        """A QONNX rounding_mode (HALF_EVEN is ROUND); KeyError when unknown."""
         key = text.upper()
         if key == "HALF_EVEN":
             key = "ROUND"
-        return cls(key)
+        return cls[key]
+
+
+class Saturation(enum.Enum):
+    """How a quantizer keeps its codes in [lo, hi], given the range its input can reach."""
+    NONE = "never"            # the range proves the bounds never bite
+    TYPE = "type"             # the bounds are the type's own (ap_fixed AP_SAT)
+    SYMMETRIC = "symmetric"   # signed, without the most negative code (QONNX narrow, AP_SAT_SYM)
+    BOUNDS = "bounds"         # other bounds: an explicit clamp
+
+    @classmethod
+    def of(cls, lo: int, hi: int, t: FixedType, reach: Interval) -> Saturation:
+        if lo <= reach.lo and reach.hi <= hi:
+            return cls.NONE
+        if (lo, hi) == (t.min_code, t.max_code):
+            return cls.TYPE
+        if t.signed and lo == -hi == -t.max_code:
+            return cls.SYMMETRIC
+        return cls.BOUNDS
 
 
 def _floor_div_pow2(codes, shift: int):
@@ -195,3 +222,27 @@ def dyadic(values: np.ndarray, max_frac: int = 200):
     codes = [mant << (e + frac) if e + frac >= 0 else mant >> -(e + frac) for mant, e in parts]
     bits = max([abs(c).bit_length() for c in codes] + [1]) + 1
     return code_array(codes, bits).reshape(np.shape(values)), frac
+
+
+def exact_codes(values: np.ndarray, what: str) -> tuple[np.ndarray, int]:
+    """Exact (codes, frac) of constant real values, or a ValueError saying why not."""
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{what} holds NaN or Inf; export the model again with finite values")
+    d = dyadic(values)
+    if d is None:
+        raise ValueError(f"{what} needs more than 200 fraction bits to be held exactly")
+    return d
+
+
+def regrid(codes: np.ndarray, frac: int, target: int) -> np.ndarray | None:
+    """Codes at `frac` re-expressed exactly at `target` fraction bits (an object array), or None
+    when a value has bits below 2**-target. A coarser target is fine for values on its grid:
+    a zero bias fits any accumulator."""
+    vals = [int(c) for c in np.ravel(codes)]
+    if target >= frac:
+        out = [v << (target - frac) for v in vals]
+    elif any(v % (1 << (frac - target)) for v in vals):
+        return None
+    else:
+        out = [v >> (frac - target) for v in vals]
+    return np.array(out, dtype=object).reshape(np.shape(codes))

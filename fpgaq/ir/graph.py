@@ -1,13 +1,16 @@
-"""The IR graph: an immutable, topologically ordered tuple of single-output nodes."""
+"""The IR graph: an immutable, topologically ordered tuple of nodes, each one op with any
+number of inputs and one output tensor."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .fixed import FixedType
 from .interval import Interval
-from .ops import Dense, Input, Op, Requant, Typed, infer
+from .ops import Args, Input, Op
+from .tensor import Factor, Tensor
 
 
 @dataclass(frozen=True)
@@ -17,7 +20,7 @@ class Origin:
     onnx_op: str
     output: str = ""                 # the tensor it writes, to find an unnamed node
 
-    def __str__(self):
+    def __str__(self) -> str:
         if self.onnx_name.startswith("#"):  # the importer numbers unnamed nodes
             writes = f" (writes '{self.output}')" if self.output else ""
             return f"unnamed {self.onnx_op} node {self.onnx_name}{writes}"
@@ -29,17 +32,24 @@ class Node:
     name: str                       # unique identifier in the IR (a C/Verilog-safe identifier)
     op: Op
     inputs: tuple[str, ...]
-    features: int                   # the tensor is (batch, features)
-    typed: Typed
+    out: Tensor
     origin: Origin
 
     @property
     def type(self) -> FixedType | None:
-        return self.typed.type
+        return self.out.type
 
     @property
     def interval(self) -> Interval | None:
-        return self.typed.interval
+        return self.out.interval
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.out.shape
+
+    @property
+    def size(self) -> int:
+        return self.out.size
 
 
 @dataclass(frozen=True)
@@ -47,18 +57,23 @@ class Graph:
     nodes: tuple[Node, ...]
     outputs: tuple[str, ...]
     name: str = "model"
-    # per output: None, or per-channel float factors (float scales under --requantize): the
-    # real value is code * 2**-frac * factor
-    output_scales: tuple = ()
+    # per output: None, or float factors the host applies to its real values (a float scale
+    # after the firmware's last quantizer, --requantize): real = code * 2**-frac * factor
+    output_scales: tuple[Factor | None, ...] = ()
+    output_names: tuple[str, ...] = ()    # the ONNX names of the outputs, for messages
+    _index: dict[str, Node] = field(init=False, repr=False, compare=False, hash=False)
 
-    def output_scale(self, i: int):
-        return self.output_scales[i] if i < len(self.output_scales) else None
-
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, "_index", {n.name: n for n in self.nodes})
 
     def __getitem__(self, name: str) -> Node:
         return self._index[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._index
+
+    def output_scale(self, i: int) -> Factor | None:
+        return self.output_scales[i] if i < len(self.output_scales) else None
 
     @property
     def inputs(self) -> tuple[Node, ...]:
@@ -67,53 +82,56 @@ class Graph:
     def consumers(self, name: str) -> tuple[Node, ...]:
         return tuple(n for n in self.nodes if name in n.inputs)
 
-    def replace_nodes(self, nodes, outputs=None) -> Graph:
-        return replace(self, nodes=tuple(nodes), outputs=tuple(outputs or self.outputs))
+    def sources(self, node: Node) -> tuple[Node, ...]:
+        return tuple(self[i] for i in node.inputs)
+
+    def replace_nodes(self, nodes: Iterable[Node], outputs: Sequence[str] | None = None) -> Graph:
+        return replace(self, nodes=tuple(nodes), outputs=tuple(self.outputs if outputs is None else outputs))
+
+    def real_outputs(self, i: int, codes: np.ndarray) -> np.ndarray:
+        """Real values of output i from its codes (int64, object or float64 integers)."""
+        out = self[self.outputs[i]].out.real_values(codes)
+        scale = self.output_scale(i)
+        return out if scale is None else out * scale.array
 
 
-def make_node(name: str, op: Op, inputs: tuple[Node, ...], origin: Origin, features: int | None = None) -> Node:
-    """A node with its type and interval derived from its inputs."""
-    if features is None:
-        features = op.weight.shape[0] if isinstance(op, Dense) else inputs[0].features
-    typed = infer(op, [n.typed for n in inputs])
-    return Node(name, op, tuple(n.name for n in inputs), features, typed, origin)
+def infer(op: Op, inputs: Sequence[Tensor]) -> Tensor:
+    """The output tensor of `op` on `inputs`: the op's rule, and the value itself when every
+    input is a constant (constant propagation, so that e.g. a layer sees its quantized weights)."""
+    out = op.infer(inputs)
+    if inputs and all(x.value is not None for x in inputs):
+        a = Args(tuple(inputs), out, floats=False, batched=(False,) * len(inputs))
+        value = op.emulate([x.value for x in inputs], a)   # type: ignore[misc]
+        out = replace(out, value=np.asarray(value))
+    return out
+
+
+def make_node(name: str, op: Op, inputs: Sequence[Node], origin: Origin) -> Node:
+    """A node with its output tensor derived from its inputs."""
+    return Node(name, op, tuple(n.name for n in inputs), infer(op, [n.out for n in inputs]), origin)
 
 
 def retype(graph: Graph) -> Graph:
-    """Recompute every node's type from its inputs, in order (after a pass changed ops)."""
+    """Recompute every node's tensor from its inputs, in order (after a pass changed ops)."""
     done: dict[str, Node] = {}
     for n in graph.nodes:
-        done[n.name] = make_node(n.name, n.op, tuple(done[i] for i in n.inputs), n.origin, n.features)
+        done[n.name] = make_node(n.name, n.op, [done[i] for i in n.inputs], n.origin)
     return graph.replace_nodes(done.values())
 
 
 def verify(graph: Graph) -> None:
-    """Internal invariants: names unique, inputs defined before use, types and shapes consistent."""
+    """Internal invariants: names unique, inputs defined before use, tensors as the ops derive."""
     seen: dict[str, Node] = {}
     for n in graph.nodes:
         assert n.name not in seen, f"duplicate node name {n.name}"
         assert n.name.isidentifier(), f"node name {n.name!r} is not an identifier"
         for i in n.inputs:
             assert i in seen, f"{n.name} reads {i}, which is not defined before it"
-        ins = [seen[i] for i in n.inputs]
-        if isinstance(n.op, Dense):
-            assert n.op.weight.shape == (n.features, ins[0].features), f"{n.name}: weight shape"
-        elif ins:
-            assert n.features == ins[0].features, f"{n.name}: shape changes"
-        if isinstance(n.op, Requant):
-            assert n.op.multiplier.size in (1, n.features), f"{n.name}: multipliers"
-        expect = infer(n.op, [x.typed for x in ins])
-        assert expect == n.typed, f"{n.name}: stored type {n.typed} but inputs give {expect}"
-        if n.type is not None:
+        expect = infer(n.op, [seen[i].out for i in n.inputs])
+        assert expect == n.out, f"{n.name}: stored tensor {n.out} but its inputs give {expect}"
+        if n.type is not None and n.interval is not None:
             assert n.type.interval.contains(n.interval), f"{n.name}: {n.interval} overflows {n.type}"
         seen[n.name] = n
     for o in graph.outputs:
         assert o in seen, f"output {o} is not a node"
-        assert seen[o].type is not None, f"output {o} is not quantized"
 
-
-def sparsity(node: Node) -> float:
-    if not isinstance(node.op, Dense):
-        return 0.0
-    w = node.op.weight
-    return 1.0 - np.count_nonzero(w) / w.size

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Interval:
@@ -39,6 +41,29 @@ class Interval:
     @property
     def magnitude(self) -> int:
         return max(abs(self.lo), abs(self.hi))
+
+    @property
+    def signed(self) -> bool:
+        """Whether a type holding these codes needs a sign bit."""
+        return self.lo < 0
+
+    def width(self, signed: bool | None = None) -> int:
+        """Bits of the narrowest integer holding every code: two's complement when `signed`
+        (default: when a code is negative), else unsigned. The one width rule of fpgaq."""
+        if signed is None:
+            signed = self.signed
+        if signed:
+            return max(max(-self.lo - 1, 0).bit_length(), max(self.hi, 0).bit_length()) + 1
+        assert self.lo >= 0, f"unsigned width of {self}"
+        return max(self.hi.bit_length(), 1)
+
+    @classmethod
+    def of(cls, codes) -> Interval:
+        """The interval of an array of integer codes (int64 or Python ints); [0, 0] when empty."""
+        a = np.asarray(codes)
+        if a.size == 0:
+            return cls(0, 0)
+        return cls(int(a.min()), int(a.max()))
 
     def __str__(self):
         return f"[{self.lo}, {self.hi}]"

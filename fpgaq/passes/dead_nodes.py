@@ -1,4 +1,4 @@
-"""Remove nodes whose values no output needs."""
+"""Remove nodes whose values no output needs (what folding left behind)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

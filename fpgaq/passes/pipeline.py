@@ -1,23 +1,45 @@
-"""The one ordered list of passes, and the runner that verifies after each."""
+"""The compiler: the one ordered list of passes, and the runner that verifies after each."""
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from ..config import BuildConfig
 from ..ir.graph import Graph, verify
 from .dead_nodes import EliminateDeadNodes
+from .fold_batchnorm import FoldBatchNorm
+from .fold_bias import FoldBias
+from .fold_constants import FoldConstants
+from .fold_input_clips import FoldInputClips
+from .fold_scales import FoldScales
+from .lower_gemm import LowerGemm
+from .requantizers import ChooseRequantizers
 from .reuse import TileByReuse
-from .widths import PropagateWidths
 from .zero_weights import EliminateZeroWeights
 
 
-def pipeline(config: BuildConfig = BuildConfig()) -> tuple:
+class Pass(Protocol):
+    """A pure rewrite: a frozen dataclass whose fields are its options."""
+    name: str
+
+    def run(self, graph: Graph) -> Graph: ...
+
+
+Hook = Callable[[int, "Pass | None", Graph], None]
+
+
+def pipeline(config: BuildConfig = BuildConfig()) -> tuple[Pass, ...]:
     """The passes, in the order they run; their options come from the build config."""
     return (
-        EliminateDeadNodes(),
+        FoldConstants(),                  # quantized weights and biases become constants
+        LowerGemm(),                      # alpha, beta, transB: MatMul + Add
+        FoldBias(),                       # MatMul + Add of a constant: Dense with its bias
+        FoldBatchNorm(requantize=config.requantize),
+        ChooseRequantizers(bits=config.requant_bits),   # float scales: multiplier and shift
+        EliminateDeadNodes(),             # what the folds above left behind
+        FoldScales(),                     # relabels of the binary point and float factors
+        FoldInputClips(),                 # a Clip on the model input: into its quantizer
         EliminateZeroWeights(),
-        PropagateWidths(),
         TileByReuse(default=config.reuse if config.reuse != "auto" else 1,
                     per_layer=tuple(sorted(config.layer_reuse.items())),
                     auto=config.reuse == "auto", dsp_budget=config.dsp_budget,
@@ -25,10 +47,9 @@ def pipeline(config: BuildConfig = BuildConfig()) -> tuple:
     )
 
 
-def run_pipeline(graph: Graph, passes: tuple | None = None,
-                 hook: Callable[[int, object, Graph], None] | None = None) -> Graph:
+def run_pipeline(graph: Graph, passes: Sequence[Pass] | None = None, hook: Hook | None = None) -> Graph:
     """Run `passes` (default: the pipeline of the default config) in order; verify the graph
-    after each and call `hook(index, pass, graph)`."""
+    after each and call `hook(index, pass, graph)` (index 0: the graph as imported)."""
     passes = pipeline() if passes is None else passes
     verify(graph)
     if hook:
@@ -39,15 +60,3 @@ def run_pipeline(graph: Graph, passes: tuple | None = None,
         if hook:
             hook(i, p, graph)
     return graph
-
-
-def dump_hook(folder: Path) -> Callable[[int, object, Graph], None]:
-    """A hook writing the IR after every pass into `folder` (fpgaq build --dump-ir)."""
-    from ..ir.dump import dump_text
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def hook(i: int, p, graph: Graph) -> None:
-        name = "import" if p is None else p.name
-        (folder / f"{i:02d}_{name}.txt").write_text(dump_text(graph))
-    return hook

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..errors import ConfigError
+from ..ir.cost import Cost
 from ..ir.graph import Graph, Node
 from ..ir.ops import Dense
 
@@ -75,12 +76,11 @@ class TileByReuse:
     def _auto(self, graph: Graph, dense: list[Node]) -> dict[str, int]:
         """Greedy: start at R = 1 everywhere; while the DSPs exceed the budget, step the layer
         that saves the most DSPs per added cycle to its next useful R."""
-        from ..estimate import dense_estimate
         if self.dsp_budget is None:
             raise ConfigError("--reuse auto needs --dsp-budget N (the DSPs the design may use)")
 
-        def est(n: Node, r: int):
-            return dense_estimate(replace(n, op=replace(n.op, reuse=r)), graph[n.inputs[0]].type, self.clock_ns)
+        def est(n: Node, r: int) -> Cost:
+            return replace(n.op, reuse=r).cost([graph[n.inputs[0]].out], n.out, self.clock_ns)
 
         options = {n.name: legal_reuse(int(np.count_nonzero(n.op.weight))) for n in dense}
         step = {n.name: 0 for n in dense}

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..ir.fixed import compact_codes
 from ..ir.graph import Graph, Node, retype
-from ..ir.ops import Bipolar, Clip, Dense, Quant, Relu
+from ..ir.ops import Args, Bipolar, Clip, Dense, Quant, Relu
 
 ELEMENTWISE = (Relu, Quant, Clip, Bipolar)   # the same rule on every channel
 
@@ -47,25 +47,21 @@ def segments(graph: Graph) -> list[Segment]:
     return found
 
 
-def _int(v) -> int:
-    return int(v)
-
-
-def _constant_through(seg: Segment, graph: Graph, code: int) -> int:
-    """The code a constant neuron has after the element-wise chain (the emulator's rules)."""
-    from ..emulate import _step_int
-    x = compact_codes([[code]])
+def _constant_through(seg: Segment, code: int) -> int:
+    """The code a constant neuron has after the element-wise chain (each op's own rule)."""
+    x = compact_codes([[code]]).astype(object)
     src = seg.producer
     for n in seg.chain:
-        x = _step_int(n, src, x)
+        x = np.asarray(n.op.emulate([x], Args((src.out,), n.out, False, (True,))), dtype=object)
         src = n
     return int(x[0, 0])
 
 
 def _shrink(graph: Graph, seg: Segment) -> Graph | None:
     d, e = seg.producer.op, seg.consumer.op
-    if d.bias_exact is not None or e.bias_exact is not None:
-        return None   # a float-model bias rides along (--requantize): leave the layer whole
+    assert isinstance(d, Dense) and isinstance(e, Dense)
+    if d.bias_exact is not None or e.bias_exact is not None or d.factor is not None or e.factor is not None:
+        return None   # a float scale rides along (--requantize): leave the layer whole
     constant = ~np.any(d.weight != 0, axis=1)          # neurons with no non-zero weight
     unused = ~np.any(e.weight != 0, axis=0)             # channels no non-zero weight reads
     drop = constant | unused
@@ -76,15 +72,11 @@ def _shrink(graph: Graph, seg: Segment) -> Graph | None:
     keep = ~drop
     bias = e.bias.astype(object).copy()
     for o in np.flatnonzero(drop & ~unused):
-        c = _constant_through(seg, graph, _int(d.bias[o]))
+        c = _constant_through(seg, int(d.bias[o]))
         bias = bias + e.weight[:, o].astype(object) * c
     new_d = replace(d, weight=compact_codes(d.weight[keep]), bias=compact_codes(d.bias[keep]))
     new_e = replace(e, weight=compact_codes(e.weight[:, keep]), bias=compact_codes(bias))
-    features = int(keep.sum())
-    changed = {seg.producer.name: replace(seg.producer, op=new_d, features=features),
-               seg.consumer.name: replace(seg.consumer, op=new_e)}
-    for n in seg.chain:
-        changed[n.name] = replace(n, features=features)
+    changed = {seg.producer.name: replace(seg.producer, op=new_d), seg.consumer.name: replace(seg.consumer, op=new_e)}
     return retype(graph.replace_nodes(changed.get(n.name, n) for n in graph.nodes))
 
 

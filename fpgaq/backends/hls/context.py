@@ -1,14 +1,17 @@
-"""IR -> the plain template context of a Vitis HLS project. Every decision is made here;
-the templates only lay it out."""
+"""IR -> the plain template context of a Vitis HLS project. Every decision is made here, one
+kernel plan an op (KERNELS); the templates only lay it out."""
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
 from ...config import BuildConfig
 from ...errors import FpgaqError
-from ...ir.fixed import FixedType, Rounding, shift_round
+from ...ir.fixed import FixedType, Rounding, Saturation, shift_round
 from ...ir.graph import Graph, Node
-from ...ir.ops import Bipolar, Clip, Dense, Input, Quant, Relu, Requant
+from ...ir.interval import Interval
+from ...ir.ops import Bipolar, Clip, Dense, Quant, Relu, Requant
 from ...names import comment
 
 # ap_fixed quantization modes that match a rounding exactly (CEIL and UP have none).
@@ -19,12 +22,13 @@ AP_ROUNDING = {
     Rounding.FLOOR: "AP_TRN",
     Rounding.DOWN: "AP_TRN_ZERO",
 }
-EXPLICIT_ROUNDING = {
-    Rounding.FLOOR: "RND_FLOOR", Rounding.CEIL: "RND_CEIL", Rounding.DOWN: "RND_DOWN",
-    Rounding.UP: "RND_UP", Rounding.ROUND: "RND_HALF_EVEN", Rounding.HALF_UP: "RND_HALF_UP",
-    Rounding.HALF_DOWN: "RND_HALF_DOWN",
-}
+AP_OVERFLOW = {Saturation.NONE: "AP_WRAP", Saturation.TYPE: "AP_SAT", Saturation.SYMMETRIC: "AP_SAT_SYM"}
 MAX_LITERAL_BITS = 63
+
+
+def mode(r: Rounding) -> str:
+    """The name of a rounding in fpgaq_modes.h (generated from fpgaq.ir.fixed.Rounding)."""
+    return f"RND_{r.name}"
 
 
 def ap_type(t: FixedType, q: str | None = None, o: str | None = None) -> str:
@@ -41,32 +45,6 @@ def literal(v: int, what: str, node: Node) -> str:
     return str(v)
 
 
-def _quant_plan(node: Node, src: Node) -> dict:
-    """How the HLS code performs a Quant: by ap_fixed's modes when they match, else explicitly."""
-    op: Quant = node.op
-    t = op.type
-    shift = src.type.frac - t.frac
-    q = AP_ROUNDING.get(op.rounding) if shift > 0 else "AP_TRN"   # no bits dropped: no rounding
-    lo = shift_round(src.interval.lo, shift, op.rounding)
-    hi = shift_round(src.interval.hi, shift, op.rounding)
-    if op.lo <= lo and hi <= op.hi:
-        o = "AP_WRAP"                   # proved never to saturate
-    elif (op.lo, op.hi) == (t.min_code, t.max_code):
-        o = "AP_SAT"
-    elif t.signed and op.lo == -op.hi == -t.max_code:
-        o = "AP_SAT_SYM"
-    else:
-        o = None
-    if q and o:
-        return {"kernel": "quantize_ap", "type": ap_type(t, q, o)}
-    wide = max(src.type.width + 1 + max(-shift, 0), shift + 2, t.width + 1)
-    return {"kernel": "quantize_explicit", "type": ap_type(t),
-            "config": {"shift": shift, "mode": EXPLICIT_ROUNDING[op.rounding],
-                       "lo": literal(op.lo, "saturation bound", node),
-                       "hi": literal(op.hi, "saturation bound", node),
-                       "wide_t": f"ap_int<{wide}>"}}
-
-
 def c_integer(bits: int) -> str:
     """The smallest built-in signed integer type of at least `bits` bits."""
     for width, name in ((8, "signed char"), (16, "short"), (32, "int")):
@@ -75,21 +53,47 @@ def c_integer(bits: int) -> str:
     return "long long"
 
 
-def _dense_plan(node: Node) -> dict:
-    op: Dense = node.op
+def _code_width(values) -> int:
+    """Signed bits holding every value and its negation: the width of a constant's code type."""
+    m = max((abs(int(v)) for v in np.ravel(values)), default=0)
+    return Interval(-m, m).width(signed=True)
+
+
+def _quant(node: Node, src: Node) -> dict:
+    """A Quant by ap_fixed's modes when they match, else by explicit integer rounding."""
+    op = node.op
+    assert isinstance(op, Quant) and src.type is not None and src.interval is not None
+    t = op.type
+    shift = src.type.frac - t.frac
+    q = AP_ROUNDING.get(op.rounding) if shift > 0 else "AP_TRN"   # no bits dropped: no rounding
+    reach = Interval(shift_round(src.interval.lo, shift, op.rounding), shift_round(src.interval.hi, shift, op.rounding))
+    o = AP_OVERFLOW.get(Saturation.of(op.lo, op.hi, t, reach))
+    if q and o:
+        return {"kernel": "quantize_ap", "type": ap_type(t, q, o)}
+    wide = max(src.type.width + 1 + max(-shift, 0), shift + 2, t.width + 1)
+    return {"kernel": "quantize_explicit", "type": ap_type(t),
+            "config": {"shift": shift, "mode": mode(op.rounding),
+                       "lo": literal(op.lo, "saturation bound", node),
+                       "hi": literal(op.hi, "saturation bound", node),
+                       "wide_t": f"ap_int<{wide}>"}}
+
+
+def _dense(node: Node, src: Node) -> dict:
+    op = node.op
+    assert isinstance(op, Dense) and node.type is not None
     if max(op.weight.shape) > 32767:
         raise FpgaqError(f"{node.origin}: a layer of {op.weight.shape[1]} inputs and {op.weight.shape[0]} "
                          "outputs; the HLS kernels index at most 32,767 a side")
     rows, cols = np.nonzero(op.weight)
     weights = op.weight[rows, cols]
-    wbits = max((abs(int(w)).bit_length() for w in weights), default=1) + 1
-    acc = node.type.width + (0 if node.type.signed else 1)
+    wbits = _code_width(weights) if len(weights) else 2
+    acc = node.type.signed_width
     return {
         "kernel": "dense", "type": ap_type(node.type),
         "config": {"n_in": op.weight.shape[1], "n_out": op.weight.shape[0],
                    "n_nonzero": max(len(weights), 1), "acc_t": f"ap_int<{acc}>",
                    "weight_t": f"ap_int<{wbits}>", "reuse": op.reuse,
-                   "weight_store_t": c_integer(wbits), "bias_store_t": c_integer(_bias_bits(op)),
+                   "weight_store_t": c_integer(wbits), "bias_store_t": c_integer(_code_width(op.bias)),
                    "multipliers": max(1, -(-len(weights) // op.reuse))},
         # an all-zero layer still needs one (zero) product for the C++ arrays to be non-empty
         "weights": [literal(w, "weight", node) for w in weights] or ["0"],
@@ -101,69 +105,85 @@ def _dense_plan(node: Node) -> dict:
     }
 
 
-def _requant_plan(node: Node, src: Node) -> dict:
+def _requant(node: Node, src: Node) -> dict:
     """Integer requantisation: code * multiplier[c], rounded right by `shift`, saturated."""
-    op: Requant = node.op
-    mbits = int(op.multiplier.max()).bit_length() + 1
+    op = node.op
+    assert isinstance(op, Requant) and node.type is not None and src.type is not None
+    mbits = _code_width(op.multiplier)
     product = src.type.width + 1 + mbits
     wide = max(product + max(-op.shift, 0), op.shift + 2, node.type.width + 1)
     return {"kernel": "requantize", "type": ap_type(node.type),
             "multipliers": [literal(m, "multiplier", node) for m in op.multiplier],
-            "config": {"shift": op.shift, "mode": EXPLICIT_ROUNDING[op.rounding],
+            "config": {"shift": op.shift, "mode": mode(op.rounding),
                        "lo": literal(op.lo, "saturation bound", node), "hi": literal(op.hi, "saturation bound", node),
                        "wide_t": f"ap_int<{wide}>", "n_multipliers": int(op.multiplier.size),
                        "multiplier_store_t": c_integer(mbits)}}
 
 
-def _bias_bits(op: Dense) -> int:
-    return max((abs(int(b)).bit_length() for b in op.bias), default=0) + 1
+def _wide(src: Node) -> str:
+    assert src.type is not None
+    return f"ap_int<{src.type.width + 2}>"
+
+
+def _relu(node: Node, src: Node) -> dict:
+    assert node.type is not None
+    return {"kernel": "relu", "type": ap_type(node.type), "config": {"wide_t": _wide(src)}}
+
+
+def _clip(node: Node, src: Node) -> dict:
+    assert node.type is not None and node.interval is not None
+    return {"kernel": "clip", "type": ap_type(node.type),
+            "config": {"wide_t": _wide(src), "lo": literal(node.interval.lo, "clip bound", node),
+                       "hi": literal(node.interval.hi, "clip bound", node)}}
+
+
+def _bipolar(node: Node, src: Node) -> dict:
+    assert node.type is not None
+    return {"kernel": "bipolar", "type": ap_type(node.type)}
+
+
+# one kernel plan an op; a node whose op is not here is refused (HlsBackend.check)
+KERNELS: dict[type, Callable[[Node, Node], dict]] = {
+    Quant: _quant, Dense: _dense, Requant: _requant, Relu: _relu, Clip: _clip, Bipolar: _bipolar,
+}
+
+
+def boundary(graph: Graph) -> set[str]:
+    """The input quantizers: the firmware receives their codes."""
+    return {q.name for inp in graph.inputs for q in graph.consumers(inp.name)}
 
 
 def node_context(node: Node, graph: Graph) -> dict:
     src = graph[node.inputs[0]]
-    ctx = {"name": node.name, "input": src.name, "n": node.features,
+    ctx = {"name": node.name, "input": src.name, "n": node.size,
            "origin": comment(str(node.origin)), "range": str(node.interval)}
-    op = node.op
-    wide = f"ap_int<{src.type.width + 2}>" if src.type is not None else None
-    if isinstance(op, Quant):
-        ctx.update(_quant_plan(node, src))
-    elif isinstance(op, Dense):
-        ctx.update(_dense_plan(node))
-    elif isinstance(op, Relu):
-        ctx.update(kernel="relu", type=ap_type(node.type), config={"wide_t": wide})
-    elif isinstance(op, Clip):
-        ctx.update(kernel="clip", type=ap_type(node.type),
-                   config={"wide_t": wide, "lo": literal(node.interval.lo, "clip bound", node),
-                           "hi": literal(node.interval.hi, "clip bound", node)})
-    elif isinstance(op, Bipolar):
-        ctx.update(kernel="bipolar", type=ap_type(node.type))
-    elif isinstance(op, Requant):
-        ctx.update(_requant_plan(node, src))
-    else:  # pragma: no cover - verify() only admits the ops above
-        raise AssertionError(f"HLS back-end has no kernel for {op!r}")
+    ctx.update(KERNELS[type(node.op)](node, src))
     ctx.setdefault("config", {})
     return ctx
+
+
+def modes_context() -> dict:
+    return {"roundings": [{"name": mode(r), "value": r.value, "qonnx": r.name} for r in Rounding]}
 
 
 def project_context(graph: Graph, config: BuildConfig) -> dict:
     """Everything the templates need, as plain data."""
     inputs, layers = [], []
-    boundary = set()
-    for node in graph.nodes:
-        if isinstance(node.op, Input):
-            (q,) = graph.consumers(node.name)
-            boundary.add(q.name)
-            inputs.append({"name": q.name, "n": q.features, "type": ap_type(q.type),
+    edge = boundary(graph)
+    for inp in graph.inputs:
+        for q in graph.consumers(inp.name):
+            assert q.type is not None
+            inputs.append({"name": q.name, "n": q.size, "type": ap_type(q.type),
                            "frac": q.type.frac, "width": q.type.width, "signed": q.type.signed,
-                           "origin": comment(str(node.origin))})
+                           "origin": comment(str(inp.origin))})
     for node in graph.nodes:
-        if isinstance(node.op, Input) or node.name in boundary:
-            continue
-        layers.append(node_context(node, graph))
+        if node.inputs and node.name not in edge:
+            layers.append(node_context(node, graph))
     outputs = []
     for i, name in enumerate(graph.outputs):
         node = graph[name]
-        outputs.append({"name": name, "port": f"out{i}_{name}", "n": node.features,
+        assert node.type is not None
+        outputs.append({"name": name, "port": f"out{i}_{name}", "n": node.size,
                         "type": f"t_{name}", "frac": node.type.frac, "width": node.type.width,
                         "signed": node.type.signed})
     return {
@@ -171,4 +191,5 @@ def project_context(graph: Graph, config: BuildConfig) -> dict:
         "model": comment(graph.name), "inputs": inputs, "layers": layers, "outputs": outputs,
         "ii": max([n.op.reuse for n in graph.nodes if isinstance(n.op, Dense)] + [1]),
         "n_in_total": sum(i["n"] for i in inputs), "n_out_total": sum(o["n"] for o in outputs),
+        **modes_context(),
     }

@@ -9,14 +9,15 @@ import subprocess
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ... import emulate
 from ...errors import ToolError
-from ...project import Project, codes_text, parse_codes, random_inputs
+from ...projectdir import Project, codes_text, parse_codes
+from ...stimulus import random_inputs
+from ..base import Simulation, compare
 
 CXXFLAGS = ["-std=c++14", "-O2", "-Wno-uninitialized", "-Wno-unknown-pragmas",
             "-Wno-unused-variable", "-Wno-unused-but-set-variable"]
@@ -41,21 +42,6 @@ def compiler() -> str:
     if not cxx:
         raise ToolError("C-simulation needs g++; install it (Debian: apt-get install -y g++)")
     return cxx
-
-
-@dataclass
-class CsimResult:
-    n: int
-    mismatches: list[tuple[int, int, int, int]] = field(default_factory=list)  # sample, output, expected, got
-    mismatch_count: int = 0
-    compile_s: float = 0.0
-    run_s: float = 0.0
-    cached: bool = False
-    outputs: list[np.ndarray] = field(default_factory=list)   # real values computed by C-simulation
-
-    @property
-    def ok(self) -> bool:
-        return self.mismatch_count == 0
 
 
 def compile_testbench(project: Project) -> tuple[Path, float, bool]:
@@ -100,37 +86,31 @@ def compile_testbench(project: Project) -> tuple[Path, float, bool]:
     return binary, time.perf_counter() - start, False
 
 
-def run_csim(project: Project, x: np.ndarray | None = None, n: int = 10_000, seed: int = 1) -> CsimResult:
-    """C-simulate on real inputs `x` (default: n random inputs over the whole input range)."""
+def run_csim(project: Project, x: np.ndarray | None = None, n: int = 10_000, seed: int = 1) -> Simulation:
+    """C-simulate on real inputs x (default: n random inputs over the whole input range) and
+    compare every output code with the emulator's."""
     graph = project.graph
     if x is None:
         x = random_inputs(graph, n, seed)
     binary, compile_s, cached = compile_testbench(project)
     expected = emulate.output_codes(graph, x)
-    widths = [graph[o].features for o in graph.outputs]
+    widths = [graph[o].size for o in graph.outputs]
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        (tmp / "in.dat").write_text(codes_text([emulate.input_codes(graph, x)]))
-        (tmp / "exp.dat").write_text(codes_text(expected))
+        work = Path(tmp)
+        (work / "in.dat").write_text(codes_text([emulate.input_codes(graph, x)]))
+        (work / "exp.dat").write_text(codes_text(expected))
         start = time.perf_counter()
-        r = subprocess.run([str(binary), str(tmp / "in.dat"), str(tmp / "exp.dat"), str(tmp / "out.dat")],
+        r = subprocess.run([str(binary), str(work / "in.dat"), str(work / "exp.dat"), str(work / "out.dat")],
                            capture_output=True, text=True)
         run_s = time.perf_counter() - start
         if r.returncode not in (0, 1):
             raise ToolError(f"the C-simulation binary failed (exit {r.returncode}):\n{r.stderr[-2000:]}")
-        produced = parse_codes((tmp / "out.dat").read_text(), widths)
-    result = CsimResult(n=len(x), compile_s=compile_s, run_s=run_s, cached=cached)
+        produced = parse_codes((work / "out.dat").read_text(), widths)
     if len(produced[0]) != len(x):
         raise ToolError(f"the C-simulation produced {len(produced[0])} samples for {len(x)} inputs")
-    base = 0
-    for exp, got, name in zip(expected, produced, graph.outputs):
-        diff = np.argwhere(np.asarray(exp, dtype=object) != np.asarray(got, dtype=object))
-        result.mismatch_count += len(diff)
-        for s, o in diff[:max(0, 10 - len(result.mismatches))]:
-            result.mismatches.append((int(s), base + int(o), int(exp[s, o]), int(got[s, o])))
-        result.outputs.append(emulate.real_values(graph, graph.outputs.index(name), got))
-        base += graph[name].features
-    if (r.returncode == 0) != (result.mismatch_count == 0):
+    count, first = compare(expected, produced)
+    if (r.returncode == 0) != (count == 0):
         raise ToolError("the C-simulation test bench and fpgaq disagree about whether outputs match; "
                         f"test bench said: {r.stdout.strip()[-500:]}")
-    return result
+    return Simulation(n=len(x), simulator="g++", mismatch_count=count, mismatches=first, outputs=produced,
+                      build_s=compile_s, run_s=run_s, cached=cached)

@@ -19,6 +19,7 @@ def render_project(graph: Graph, config: BuildConfig) -> dict[str, str]:
         f"firmware/{top}.cpp": env.get_template("firmware/top.cpp.j2").render(ctx),
         "firmware/parameters.h": env.get_template("firmware/parameters.h.j2").render(ctx),
         f"firmware/{KERNEL_HEADER}": (templates.template_dir("hls") / "firmware" / KERNEL_HEADER).read_text(),
+        "firmware/fpgaq_modes.h": env.get_template("firmware/fpgaq_modes.h.j2").render(ctx),
         f"tb/{top}_test.cpp": env.get_template("tb/test.cpp.j2").render(ctx),
         "build_prj.tcl": env.get_template("build_prj.tcl.j2").render(ctx),
     }

@@ -10,34 +10,18 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 
+from collections.abc import Callable
+
 from ...config import BuildConfig
 from ...errors import FpgaqError
+from ...ir.cost import ROUND_COST, SATURATE_COST, SIGN_MUX_COST, adder_budget
 from ...ir.fixed import FixedType, Rounding, csd, shift_round
 from ...ir.graph import Graph, Node
 from ...ir.interval import Interval
-from ...ir.ops import Bipolar, Clip, Dense, Input, Quant, Relu, Requant
+from ...ir.ops import Bipolar, Clip, Dense, Quant, Relu, Requant
 from ...names import comment, identifier
 
-# Timing model (UltraScale+, speed grade -2): a register costs its clock-to-out, set-up and
-# clock skew; an adder of up to ~32 bits on a carry chain, with its routing, about 0.7 ns.
-REGISTER_NS = 0.6
-ADDER_NS = 0.7
-# Delays of the other operations, in adders.
-ROUND_COST = 1.0        # the +1 of a rounding
-SATURATE_COST = 1.0     # a comparison with a constant bound and its multiplexer
-SIGN_MUX_COST = 0.5     # a multiplexer on the sign bit (ReLU)
-
 MAX_CONSTANT_BITS = 64  # parameters of the primitives are at most 64-bit constants
-
-ROUNDING_MODE = {        # the MODE parameter of fpgaq_requant
-    Rounding.FLOOR: 0, Rounding.CEIL: 1, Rounding.DOWN: 2, Rounding.UP: 3,
-    Rounding.ROUND: 4, Rounding.HALF_UP: 5, Rounding.HALF_DOWN: 6,
-}
-
-
-def adder_budget(clock_ns: float) -> float:
-    """How many adder delays fit between two registers at this clock period."""
-    return max(1.0, float(int((clock_ns - REGISTER_NS) / ADDER_NS)))
 
 
 def _kind(iv: Interval) -> FixedType:
@@ -202,7 +186,7 @@ def _check_constant(c: int, node: Node, what: str) -> None:
                          f"back-end handles constants of up to {MAX_CONSTANT_BITS} bits. Use narrower quantizers")
 
 
-def _dense(net: Netlist, node: Node, xs: list[Value]) -> list[Value]:
+def _dense(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
     op: Dense = node.op
     out = []
     for o in range(op.weight.shape[0]):
@@ -246,7 +230,7 @@ def _requant(net: Netlist, node: Node, base: str, x: Value, shift: int, rounding
     out = net.new(base, iv, stage, depth)
     for b in (lo if sat_lo else 0, hi if sat_hi else 0):
         _check_constant(b, node, "saturation bound")
-    params = {"WI": x.width, "SI": int(x.signed), "SHIFT": shift, "MODE": ROUNDING_MODE[rounding],
+    params = {"WI": x.width, "SI": int(x.signed), "SHIFT": shift, "MODE": rounding.value,
               "WC": wc, "SAT_LO": int(sat_lo), "SAT_HI": int(sat_hi),
               "LO": _signed_literal(lo if sat_lo else 0, wc), "HI": _signed_literal(hi if sat_hi else 0, wc),
               "WO": out.width}
@@ -288,7 +272,7 @@ def _const_product(net: Netlist, base: str, x: Value, m: int) -> Value:
     return t.value
 
 
-def _int_requant(net: Netlist, node: Node, xs: list[Value]) -> list[Value]:
+def _int_requant(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
     """clamp(shift_round(x[c] * M[c], shift)) per channel: the constant product in shift-and-add
     (its power-of-two factor moved into the shift), then the requantizer."""
     op: Requant = node.op
@@ -309,43 +293,44 @@ def _signed_literal(c: int, width: int) -> str:
     return f"-{width}'sd{-c}" if c < 0 else f"{width}'sd{c}"
 
 
-def _elementwise(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
+def _quant(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
     op = node.op
+    assert isinstance(op, Quant) and src.type is not None
+    return [_requant(net, node, f"{node.name}_{i}", x, src.type.frac - op.type.frac, op.rounding, op.lo, op.hi)
+            for i, x in enumerate(xs)]
+
+
+def _relu(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
+    return [_requant(net, node, f"{node.name}_{i}", x, 0, Rounding.FLOOR, 0, None) for i, x in enumerate(xs)]
+
+
+def _clip(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
+    op = node.op
+    assert isinstance(op, Clip)
+    lo = None if op.lo is None else int(op.lo)
+    hi = None if op.hi is None else int(op.hi)
+    if lo is not None and hi is not None and lo > hi:
+        return [constant(hi) for _ in xs]                 # numpy's clip: the upper bound wins
+    return [_requant(net, node, f"{node.name}_{i}", x, 0, Rounding.FLOOR, lo, hi) for i, x in enumerate(xs)]
+
+
+def _bipolar(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
     out = []
     for i, x in enumerate(xs):
-        base = f"{node.name}_{i}"
-        if isinstance(op, Quant):
-            v = _requant(net, node, base, x, src.type.frac - op.type.frac, op.rounding, op.lo, op.hi)
-        elif isinstance(op, Relu):
-            v = _requant(net, node, base, x, 0, Rounding.FLOOR, 0, None)
-        elif isinstance(op, Clip):
-            lo = op.lo if op.lo is not None else None
-            hi = op.hi if op.hi is not None else None
-            if lo is not None and hi is not None and lo > hi:
-                v = constant(hi)                  # numpy's clip: the upper bound wins
-            else:
-                v = _requant(net, node, base, x, 0, Rounding.FLOOR, lo, hi)
-        elif isinstance(op, Bipolar):
-            if x.const is not None or x.iv.lo >= 0 or x.iv.hi < 0:
-                v = constant(1 if (x.const if x.const is not None else x.iv.lo) >= 0 else -1)
-            else:
-                stage, depth = net.schedule([x], 0.0)
-                v = net.new(base, Interval(-1, 1), stage, depth)
-                net.instance("fpgaq_bipolar", v, {"WI": x.width, "SI": int(x.signed)}, {"x": x})
-        else:  # pragma: no cover - verify() only admits the ops above
-            raise AssertionError(f"Verilog back-end has no rule for {op!r}")
+        if x.const is not None or x.iv.lo >= 0 or x.iv.hi < 0:
+            out.append(constant(1 if (x.const if x.const is not None else x.iv.lo) >= 0 else -1))
+            continue
+        stage, depth = net.schedule([x], 0.0)
+        v = net.new(f"{node.name}_{i}", Interval(-1, 1), stage, depth)
+        net.instance("fpgaq_bipolar", v, {"WI": x.width, "SI": int(x.signed)}, {"x": x})
         out.append(v)
     return out
 
 
-def _fuse_relu_quant(graph: Graph, node: Node, src: Node) -> tuple[Node, Quant] | None:
-    """Relu followed by Quant is one requantizer: quant(max(x, 0)) == clamp(round(x), max(lo, 0), hi),
-    since rounding is monotone and keeps 0. Returns (the Relu's input, the Quant) when it applies."""
-    if not (isinstance(node.op, Quant) and isinstance(src.op, Relu) and src.type is not None):
-        return None
-    if len(graph.consumers(src.name)) != 1 or src.name in graph.outputs or node.op.hi < 0:
-        return None
-    return graph[src.inputs[0]], node.op
+# one kernel an op: it builds the op's wires and primitive instances into the netlist
+KERNELS: dict[type, Callable[[Netlist, Node, Node, list[Value]], list[Value]]] = {
+    Quant: _quant, Relu: _relu, Clip: _clip, Bipolar: _bipolar, Dense: _dense, Requant: _int_requant,
+}
 
 
 # --- the whole design ---
@@ -355,63 +340,42 @@ def _port(name: str, n: int, t: FixedType, offset: int, origin: str) -> dict:
             "bits": n * t.width, "offset": offset, "origin": origin}
 
 
-def check_supported(graph: Graph, config: BuildConfig) -> None:
-    shared = [f"{n.name} (reuse {n.op.reuse})" for n in graph.nodes if isinstance(n.op, Dense) and n.op.reuse > 1]
-    if shared:
-        raise FpgaqError(f"the Verilog back-end builds fully parallel designs (reuse factor 1, a new input "
-                         f"every clock cycle) and does not time-multiplex yet; these layers ask for more: "
-                         f"{', '.join(shared)}. Use reuse 1 with --backend verilog, or the HLS back-end for reuse > 1")
-    if len(graph.inputs) != 1:
-        raise FpgaqError(f"the Verilog back-end takes models with one input; this one has {len(graph.inputs)}")
+def boundary(graph: Graph) -> set[str]:
+    """The input quantizers: the design's input port carries their codes."""
+    return {q.name for inp in graph.inputs for q in graph.consumers(inp.name)}
 
 
 def project_context(graph: Graph, config: BuildConfig) -> dict:
     """Everything the templates need, as plain data."""
-    check_supported(graph, config)
     net = Netlist(adder_budget(config.clock_ns))
     for reserved in ("clk", "rst", "in_valid", "in_data", "out_valid", "out_data", "valid_sr", "out_q"):
         net.taken.add(reserved)
     values: dict[str, list[Value]] = {}
-    inputs, skip = [], set()
+    inputs, skip = [], boundary(graph)
     offset = 0
-    for node in graph.nodes:
-        if isinstance(node.op, Input):
-            (q,) = graph.consumers(node.name)
+    for inp in graph.inputs:
+        for q in graph.consumers(inp.name):
             t = q.type
+            assert t is not None
             lo, hi = (q.op.lo, q.op.hi) if isinstance(q.op, Quant) else (-1, 1)
             xs = []
-            for i in range(q.features):
+            for i in range(q.size):
                 v = net.new(f"{q.name}_{i}", Interval(lo, hi), 0, 0.0)
                 v.kind = t
                 net.wires[-1].update(width=t.width, source=f"in_data[{offset + (i + 1) * t.width - 1}:{offset + i * t.width}]")
                 xs.append(v)
             values[q.name] = xs
-            inputs.append(_port(q.name, q.features, t, offset, comment(str(node.origin))))
-            offset += q.features * t.width
-            skip.add(q.name)
-    fusions = {n.name: f for n in graph.nodes if n.inputs and (f := _fuse_relu_quant(graph, n, graph[n.inputs[0]]))}
-    skip |= {n.inputs[0] for n in graph.nodes if n.name in fusions}    # ReLUs done by the Quant after them
+            inputs.append(_port(q.name, q.size, t, offset, comment(str(inp.origin))))
+            offset += q.size * t.width
     layers = []
     for node in graph.nodes:
-        if isinstance(node.op, Input) or node.name in skip:
+        if not node.inputs or node.name in skip:
             continue
         src = graph[node.inputs[0]]
-        fused = fusions.get(node.name)
-        if fused:
-            pre, q = fused
-            xs = values[pre.name]
-            values[node.name] = [
-                _requant(net, node, f"{node.name}_{i}", x, pre.type.frac - q.type.frac, q.rounding,
-                         max(q.lo, 0), q.hi) for i, x in enumerate(xs)]
-        elif isinstance(node.op, Dense):
-            values[node.name] = _dense(net, node, values[src.name])
-        elif isinstance(node.op, Requant):
-            values[node.name] = _int_requant(net, node, values[src.name])
-        else:
-            values[node.name] = _elementwise(net, node, src, values[src.name])
+        values[node.name] = KERNELS[type(node.op)](net, node, src, values[src.name])
         layers.append({"name": node.name, "op": type(node.op).__name__, "origin": comment(str(node.origin)),
                        "type": str(node.type), "range": str(node.interval),
-                       "fused": bool(fused)})
+                       "fused": isinstance(node.op, Quant) and node.op.relu})
     # outputs: every element delayed to the last stage, then one output register
     live = [v for o in graph.outputs for v in values[o] if v.const is None]
     last = max((v.stage for v in live), default=0)
@@ -420,12 +384,13 @@ def project_context(graph: Graph, config: BuildConfig) -> dict:
     for j, name in enumerate(graph.outputs):
         node = graph[name]
         t = node.type
-        outputs.append(_port(name, node.features, t, offset, comment(str(node.origin))))
+        assert t is not None
+        outputs.append(_port(name, node.size, t, offset, comment(str(node.origin))))
         for i, v in enumerate(values[name]):
             assigns.append({"lsb": offset + i * t.width, "msb": offset + (i + 1) * t.width - 1,
                             "width": t.width, "source": net.at(v, last), "ws": v.width,
                             "ss": int(v.signed), "name": f"OUT{j}_{i}"})
-        offset += node.features * t.width
+        offset += node.size * t.width
     latency = last + 1
     return {
         "top": config.name, "model": comment(graph.name), "clock_ns": config.clock_ns,
@@ -433,5 +398,5 @@ def project_context(graph: Graph, config: BuildConfig) -> dict:
         "in_bits": sum(p["bits"] for p in inputs), "out_bits": sum(p["bits"] for p in outputs),
         "inputs": inputs, "outputs": outputs, "layers": layers,
         "wires": net.wires, "instances": net.instances, "registers": net.registers(),
-        "assigns": assigns,
+        "assigns": assigns, "roundings": [{"name": r.name, "value": r.value} for r in Rounding],
     }

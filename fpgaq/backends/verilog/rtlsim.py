@@ -9,42 +9,22 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ... import emulate
 from ...errors import ToolError
-from ...project import Project, codes_text, random_inputs
+from ...projectdir import Project, codes_text
+from ...stimulus import random_inputs
+from ..base import Simulation, compare
 from .writer import RTL, core_sources
 
 SIMULATORS = ("icarus", "verilator")
 WORK = ".rtlsim"
 BENCH_MODULE = "fpgaq.testbench.bench"
 DEFAULT_N = 1000
-
-
-@dataclass
-class RtlsimResult:
-    n: int
-    simulator: str
-    latency_cycles: int | None
-    ii: float
-    mismatch_count: int
-    mismatches: list = field(default_factory=list)   # [sample, output, expected, got]
-    build_s: float = 0.0
-    run_s: float = 0.0
-    outputs: list[np.ndarray] = field(default_factory=list)   # codes the RTL computed, a tensor each
-
-    @property
-    def ok(self) -> bool:
-        return self.mismatch_count == 0
-
-    def to_json(self) -> dict:
-        return {"n": self.n, "simulator": self.simulator, "latency_cycles": self.latency_cycles,
-                "ii": self.ii, "mismatches": self.mismatch_count, "first_mismatches": self.mismatches,
-                "build_s": round(self.build_s, 3), "run_s": round(self.run_s, 3)}
 
 
 @dataclass(frozen=True)
@@ -131,7 +111,7 @@ def bench_ports(project: Project) -> tuple[list[dict], list[dict]]:
 
 
 def run_rtlsim(project: Project, x: np.ndarray | None = None, n: int = DEFAULT_N, sim: str = "icarus",
-               design: Design | None = None, backpressure: float = 0.0) -> RtlsimResult:
+               design: Design | None = None, backpressure: float = 0.0) -> Simulation:
     """Simulate `n` random inputs (or `x`) on the project's RTL; compare with the emulator."""
     check_simulator(sim)
     from cocotb_tools.runner import get_runner
@@ -142,7 +122,7 @@ def run_rtlsim(project: Project, x: np.ndarray | None = None, n: int = DEFAULT_N
     in_codes = [emulate.input_codes(graph, x)]
     expected = emulate.output_codes(graph, x)
     key = hashlib.sha256("\n".join([design.top, *map(str, design.sources)]).encode()).hexdigest()[:8]
-    work = project.root / WORK / f"{sim}_{design.interface}_{design.top}_{key}"
+    work = project.root.resolve() / WORK / f"{sim}_{design.interface}_{design.top}_{key}"
     build = work / "build"
     work.mkdir(parents=True, exist_ok=True)
     (work / "inputs.txt").write_text(codes_text(in_codes))
@@ -189,14 +169,13 @@ def run_rtlsim(project: Project, x: np.ndarray | None = None, n: int = DEFAULT_N
     # the verdict is fpgaq's own comparison, not only the bench's
     if len(rows) != len(x):
         raise ToolError(f"the RTL produced {len(rows)} results for {len(x)} inputs")
-    differ = sum(int(np.sum(np.asarray(got, dtype=object) != np.asarray(exp, dtype=object)))
-                 for got, exp in zip(outputs, expected))
-    if differ != r["mismatch_count"]:
-        raise ToolError(f"the test bench counted {r['mismatch_count']} mismatches but fpgaq counts {differ}; "
+    count, first = compare(expected, outputs)
+    if count != r["mismatch_count"]:
+        raise ToolError(f"the test bench counted {r['mismatch_count']} mismatches but fpgaq counts {count}; "
                         f"see {log}")
-    return RtlsimResult(n=r["n"], simulator=sim, latency_cycles=r["latency_cycles"], ii=r["ii"],
-                        mismatch_count=r["mismatch_count"], mismatches=r["mismatches"],
-                        build_s=built - start, run_s=done - built, outputs=outputs)
+    return Simulation(n=r["n"], simulator=sim, mismatch_count=count, mismatches=first,
+                      outputs=[np.asarray(o) for o in outputs], build_s=built - start, run_s=done - built,
+                      latency_cycles=r["latency_cycles"], ii=r["ii"])
 
 
 FPGAQ_PORTS = ("clk", "rst", "in_valid", "in_data", "out_valid", "out_data")

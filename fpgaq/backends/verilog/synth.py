@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 from ...errors import FpgaqError, ToolError
-from ...project import Project
+from ...estimate import estimate
+from ...projectdir import Project
 from .context import project_context
 from .writer import RTL, core_sources
 
@@ -81,11 +82,7 @@ def run_yosys(sources: list[Path], top: str, include: Path, work: Path) -> dict:
     return {**count_cells(cells), "logic_depth": depth, "seconds": round(took, 2)}
 
 
-def _estimate(project: Project) -> dict | None:
-    try:
-        from ...estimate import estimate
-    except ImportError:          # pragma: no cover - estimate.py ships with fpgaq
-        return None
+def _estimate(project: Project) -> dict:
     total = estimate(project.graph, project.config)["total"]
     return {k: total[k] for k in ("lut", "ff", "dsp", "latency_cycles") if k in total}
 

@@ -11,6 +11,7 @@ from .context import project_context
 
 RTL = "rtl"
 PARAMS = "fpgaq_params.vh"
+MODES = "fpgaq_modes.vh"        # the rounding modes, for fpgaq_requant
 # the hand-written modules every design uses, in compile order
 PRIMITIVES = ("fpgaq_ext.v", "fpgaq_add.v", "fpgaq_requant.v", "fpgaq_bipolar.v")
 # integration wrappers for firmware engineers (copied alongside, not part of the core)
@@ -35,6 +36,7 @@ def render_project(graph: Graph, config: BuildConfig) -> dict[str, str]:
     files = {
         f"{RTL}/{top}.v": env.get_template("top.v.j2").render(ctx),
         f"{RTL}/{PARAMS}": env.get_template("fpgaq_params.vh.j2").render(ctx),
+        f"{RTL}/{MODES}": env.get_template("fpgaq_modes.vh.j2").render(ctx),
         f"{RTL}/files.f": env.get_template("files.f.j2").render(
             sources=[p.split("/", 1)[1] for p in core_sources(top)]),
     }

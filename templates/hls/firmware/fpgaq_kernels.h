@@ -6,11 +6,9 @@
 
 #include "ap_fixed.h"
 #include "ap_int.h"
+#include "fpgaq_modes.h"
 
 namespace fpgaq {
-
-// Rounding modes of an explicit requantisation, for those ap_fixed has no mode for.
-enum rounding_t { RND_FLOOR, RND_CEIL, RND_DOWN, RND_UP, RND_HALF_EVEN, RND_HALF_UP, RND_HALF_DOWN };
 
 // The integer code of a fixed-point value (its bits, read as a signed integer).
 template <int W, int I, ap_q_mode Q, ap_o_mode O, int N>
@@ -44,7 +42,7 @@ ap_int<CW + 1> shift_round(const ap_int<CW> &c) {
     case RND_CEIL: up = !exact; break;
     case RND_DOWN: up = neg && !exact; break;
     case RND_UP: up = !neg && !exact; break;
-    case RND_HALF_EVEN: up = rem > half || (rem == half && floor[0]); break;
+    case RND_ROUND: up = rem > half || (rem == half && floor[0]); break;
     case RND_HALF_UP: up = rem > half || (rem == half && !neg); break;
     default: up = rem > half || (rem == half && neg); break;
     }

@@ -1,0 +1,79 @@
+"""What a back-end is: the ops it accepts, its own preparation passes, how it renders a
+project's files, and how it simulates them against the emulator."""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from ..config import BuildConfig
+from ..errors import ModelError
+from ..ir.graph import Graph
+from ..passes.pipeline import Pass
+from ..projectdir import Project
+
+
+@dataclass
+class Simulation:
+    """One simulation of a project's firmware, compared with the emulator code for code."""
+    n: int
+    simulator: str
+    mismatch_count: int = 0
+    mismatches: list[tuple] = field(default_factory=list)   # (sample, output, expected, got)
+    outputs: list[np.ndarray] = field(default_factory=list)   # the codes it computed, a tensor each
+    build_s: float = 0.0
+    run_s: float = 0.0
+    cached: bool = False                 # the build was reused
+    latency_cycles: int | None = None    # measured, where the simulator runs cycles
+    ii: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.mismatch_count == 0
+
+
+def compare(expected: Sequence[np.ndarray], produced: Sequence[np.ndarray]) -> tuple[int, list]:
+    """How many codes differ, and the first ten as (sample, output, expected, got); outputs are
+    numbered across all tensors."""
+    count, first, base = 0, [], 0
+    for exp, got in zip(expected, produced):
+        diff = np.argwhere(np.asarray(exp, dtype=object) != np.asarray(got, dtype=object))
+        count += len(diff)
+        for s, o in diff[:max(0, 10 - len(first))]:
+            g = got[s, o]
+            first.append((int(s), base + int(o), int(exp[s, o]), int(g) if isinstance(g, (int, np.integer)) else g))
+        base += np.shape(exp)[1]
+    return count, first
+
+
+def check_kernels(graph: Graph, kernels: Mapping[type, Callable], backend: str, skip: set[str]) -> None:
+    """Every node (but the inputs and `skip`) has a kernel in `kernels`; else one problem a
+    node, each naming its ONNX node."""
+    problems = [f"{n.origin}: the {backend} back-end has no kernel for {n.op.kind} (fpgaq's IR op of this "
+                f"node); use the other back-end, or export the model without it"
+                for n in graph.nodes if n.name not in skip and type(n.op) not in kernels and n.inputs]
+    if problems:
+        raise ModelError(problems)
+
+
+class Backend(Protocol):
+    name: str
+    description: str
+
+    def prepare(self, config: BuildConfig) -> tuple[Pass, ...]:
+        """Passes that shape the graph for this back-end, run after the pipeline."""
+        ...
+
+    def check(self, graph: Graph, config: BuildConfig) -> None:
+        """A ModelError naming each ONNX node this back-end cannot build."""
+        ...
+
+    def render(self, graph: Graph, config: BuildConfig) -> dict[str, str]:
+        """{relative path: text} of the project's generated sources."""
+        ...
+
+    def simulate(self, project: Project, x: np.ndarray, **options) -> Simulation:
+        """Run the firmware on real inputs x and compare every output with the emulator."""
+        ...

@@ -1,0 +1,32 @@
+"""The Vitis HLS back-end: hand-written C++ kernels specialised by generated configs,
+C-simulated with g++ against the emulator."""
+from __future__ import annotations
+
+import numpy as np
+
+from ...config import BuildConfig
+from ...ir.graph import Graph
+from ...passes.pipeline import Pass
+from ...projectdir import Project
+from ..base import Simulation, check_kernels
+from .context import KERNELS, boundary
+from .csim import run_csim
+from .writer import render_project
+
+
+class HlsBackend:
+    name = "hls"
+    description = "Vitis HLS C++ (io_parallel), C-simulated with g++"
+
+    def prepare(self, config: BuildConfig) -> tuple[Pass, ...]:
+        return ()
+
+    def check(self, graph: Graph, config: BuildConfig) -> None:
+        check_kernels(graph, KERNELS, "HLS", boundary(graph))
+
+    def render(self, graph: Graph, config: BuildConfig) -> dict[str, str]:
+        self.check(graph, config)
+        return render_project(graph, config)
+
+    def simulate(self, project: Project, x: np.ndarray, **options) -> Simulation:
+        return run_csim(project, x)

@@ -1,0 +1,43 @@
+"""The Verilog back-end: a fully pipelined design of hand-written primitives (ip/), simulated
+with cocotb on Icarus or Verilator against the emulator."""
+from __future__ import annotations
+
+import numpy as np
+
+from ...config import BuildConfig
+from ...errors import ModelError
+from ...ir.graph import Graph
+from ...ir.ops import Dense
+from ...passes.fuse_relu_quant import FuseReluQuant
+from ...passes.pipeline import Pass
+from ...projectdir import Project
+from ..base import Simulation, check_kernels
+from .context import KERNELS, boundary
+from .rtlsim import run_rtlsim
+from .writer import render_project
+
+
+class VerilogBackend:
+    name = "verilog"
+    description = "pipelined Verilog, simulated with cocotb (Icarus or Verilator)"
+
+    def prepare(self, config: BuildConfig) -> tuple[Pass, ...]:
+        return (FuseReluQuant(),)
+
+    def check(self, graph: Graph, config: BuildConfig) -> None:
+        shared = [n for n in graph.nodes if isinstance(n.op, Dense) and n.op.reuse > 1]
+        if shared:
+            names = ", ".join(f"{n.name} (reuse {n.op.reuse})" for n in shared if isinstance(n.op, Dense))
+            raise ModelError([f"the Verilog back-end builds fully parallel designs (reuse factor 1, a new input "
+                              f"every clock cycle) and does not time-multiplex yet; these layers ask for more: "
+                              f"{names}. Use reuse 1 with --backend verilog, or the HLS back-end for reuse > 1"])
+        if len(graph.inputs) != 1:
+            raise ModelError([f"the Verilog back-end takes models with one input; this one has {len(graph.inputs)}"])
+        check_kernels(graph, KERNELS, "Verilog", boundary(graph))
+
+    def render(self, graph: Graph, config: BuildConfig) -> dict[str, str]:
+        self.check(graph, config)
+        return render_project(graph, config)
+
+    def simulate(self, project: Project, x: np.ndarray, **options) -> Simulation:
+        return run_rtlsim(project, x, **options)

@@ -1,0 +1,252 @@
+"""Lowering of the standard ONNX ops: one ONNX node into the IR ops that mirror it.
+
+Each lowering takes the importer and one ONNX node, checks what it can about that node alone,
+and returns the values of its outputs. Rewrites (folding biases, batch-norm, transposes of
+weights) are passes, not done here.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from fractions import Fraction
+
+import numpy as np
+from onnx import numpy_helper
+
+from ..ir.fixed import is_power_of_two
+from ..ir.interval import Interval
+from ..ir.ops import Add, BatchNorm, Clip, Gemm, MatMul, Relu, Reshape, Transpose
+from .attributes import Attributes
+from .context import Importer
+from .values import Const, Problem, Value
+
+
+def feature_count(dims: list, where: str) -> int:
+    """Features of a (batch, ...) shape whose only non-unit, non-batch axis holds them."""
+    if not dims:
+        raise Problem(f"{where} has no shape; give the model input a static shape such as [1, 16]")
+    rest = dims[1:] if len(dims) > 1 else dims
+    if len(dims) > 1 and not (dims[0] == 1 or isinstance(dims[0], str)):
+        raise Problem(f"{where} has batch dimension {dims[0]}; fpgaq needs it to be 1 or symbolic")
+    if any(d == 0 for d in dims if not isinstance(d, str)):
+        raise Problem(f"{where} has shape {dims}, with no elements; export the model with real shapes")
+    if any(isinstance(d, str) for d in rest):
+        raise Problem(f"{where} has shape {dims} with a dynamic feature dimension; "
+                      "export the model with a fixed number of input features")
+    big = [d for d in rest if d != 1]
+    if len(big) > 1:
+        raise Problem(f"{where} has shape {dims}; fpgaq handles fully connected networks on "
+                      "(batch, features) tensors")
+    return int(np.prod(rest))
+
+
+def _pow2(v: float, what: str) -> float:
+    if not is_power_of_two(v):
+        raise Problem(f"{what}={v:g} is not a power of two; fold it into the weights before export")
+    return v
+
+
+def gemm(imp: Importer, onode) -> list:
+    a = Attributes(onode)
+    x = imp.fixed_tensor(onode, 0)
+    if a.flag("transA", False) != x.transposed:
+        raise Problem(f"transA={a.int('transA', 0)} but the activation is in "
+                      f"{'(features, batch)' if x.transposed else '(batch, features)'} layout; "
+                      "fpgaq needs Gemm to read (batch, features)")
+    imp.const(onode, 1, "the weight (B)")
+    alpha, beta = _pow2(a.float("alpha", 1.0), "alpha"), a.float("beta", 1.0)
+    ins = [x.node, imp.data(onode, 1)]
+    if imp.get(onode, 2) is not None:
+        if not imp.is_const(onode, 2):
+            raise Problem("the bias (C) is computed at run time; fpgaq needs a constant bias")
+        _pow2(beta, "beta")
+        b = ins[1].shape
+        outputs = b[0 if a.flag("transB", False) else -1] if len(b) == 2 else 1
+        ins.append(_like(imp, onode, 2, (outputs,), "bias shape"))
+    return [Value(imp.add("dense", Gemm(alpha, beta, a.flag("transB", False)), ins))]
+
+
+def matmul(imp: Importer, onode) -> list:
+    if imp.is_const(onode, 0):
+        raise Problem("constant @ activation is not supported; write it as activation @ weight")
+    x = imp.fixed_tensor(onode, 0)
+    if x.transposed:
+        raise Problem("multiplies a transposed activation; fpgaq needs (batch, features) @ weight")
+    imp.const(onode, 1, "the weight")
+    return [Value(imp.add("dense", MatMul(), (x.node, imp.data(onode, 1))))]
+
+
+def _like(imp: Importer, onode, i: int, shape: tuple[int, ...], what: str = "the added constant of shape"):
+    """Constant input i, broadcast against a run-time tensor of `shape` (batch excluded): its
+    leading axes that stand for the batch axis (size 1) are dropped."""
+    node = imp.data(onode, i)
+    have = node.shape
+    extra = len(have) - len(shape)
+    try:
+        ok = extra <= 0 or all(d == 1 for d in have[:extra])
+        np.broadcast_shapes(have[max(extra, 0):], shape)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise Problem(f"{what} {list(have)} does not match {math.prod(shape)} outputs")
+    if extra > 0:
+        node = imp.add("reshape", Reshape(have[extra:]), (node,))
+    return node
+
+
+def add(imp: Importer, onode) -> list:
+    a, b = imp.get(onode, 0), imp.get(onode, 1)
+    if imp.is_const(onode, 0) and imp.is_const(onode, 1):
+        return [Value(imp.add("add", Add(), (imp.data(onode, 0), imp.data(onode, 1))))]
+    t_i = 0 if isinstance(a, Value) and not a.const else 1
+    t = imp.tensor(onode, t_i)
+    if t.node.out.factor is not None:
+        raise Problem("adds a constant to a float-scale (--requantize) tensor; export the bias inside the Gemm")
+    if not imp.is_const(onode, 1 - t_i):
+        raise Problem("adds two run-time tensors (a residual connection); fpgaq supports only "
+                      "Add of a constant bias after MatMul/Gemm for now")
+    del b
+    c = _like(imp, onode, 1 - t_i, t.node.shape)
+    ins = (t.node, c) if t_i == 0 else (c, t.node)
+    return [Value(imp.add("dense", Add(), ins))]
+
+
+def batchnorm(imp: Importer, onode) -> list:
+    t = imp.fixed_tensor(onode, 0)
+    eps = Attributes(onode).float("epsilon", 1e-5)
+    gamma, beta, mean, var = (imp.const(onode, i, w).value.astype(np.float64)
+                              for i, w in ((1, "scale"), (2, "bias"), (3, "mean"), (4, "var")))
+    return [Value(imp.add("dense", BatchNorm(gamma, beta, mean, var, eps), (t.node,)))]
+
+
+def relu(imp: Importer, onode) -> list:
+    t = imp.fixed_tensor(onode, 0)
+    return [replace(t, node=imp.add("relu", Relu(), (t.node,)))]
+
+
+def _clip_bound(imp: Importer, onode, i: int, a: Attributes, name: str) -> float | None:
+    """A Clip bound: input i (opset 11+) or attribute `name` (opset 6); None when absent."""
+    if len(onode.input) > i and onode.input[i]:
+        c = imp.const(onode, i, f"the {name} bound")
+        if c.value.size != 1:
+            raise Problem(f"the {name} bound has {c.value.size} values; expected one")
+        v = float(c.value.ravel()[0])
+        if math.isnan(v):
+            raise Problem(f"the {name} bound is NaN")
+        return v
+    return a.float(name, None)
+
+
+def _code_bound(v: float | None, frac: int, to_int, iv: Interval) -> int | None:
+    """A real Clip bound in codes (None: no bound)."""
+    if v is None or math.isinf(v):
+        return None
+    code = to_int(Fraction(v) * Fraction(2) ** frac)     # exact: floats are dyadic
+    if code < iv.lo - (1 << 64) or code > iv.hi + (1 << 64):
+        raise Problem(f"the bound {v:g} lies far outside the values it clips; remove the Clip or fix the bound")
+    return code
+
+
+def clip(imp: Importer, onode) -> list:
+    a = Attributes(onode)
+    lo_v = _clip_bound(imp, onode, 1, a, "min")
+    hi_v = _clip_bound(imp, onode, 2, a, "max")
+    x = imp.get(onode, 0)
+    if lo_v is None and hi_v is None and imp.is_const(onode, 0):
+        return [x]
+    node = imp.data(onode, 0)
+    if node.type is None:      # a real tensor: the model input (its quantizer applies it), or a constant
+        if lo_v is not None and hi_v is not None and lo_v > hi_v:
+            raise Problem(f"min {lo_v:g} is above max {hi_v:g}")
+        if node.name in imp.quantized:
+            raise Problem("clips a float-scaled sum (--requantize); put the Clip after a quantizer")
+        return [Value(imp.add("input_clip", Clip(lo_v, hi_v), (node,)))]
+    factor = node.out.factor
+    if factor is not None:   # --requantize: bounds in units of the float factor
+        if not factor.uniform:
+            raise Problem("a Clip on a tensor with per-channel float scales is not supported")
+        lo_v, hi_v = (None if v is None else v / factor.values[0] for v in (lo_v, hi_v))
+    iv = node.interval
+    assert iv is not None
+    lo_c, hi_c = _code_bound(lo_v, node.type.frac, math.ceil, iv), _code_bound(hi_v, node.type.frac, math.floor, iv)
+    if lo_c is not None and hi_c is not None and lo_c > hi_c:
+        raise Problem(f"min {lo_v:g} is above max {hi_v:g}")
+    if (lo_c is None or lo_c <= iv.lo) and (hi_c is None or hi_c >= iv.hi) and not imp.is_const(onode, 0):
+        return [x]  # the bounds never bite: the identity
+    return [Value(imp.add("clip", Clip(lo_c, hi_c), (node,)))]
+
+
+def passthrough(imp: Importer, onode) -> list:
+    """Identity, Dropout, and reshapes of an activation that only add or drop unit axes."""
+    v = imp.get(onode, 0)
+    if imp.is_const(onode, 0):
+        return [_const_reshape(imp, onode)]
+    assert isinstance(v, Value)
+    dims = imp.shapes.get(onode.output[0])
+    if v.transposed:
+        raise Problem("reshapes a transposed activation; transpose it back first")
+    if dims:
+        n = feature_count(dims, f"its output '{onode.output[0]}'")
+        if n != v.node.size:
+            raise Problem(f"changes {v.node.size} features into shape {dims}")
+    return [v]
+
+
+def _const_reshape(imp: Importer, onode) -> Value | Const:
+    op = onode.op_type
+    a = Attributes(onode)
+    v = imp.get(onode, 0)
+    if op in ("Identity", "Dropout"):
+        assert v is not None
+        return v
+    node = imp.data(onode, 0)
+    shape = node.shape
+    try:
+        if op == "Reshape":
+            want = imp.const(onode, 1, "shape").value.astype(np.int64)
+            target = [shape[i] if s == 0 else int(s) for i, s in enumerate(want)]
+            new = np.empty(shape, dtype=np.int8).reshape(target).shape
+        elif op == "Flatten":
+            ax = a.int("axis", 1)
+            new = (int(np.prod(shape[:ax])), int(np.prod(shape[ax:])))
+        elif op in ("Squeeze", "Unsqueeze"):
+            axes = a.ints("axes", None)
+            if axes is None and len(onode.input) > 1:
+                axes = imp.const(onode, 1, "axes").value.astype(int).tolist()
+            probe = np.empty(shape, dtype=np.int8)
+            new = (np.squeeze(probe, axis=tuple(axes) if axes else None) if op == "Squeeze"
+                   else np.expand_dims(probe, tuple(axes))).shape
+        else:
+            raise Problem(f"cannot evaluate {op} on a constant")
+    except (ValueError, TypeError, IndexError, np.exceptions.AxisError) as e:
+        raise Problem(f"cannot apply {op} to the constant of shape {list(shape)}: {e}") from None
+    return Value(imp.add("reshape", Reshape(tuple(int(d) for d in new)), (node,)))
+
+
+def transpose(imp: Importer, onode) -> list:
+    v = imp.get(onode, 0)
+    perm = Attributes(onode).ints("perm", None)
+    if imp.is_const(onode, 0):
+        node = imp.data(onode, 0)
+        perm = list(reversed(range(len(node.shape)))) if perm is None else perm
+        if sorted(perm) != list(range(len(node.shape))):
+            raise Problem(f"cannot apply Transpose to the constant of shape {list(node.shape)}: "
+                          f"perm {perm} does not fit it")
+        return [Value(imp.add("transpose", Transpose(tuple(perm)), (node,)))]
+    assert isinstance(v, Value)
+    perm = [1, 0] if perm is None else perm
+    if perm != [1, 0]:
+        raise Problem(f"Transpose perm={perm} on an activation; only a 2-D transpose (perm [1, 0]) "
+                      "feeding a Gemm with transA=1 is supported")
+    return [replace(v, transposed=not v.transposed)]
+
+
+def constant(imp: Importer, onode) -> list:
+    t = Attributes(onode).tensor("value")
+    if t is None:
+        raise Problem("Constant without a 'value' tensor is not supported")
+    try:
+        arr = numpy_helper.to_array(t)
+    except Exception as e:   # a damaged tensor: protobuf and numpy raise many kinds
+        raise Problem(f"its value tensor is unreadable ({e})") from None
+    return [Const(arr.astype(np.float64 if arr.dtype.kind == "f" else np.int64), t.data_type)]

@@ -1,0 +1,39 @@
+"""The table of supported ONNX ops: which lowering each (domain, op type) gets."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from . import qdq, qonnx, standard
+from .context import QONNX_DOMAINS, Importer
+
+Lowering = Callable[[Importer, object], list]
+
+STANDARD: dict[str, Lowering] = {
+    "Gemm": standard.gemm, "MatMul": standard.matmul, "Add": standard.add,
+    "BatchNormalization": standard.batchnorm, "Relu": standard.relu, "Clip": standard.clip,
+    "Identity": standard.passthrough, "Flatten": standard.passthrough, "Reshape": standard.passthrough,
+    "Squeeze": standard.passthrough, "Unsqueeze": standard.passthrough, "Dropout": standard.passthrough,
+    "Transpose": standard.transpose, "Constant": standard.constant,
+    "QuantizeLinear": qdq.quantize_linear, "DequantizeLinear": qdq.dequantize_linear,
+}
+QONNX: dict[str, Lowering] = {
+    "Quant": qonnx.quant, "IntQuant": qonnx.quant, "BipolarQuant": qonnx.bipolar_quant, "Trunc": qonnx.trunc,
+}
+
+
+def lowering(onode) -> Lowering | None:
+    domain = onode.domain or ""
+    if domain in ("", "ai.onnx"):
+        return STANDARD.get(onode.op_type)
+    return QONNX.get(onode.op_type) if domain in QONNX_DOMAINS else None
+
+
+def unsupported(onode) -> str | None:
+    """Why fpgaq has no lowering for this node's op at all (known without its inputs), or None."""
+    if lowering(onode) is not None:
+        return None
+    domain = onode.domain or ""
+    where = f" in domain '{domain}'" if domain not in ("", "ai.onnx") else ""
+    return (f"op {onode.op_type}{where} is not supported. fpgaq supports "
+            + ", ".join(sorted(STANDARD)) + " and QONNX " + ", ".join(sorted(QONNX))
+            + "; replace or remove this node before export")

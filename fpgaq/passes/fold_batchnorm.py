@@ -1,0 +1,80 @@
+"""Batch-norm folding: y = s * acc + t per channel, folded into the Dense before it. Exactly
+when s and t are fixed point (the weights times s, the bias times s plus t); otherwise, with
+`requantize`, |s| joins the accumulator's float factor (a Scale after it, which a requantiser
+absorbs; a channel with s < 0 negates its weights and bias) and t its bias, rounded onto the
+grid with the exact value kept for the float model's reference."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ir.fixed import compact_codes, regrid
+from ..ir.graph import Graph, Node
+from ..ir.ops import BatchNorm, Dense, Scale
+from ..ir.tensor import Factor
+from .rewrite import Rewrite
+
+
+@dataclass(frozen=True)
+class FoldBatchNorm:
+    requantize: bool = False
+    name: str = "fold_batchnorm"
+
+    def run(self, graph: Graph) -> Graph:
+        r = Rewrite(graph)
+        for n in graph.nodes:
+            if isinstance(n.op, BatchNorm):
+                self._fold(r, n, n.op)
+            else:
+                r.keep(n)
+        return r.graph()
+
+    def _fold(self, r: Rewrite, bn: Node, op: BatchNorm) -> None:
+        dn = r[bn.inputs[0]]
+        if not isinstance(dn.op, Dense):
+            r.problem(bn, "BatchNormalization must follow a Gemm/MatMul, into which it is folded")
+            return
+        d: Dense = dn.op
+        exact = op.exact(dn.out)
+        if exact is None:
+            if self.requantize:
+                self._float(r, bn, op, dn, d)
+                return
+            s, _ = op.folded()
+            r.problem(bn, f"the folded scale gamma/sqrt(var+eps) ({float(np.ravel(s)[0]):g}) or shift is not "
+                          "exactly fixed point; fold batch-norm into the weights before quantizing them "
+                          "(Brevitas/qonnx: merge BN into the preceding layer, then quantize), or build with "
+                          "--requantize to carry its scale into the next quantizer's integer requantisation")
+            return
+        (sc, sf), (tc, tf) = exact
+        assert dn.type is not None
+        acc_frac = dn.type.frac + sf
+        on_grid = regrid(tc, tf, acc_frac)
+        if on_grid is None:
+            r.problem(bn, f"the folded batch-norm shift needs {tf} fraction bits, more than the "
+                          f"accumulator's {acc_frac}; fold it into a quantized bias before export")
+            return
+        weight = d.weight.astype(object) * np.asarray(sc, dtype=object)[:, None]
+        bias = [int(b) * int(k) + int(c) for b, k, c in zip(d.bias, sc, on_grid)]
+        r.add(bn.name, Dense(compact_codes(weight), d.weight_frac + sf, compact_codes(bias), factor=d.factor),
+              dn.inputs, bn.origin)
+
+    def _float(self, r: Rewrite, bn: Node, op: BatchNorm, dn: Node, d: Dense) -> None:
+        """y = s * acc + t: the accumulator's codes stay exact; the shift joins its bias."""
+        s, t = op.folded()
+        assert dn.type is not None
+        sign = np.where(s < 0, -1, 1)
+        factor = 1.0 if dn.out.factor is None else np.broadcast_to(dn.out.factor.array, s.shape)
+        old = d.bias.astype(np.float64) if d.bias_exact is None else d.bias_exact
+        exact = sign * old + t / (np.ldexp(1.0, -dn.type.frac) * (np.abs(s) * factor))
+        codes = np.rint(exact)
+        if np.any(np.abs(codes) >= 2.0 ** 62):
+            r.problem(bn, "the folded batch-norm shift is too large for the accumulator's grid")
+            return
+        weight = compact_codes(d.weight.astype(object) * sign[:, None].astype(object))
+        folded = Dense(weight, d.weight_frac, codes.astype(np.int64),
+                       bias_exact=None if np.array_equal(codes, exact) else exact, factor=d.factor)
+        r.add(bn.name, folded, dn.inputs, bn.origin)
+        scale = r.add(r.fresh(f"{bn.name}_scale"), Scale(Factor.of(np.abs(s))), (bn.name,), bn.origin)
+        r.alias(bn.name, scale.name)

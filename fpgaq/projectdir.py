@@ -1,0 +1,71 @@
+"""A built project folder, as the driver writes it and the back-ends and the CLI read it:
+the file names, the metadata, and the text format of codes in test-bench files."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import BuildConfig, config_from_dict
+from .errors import FpgaqError
+from .ir.fixed import compact_codes
+from .ir.graph import Graph, Node
+
+MARKER = "fpgaq.json"
+MODEL_COPY = "model.onnx"
+TB_INPUTS = "tb_data/tb_input_codes.dat"
+TB_OUTPUTS = "tb_data/tb_output_codes.dat"
+TB_REAL_INPUTS = "tb_data/tb_input_real.npy"
+REPORT_MD = "report.md"
+REPORT_JSON = "report.json"
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+    graph: Graph
+    config: BuildConfig
+    meta: dict
+    report: dict | None = None      # what build wrote into report.json
+
+
+def read_marker(root: Path) -> tuple[BuildConfig, dict]:
+    """The config and metadata of a project folder; an error if it is not one."""
+    root = Path(root)
+    marker = root / MARKER
+    if not marker.is_file():
+        raise FpgaqError(f"{root} is not an fpgaq project (no {MARKER}); build one with `fpgaq build MODEL.onnx -o {root}`")
+    try:
+        meta = json.loads(marker.read_text())
+        config = config_from_dict(meta["config"], str(marker))
+    except (ValueError, KeyError, TypeError) as e:
+        raise FpgaqError(f"{marker} is damaged ({e}); rebuild the project") from None
+    return config, meta
+
+
+def port(node: Node) -> dict:
+    """A tensor at the design's boundary, as fpgaq.json lists it."""
+    t = node.type
+    assert t is not None
+    return {"name": node.name, "features": node.size, "signed": t.signed, "width": t.width, "frac": t.frac}
+
+
+def codes_text(codes: list[np.ndarray]) -> str:
+    """One sample a line, every code of every tensor in order, as decimal integers."""
+    parts = [np.asarray(c).reshape(len(c), -1) for c in codes]
+    lines = []
+    for i in range(len(parts[0])):
+        lines.append(" ".join(str(int(v)) for p in parts for v in p[i]))
+    return "\n".join(lines) + "\n"
+
+
+def parse_codes(text: str, widths: list[int]) -> list[np.ndarray]:
+    """Inverse of codes_text for tensors of `widths` values each."""
+    rows = [line.split() for line in text.splitlines() if line.strip()]
+    out, start = [], 0
+    for w in widths:
+        out.append(np.array([[int(v) for v in r[start:start + w]] for r in rows], dtype=object))
+        start += w
+    return [compact_codes(o) for o in out]
