@@ -101,5 +101,5 @@ def probe_inputs(graph, rng, rows_min: int = 16, all_probes: bool = False) -> np
     options = {} if all_probes else float32_reference_exact_for(q)
     pool = probe_values(q.lo, q.hi, q.type.frac, rng, **options)
     n = max(len(pool), rows_min)
-    cols = [np.resize(rng.permutation(pool), n) for _ in range(inp.features)]
+    cols = [np.resize(rng.permutation(pool), n) for _ in range(inp.size)]
     return np.stack(cols, axis=1)

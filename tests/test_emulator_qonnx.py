@@ -23,6 +23,7 @@ from qonnx_reference import run_reference
 
 from fpgaq import emulate
 from fpgaq.frontend.importer import import_file, import_model
+from fpgaq.passes.pipeline import run_pipeline
 from fpgaq.ir.fixed import Rounding
 from fpgaq.ir.ops import Bipolar, Dense, Quant
 
@@ -30,14 +31,22 @@ ROOT = Path(__file__).resolve().parent.parent
 JET_TAGGER = ROOT / "examples" / "jet_tagger" / "jet_tagger.onnx"
 
 
+def compiled(model: onnx.ModelProto):
+    return run_pipeline(import_model(model))
+
+
 def check_against_reference(model: onnx.ModelProto, x: np.ndarray, graph=None):
-    """Import, emulate and compare with qonnx exactly; also check every node stays inside the
-    interval the IR derived for it (the widths rest on those intervals)."""
-    graph = import_model(model) if graph is None else graph
+    """Import, compile, emulate and compare with qonnx exactly (the graph as imported and as
+    compiled); also check every node stays inside the interval the IR derived for it (the
+    widths rest on those intervals)."""
+    imported = import_model(model)
+    graph = run_pipeline(imported)
     want = run_reference(model, x)
     got = emulate.run(graph, x)
     assert len(got) == len(want)
     for g, w in zip(got, want):
+        assert_array_equal(g, w.reshape(g.shape))
+    for g, w in zip(emulate.run(imported, x), want):
         assert_array_equal(g, w.reshape(g.shape))
     codes = emulate.run_codes(graph, {graph.inputs[0].name: x})
     for node in graph.nodes:
@@ -47,7 +56,7 @@ def check_against_reference(model: onnx.ModelProto, x: np.ndarray, graph=None):
         assert node.interval.lo <= c.min() and c.max() <= node.interval.hi, (
             f"{node.name}: codes [{c.min()}, {c.max()}] outside {node.interval}")
     for o, c in zip(graph.outputs, emulate.output_codes(graph, x)):
-        assert_array_equal(emulate.to_real(c, graph[o].type.frac), got[graph.outputs.index(o)])
+        assert_array_equal(graph[o].out.real_values(c), got[graph.outputs.index(o)])
     return graph
 
 
@@ -110,7 +119,7 @@ def qonnx_networks(draw):
 def test_random_qonnx_networks(net, seed):
     sizes, kw, model = net
     note(f"sizes={sizes} {kw}")
-    graph = import_model(model)
+    graph = compiled(model)
     x = probe_inputs(graph, seed)
     check_against_reference(model, x, graph)
 
@@ -123,7 +132,7 @@ def test_input_quantizer_follows_the_definition(mode, in_frac, signed):
     rounding mode defines it (on exact rationals), then saturated."""
     model = mg.qonnx_mlp([3, 2], rng=0, in_bits=6, in_frac=in_frac, in_signed=signed,
                          rounding_mode=mode, style="clean")
-    graph = import_model(model)
+    graph = compiled(model)
     q = graph.consumers(graph.inputs[0].name)[0].op
     x = probe_inputs(graph, 0, all_probes=True)
     got = emulate.input_codes(graph, x)
@@ -148,7 +157,7 @@ def test_wide_input_quantizer_saturates_exactly(bits, signed, frac):
     inits = {"zero": 0.0, "s": 2.0 ** -frac, "b": float(bits), "one": 1.0, "b64": 64.0}
     nodes = [_quant("x", "xq", "s", "b", signed=signed, name="q", mode="HALF_UP"),
              _quant("xq", "y", "one", "b64", signed=0, name="q_out", mode="FLOOR")]
-    graph = import_model(_model(nodes, inits, [1, 4], [1, 4]))
+    graph = compiled(_model(nodes, inits, [1, 4], [1, 4]))
     q = graph.consumers(graph.inputs[0].name)[0].op
     assert (q.lo, q.hi) == ((-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1))
     x = np.array([[1e30, -1e30, np.inf, 12345.5], [-np.inf, 0.0, 3e38, -2.5]], dtype=np.float32)
@@ -168,15 +177,16 @@ def test_wide_input_quantizer_saturates_exactly(bits, signed, frac):
 def test_jet_tagger():
     if not JET_TAGGER.is_file():
         pytest.skip(f"{JET_TAGGER} is absent (run examples/jet_tagger/make_model.py)")
-    graph = import_file(JET_TAGGER)
+    imported = import_file(JET_TAGGER)
+    graph = run_pipeline(imported)
     model = onnx.load(str(JET_TAGGER))
     rng = np.random.default_rng(7)
     x = np.concatenate([probe_inputs(graph, rng),
                         rng.standard_normal((2000, graph.inputs[0].size)).astype(np.float32)])
     check_against_reference(model, x, graph)
-    dense = [n for n in graph.nodes if isinstance(n.op, Dense)]
-    assert [n.op.weight.shape for n in dense] == [(64, 16), (32, 64), (32, 32), (5, 32)]
-    assert sum(n.op.nonzero for n in dense) == 1276
+    weights = [imported[n.inputs[1]].out for n in imported.nodes if n.op.kind == "gemm"]
+    assert [w.shape for w in weights] == [(64, 16), (32, 64), (32, 32), (5, 32)]   # Gemm transB: (out, in)
+    assert sum(int(np.count_nonzero(w.value)) for w in weights) == 1276
 
 
 # --- hand-built models for ops modelgen does not emit -----------------------------------------
@@ -223,7 +233,7 @@ def test_trunc_v2(mode, out_signed, narrow):
                                   name="trunc", domain=mg.QONNX_DOMAIN, rounding_mode=mode,
                                   signed=out_signed, narrow=narrow))
     model = _model(nodes, inits, [1, 6], [1, 5], qonnx_opset=2)
-    graph = import_model(model)
+    graph = compiled(model)
     check_against_reference(model, probe_inputs(graph, 0), graph)
 
 
@@ -242,7 +252,7 @@ def test_trunc_v1(mode, scale_frac):
               _quant("W2", "W2q", "s_w", "b4", narrow=1, name="w2_q"),
               helper.make_node("Gemm", ["t", "W2q"], ["y"], name="fc2", transB=1)]
     model = _model(nodes, inits, [1, 6], [1, 3], qonnx_opset=1)
-    graph = import_model(model)
+    graph = compiled(model)
     check_against_reference(model, probe_inputs(graph, 0), graph)
 
 
@@ -257,7 +267,7 @@ def test_trunc_rounds_onto_a_coarser_input_grid(in_frac, mode):
     nodes.append(helper.make_node("Trunc", ["acc", "s_acc", "zero", "b16", "s_out", "b10"], ["y"],
                                   name="trunc", domain=mg.QONNX_DOMAIN, rounding_mode=mode))
     model = _model(nodes, inits, [1, 6], [1, 5], qonnx_opset=2)
-    graph = import_model(model)
+    graph = compiled(model)
     check_against_reference(model, probe_inputs(graph, 0), graph)
 
 
@@ -274,7 +284,7 @@ def test_bipolar_quant(scale_frac):
              _quant("acc", "y", "s_o", "b6", name="out_q", mode="FLOOR")]
     nodes.insert(2, helper.make_node("Transpose", ["Wb"], ["Wq_t"], name="wt", perm=[1, 0]))
     model = _model(nodes, inits, [1, 7], [1, 4])
-    graph = import_model(model)
+    graph = compiled(model)
     assert isinstance(graph.consumers(graph.inputs[0].name)[0].op, Bipolar)
     x = np.concatenate([rng.standard_normal((64, 7)),
                         np.array([[0.0, -0.0, 1e-30, -1e-30, np.inf, -np.inf, 5.0]])]).astype(np.float32)
@@ -289,7 +299,7 @@ def test_one_bit_signed_quant_is_bipolar():
     nodes[0] = _quant("x", "xq", "s_in", "b1", name="in_q")
     nodes.append(_quant("acc", "y", "s_in", "b8", name="out_q"))
     model = _model(nodes, inits, [1, 6], [1, 3])
-    graph = import_model(model)
+    graph = compiled(model)
     x = np.concatenate([rng.standard_normal((64, 6)),
                         np.array([[0.0, -0.0, 1e-30, -1e-30, np.inf, -np.inf]])]).astype(np.float32)
     check_against_reference(model, x, graph)
@@ -312,7 +322,7 @@ def test_batchnorm_after_gemm_folds(gamma, var, eps):
                                ["bn"], name="bn", epsilon=eps),
               _quant("bn", "y", "s_o", "b10", name="out_q", mode="HALF_UP")]
     model = _model(nodes, inits, [1, 5], [1, 4])
-    graph = import_model(model)
+    graph = compiled(model)
     assert not any(n.origin.onnx_op == "Gemm" for n in graph.nodes if isinstance(n.op, Dense)), \
         "the Gemm's Dense is replaced by the folded one"
     check_against_reference(model, probe_inputs(graph, 0), graph)
@@ -326,14 +336,14 @@ def test_shared_scalars_weights_as_inputs_symbolic_batch_empty_names():
     assert {i.name for i in model.graph.input} >= {t.name for t in model.graph.initializer}
     scale_uses = [n.input[1] for n in model.graph.node if n.op_type == "Quant"]
     assert len(set(scale_uses)) < len(scale_uses), "scales must be shared for this test"
-    graph = import_model(model)
+    graph = compiled(model)
     check_against_reference(model, probe_inputs(graph, 1), graph)
 
 
 def test_matmul_add_and_gemm_give_the_same_graph_values():
     kw = dict(rng=21, final_quant=True, style="clean", rounding_mode="HALF_DOWN")
-    g1 = import_model(mg.qonnx_mlp([6, 8, 3], gemm=True, **kw))
-    g2 = import_model(mg.qonnx_mlp([6, 8, 3], gemm=False, **kw))
+    g1 = compiled(mg.qonnx_mlp([6, 8, 3], gemm=True, **kw))
+    g2 = compiled(mg.qonnx_mlp([6, 8, 3], gemm=False, **kw))
     x = probe_inputs(g1, 3)
     assert_array_equal(emulate.run(g1, x)[0], emulate.run(g2, x)[0])
 
@@ -347,7 +357,7 @@ def test_quant_on_quantized_codes_saturates_and_rounds_like_qonnx():
         inits.update({"s_o": 2.0 ** -1, "b3": 3.0})
         nodes.append(_quant("acc", "y", "s_o", "b3", name="out_q", mode=mode, signed=1, narrow=1))
         model = _model(nodes, inits, [1, 4], [1, 6])
-        graph = import_model(model)
+        graph = compiled(model)
         out = [n for n in graph.nodes if isinstance(n.op, Quant)][-1]
         assert (out.op.lo, out.op.hi) == (-3, 3)
         check_against_reference(model, probe_inputs(graph, 2), graph)

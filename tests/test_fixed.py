@@ -26,7 +26,7 @@ FAST = settings(max_examples=200, deadline=None)
 
 
 def qonnx_round(values: np.ndarray, mode: Rounding) -> np.ndarray:
-    return resolve_rounding_mode(mode.value)(np.asarray(values, dtype=np.float64))
+    return resolve_rounding_mode(mode.name)(np.asarray(values, dtype=np.float64))
 
 
 @st.composite
@@ -152,7 +152,7 @@ def test_rounding_parse_accepts_qonnx_names():
     assert Rounding.parse("half_even") is Rounding.ROUND
     assert Rounding.parse("Round") is Rounding.ROUND
     for mode in Rounding:
-        assert Rounding.parse(mode.value.lower()) is mode
+        assert Rounding.parse(mode.name.lower()) is mode
     with pytest.raises(ValueError):
         Rounding.parse("STOCHASTIC")
 

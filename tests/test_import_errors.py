@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 import modelgen as mg
+from fpgaq.compile import compile_model
+from fpgaq.config import BuildConfig
 from fpgaq.errors import FpgaqError, ModelError
 from fpgaq.frontend import table as handlers
 from fpgaq.frontend.importer import import_file, import_model
@@ -30,9 +32,10 @@ REQUANT_HINT = (r"; or build with --requantize to lower float scales to exact in
 
 
 def problem(model) -> str:
-    """The one problem import_model reports for `model` (a cascade would be a second one)."""
+    """The one problem compiling `model` reports (a cascade would be a second one): the
+    importer's, or a pass's where the graph around a node matters."""
     with pytest.raises(ModelError) as info:
-        import_model(model)
+        compile_model(model, "model", BuildConfig())
     assert len(info.value.problems) == 1, info.value.problems
     assert str(info.value) == info.value.problems[0]
     return str(info.value)

@@ -20,17 +20,21 @@ from qonnx_reference import run_onnxruntime
 
 from fpgaq import emulate
 from fpgaq.frontend.importer import import_model
+from fpgaq.passes.pipeline import run_pipeline
 from fpgaq.ir.ops import Clip, Dense, Quant
 
 
 def check_against_onnxruntime(model, x=None, seed=0, graph=None):
-    graph = import_model(model) if graph is None else graph
+    """The graph as imported and as compiled, both exactly equal to onnxruntime; the compiled one."""
+    imported = import_model(model)
+    graph = run_pipeline(imported)
     x = probe_inputs(graph, seed) if x is None else x
     want = run_onnxruntime(model, x)
-    got = emulate.run(graph, x)
-    assert len(got) == len(want)
-    for g, w in zip(got, want):
-        assert_array_equal(g, w.reshape(g.shape))
+    for g in (imported, graph):
+        got = emulate.run(g, x)
+        assert len(got) == len(want)
+        for a, w in zip(got, want):
+            assert_array_equal(a, w.reshape(a.shape))
     return graph
 
 

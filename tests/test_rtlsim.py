@@ -14,7 +14,7 @@ from verilog_helpers import need, need_cocotb
 
 from fpgaq import emulate
 from fpgaq.backends.verilog.rtlsim import Design, project_design, run_rtlsim, verilator_bin
-from fpgaq.backends.verilog.writer import RTL, core_sources
+from fpgaq.backends.verilog.writer import MODES, RTL, core_sources
 from fpgaq.config import BuildConfig
 from fpgaq.project import build
 
@@ -81,6 +81,7 @@ def test_vitis_ports_hand_written(tiny, tmp_path):
     rtl.mkdir()
     for p in core_sources("tiny_core"):
         shutil.copy(tiny.root / p, rtl)
+    shutil.copy(tiny.root / RTL / MODES, rtl)           # the rounding modes fpgaq_requant includes
     shutil.copy(TESTS / "data" / "vitis_like_tiny.v", rtl)
     design = project_design(hls, rtl)
     assert design.interface == "vitis"

@@ -15,7 +15,10 @@ from verilog_helpers import graph_project, need, need_cocotb, random_graph
 from fpgaq.backends.verilog.context import adder_budget, csd, project_context
 from fpgaq.backends.verilog.rtlsim import run_rtlsim
 from fpgaq.backends.verilog.writer import core_sources, render_project
+from fpgaq.backends import backend
+from fpgaq.compile import compile_file
 from fpgaq.config import BuildConfig
+from fpgaq.ir.ops import Dense
 from fpgaq.errors import FpgaqError
 from fpgaq.frontend.importer import import_file, import_model
 from fpgaq.ir.fixed import Rounding
@@ -47,7 +50,8 @@ def test_adder_budget_follows_the_clock():
 
 
 def test_faster_clock_means_more_stages_never_fewer():
-    g = import_file(EXAMPLE)
+    config = BuildConfig(backend="verilog")
+    g = compile_file(EXAMPLE, config, backend(config.backend).prepare(config))
     lat = [project_context(g, BuildConfig(backend="verilog", clock_ns=t))["latency"] for t in (10.0, 5.0, 2.0, 1.0)]
     assert lat == sorted(lat) and lat[0] < lat[-1]
 
@@ -67,12 +71,12 @@ def test_zero_weights_cost_nothing_and_powers_of_two_are_wires():
     ctx = project_context(g, VERILOG)
     expected = 0
     for n in g.nodes:
-        if type(n.op).__name__ == "Dense":
+        if isinstance(n.op, Dense):
             for row, bias in zip(n.op.weight, n.op.bias):
                 terms = sum(len(csd(int(w))) for w in row if w)
                 expected += max(terms - 1, 0)
     # one adder per extra digit, plus at most one per neuron for the bias or a negation
-    neurons = sum(n.features for n in g.nodes if type(n.op).__name__ == "Dense")
+    neurons = sum(n.size for n in g.nodes if isinstance(n.op, Dense))
     assert expected <= ctx["adders"] <= expected + neurons
 
 
@@ -81,7 +85,7 @@ def test_reuse_above_one_is_refused_clearly(tmp_path):
     config = BuildConfig(name="net", backend="verilog", reuse=2)
     graph = run_pipeline(import_model(model, name="m"), pipeline(config))
     with pytest.raises(FpgaqError, match=r"^the Verilog back-end builds fully parallel designs \(reuse factor 1"):
-        render_project(graph, config)
+        backend(config.backend).render(graph, config)
 
 
 def test_iverilog_parses_the_design_and_wrappers(tmp_path):

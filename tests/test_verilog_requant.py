@@ -36,7 +36,7 @@ def requant_graph(seed: int, rounding: Rounding, rounding2: Rounding) -> Graph:
     16-bit one, 6 << 3 ...; shift 12) -> Dense -> Requant(one multiplier 12, shift -2: a left shift, saturated)."""
     rng = np.random.default_rng(seed)
     o = lambda n, op: Origin(n, op)  # noqa: E731
-    x = make_node("x", Input(5), (), o("x", "input"), features=5)
+    x = make_node("x", Input((5,)), (), o("x", "input"))
     q = make_node("q_in", Quant(FixedType(True, 8, 4), Rounding.ROUND, -128, 127), (x,), o("q_in", "Quant"))
     h = 8
     w1 = rng.integers(-60, 61, size=(h, 5))
@@ -72,7 +72,7 @@ def test_products_are_shift_and_add_with_exact_widths():
             continue
         ports = dict(names[f"u_r1_{c}"]["ports"])
         prod = ports["x"].split("_R")[0]               # the product wire (or a register of it)
-        iv = d1.typed.channels[c]
+        iv = d1.out.channels[c]
         exact = FixedType.holding(iv.scale(int(m) >> t), 0).width
         if adders:                                     # x * odd, as wide as its exact range
             assert prod.startswith(f"r1_{c}_m")

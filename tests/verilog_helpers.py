@@ -12,7 +12,8 @@ from fpgaq.config import BuildConfig
 from fpgaq.ir.fixed import FixedType, Rounding
 from fpgaq.ir.graph import Graph, Origin, make_node
 from fpgaq.ir.ops import Bipolar, Clip, Dense, Input, Quant, Relu
-from fpgaq.project import Project, _port, write_files
+from fpgaq.project import write_files
+from fpgaq.projectdir import Project, port
 from fpgaq.backends.verilog.writer import render_project
 
 
@@ -35,7 +36,7 @@ def random_graph(seed: int, rounding: Rounding = Rounding.ROUND) -> Graph:
     rng = np.random.default_rng(seed)
     f_in, h, f_out = int(rng.integers(3, 7)), int(rng.integers(3, 8)), int(rng.integers(2, 5))
     nodes = []
-    x = make_node("x", Input(f_in), (), _o("x", "input"), features=f_in)
+    x = make_node("x", Input((f_in,)), (), _o("x", "input"))
     q_in = make_node("q_in", Quant(FixedType(True, 6, 3), Rounding.ROUND, -31, 31), (x,), _o("q_in", "Quant"))
     w1 = rng.integers(-40, 41, size=(h, f_in)) * (rng.random((h, f_in)) < 0.6)
     w1[0] = 0                                     # a neuron with no weights: a constant
@@ -58,6 +59,6 @@ def graph_project(graph: Graph, root: Path, config: BuildConfig | None = None) -
     config = config or BuildConfig(name="net", backend="verilog")
     write_files(root, render_project(graph, config))
     (q,) = graph.consumers(graph.inputs[0].name)
-    meta = {"inputs": [_port(q)], "outputs": [_port(graph[o]) for o in graph.outputs],
+    meta = {"inputs": [port(q)], "outputs": [port(graph[o]) for o in graph.outputs],
             "config": config.to_dict()}
     return Project(root, graph, config, meta)

@@ -22,7 +22,7 @@ def _rounding(attrs: Attributes, default: str) -> Rounding:
     text = attrs.str("rounding_mode", default)
     try:
         return Rounding.parse(text)
-    except KeyError:
+    except ValueError:
         raise Problem(f"rounding_mode '{text}' is unknown; use one of " + ", ".join(ROUNDING_NAMES)) from None
 
 

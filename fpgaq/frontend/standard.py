@@ -53,7 +53,10 @@ def gemm(imp: Importer, onode) -> list:
         raise Problem(f"transA={a.int('transA', 0)} but the activation is in "
                       f"{'(features, batch)' if x.transposed else '(batch, features)'} layout; "
                       "fpgaq needs Gemm to read (batch, features)")
+    shape = imp.data(onode, 1).shape
     imp.const(onode, 1, "the weight (B)")
+    if 0 in shape:
+        raise Problem(f"the weight has shape {list(shape)}, with no elements: a layer without outputs")
     alpha, beta = _pow2(a.float("alpha", 1.0), "alpha"), a.float("beta", 1.0)
     ins = [x.node, imp.data(onode, 1)]
     if imp.get(onode, 2) is not None:

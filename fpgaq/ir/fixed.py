@@ -78,10 +78,12 @@ class Rounding(enum.Enum):
 
     @classmethod
     def parse(cls, text: str) -> Rounding:
-        """A QONNX rounding_mode (HALF_EVEN is ROUND); KeyError when unknown."""
+        """A QONNX rounding_mode (HALF_EVEN is ROUND); ValueError when unknown."""
         key = text.upper()
         if key == "HALF_EVEN":
             key = "ROUND"
+        if key not in cls.__members__:
+            raise ValueError(f"unknown rounding mode {text!r}")
         return cls[key]
 
 

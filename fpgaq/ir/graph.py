@@ -10,6 +10,7 @@ import numpy as np
 from .fixed import FixedType
 from .interval import Interval
 from .ops import Args, Input, Op
+from .ops.base import as_codes, code_bits
 from .tensor import Factor, Tensor
 
 
@@ -101,8 +102,10 @@ def infer(op: Op, inputs: Sequence[Tensor]) -> Tensor:
     out = op.infer(inputs)
     if inputs and all(x.value is not None for x in inputs):
         a = Args(tuple(inputs), out, floats=False, batched=(False,) * len(inputs))
-        value = op.emulate([x.value for x in inputs], a)   # type: ignore[misc]
-        out = replace(out, value=np.asarray(value))
+        value = np.asarray(op.emulate([x.value for x in inputs], a))   # type: ignore[misc]
+        if out.type is not None:
+            value = as_codes(value, code_bits(out))
+        out = replace(out, value=value)
     return out
 
 

@@ -314,7 +314,7 @@ class Gemm(Op):
             codes, factor = codes.T, None if factor is None else factor.T
         k = log2_exact(self.alpha)
         if k > 0:   # scale the codes, not the grid: the bias sits on the grid of A @ B
-            codes = compact_codes(codes) * (1 << k)
+            codes = compact_codes(np.asarray(codes, dtype=object) * (1 << k))
         else:
             frac -= k
         weight = Constant.codes(codes, frac, None if factor is None else Factor.of(factor))
