@@ -49,6 +49,8 @@ def _run(model: onnx.ModelProto, x: np.ndarray, dtype=np.float64) -> np.ndarray:
             y = i[0] + i[1]
         elif n.op_type == "Relu":
             y = np.maximum(i[0], 0)
+        elif n.op_type == "BatchNormalization":
+            y = (i[0] - i[3]) / np.sqrt(i[4] + dtype(a.get("epsilon", 1e-5))) * i[1] + i[2]
         elif n.op_type == "Transpose":
             y = np.transpose(i[0], a["perm"])
         elif n.op_type == "QuantizeLinear":
@@ -288,3 +290,160 @@ def test_save_roundtrip(tmp_path, external):
     back = onnx.load(path)
     onnx.checker.check_model(path)
     assert_array_equal(_inits(back)["fc1.weight"], _inits(m)["fc1.weight"])
+
+
+# --------------------------------------------------------------------------- the Net builder
+
+
+def _execute(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    """qonnx's reference execution for QONNX, onnxruntime (no graph optimisation) for QDQ."""
+    from qonnx_reference import run_onnxruntime, run_reference
+
+    qonnx = any(n.op_type in ("Quant", "IntQuant") for n in model.graph.node)
+    return (run_reference if qonnx else run_onnxruntime)(model, x)[0]
+
+
+def _check_exact(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    """Valid, and qonnx / onnxruntime give exactly the float64 result (float32 is exact)."""
+    onnx.checker.check_model(model, full_check=True)
+    want = _run(model, x, np.float64)
+    assert_array_equal(_run(model, x, np.float32).astype(np.float64), want)
+    got = _execute(model, x)
+    assert_array_equal(got.astype(np.float64).reshape(want.shape), want)
+    return want
+
+
+# one recipe per layer kind; bias_bits=16 in both formats, so QONNX and QDQ compute the same
+RECIPES = {
+    "quant": lambda n: n.input(12, frac=3).quant(bits=8, frac=2, signed=True),
+    "dense_gemm": lambda n: n.input(12).dense(20, bias_bits=16).relu().quant().dense(6, bias_bits=16).quant(),
+    "dense_matmul": lambda n: n.input(12).dense(20, gemm=False, bias="float").relu().quant()
+                               .dense(6, gemm=False, bias="none"),
+    "dense_trans_alpha_beta": lambda n: n.input(12).dense(16, trans_a=1, trans_b=0, alpha=0.5, beta=2.0, bias_bits=16)
+                                         .relu().quant().dense(5, w_frac=4, sparsity=0.0, bias_bits=16).quant(),
+    "batchnorm": lambda n: n.input(12).dense(16, bias_bits=16).batchnorm().relu().quant()
+                            .dense(5, bias_bits=16).quant(),
+    "clip": lambda n: n.input(12).dense(16, bias_bits=16).clip(-1.5, 2.25).quant().dense(5, bias_bits=16),
+    "relu6": lambda n: n.input(12).dense(16, bias_bits=16).clip().quant(signed=False),
+    "add": lambda n: n.input(12).dense(16, bias_bits=16).relu().quant().tag("skip").dense(16, bias_bits=16)
+                      .relu().quant().add("skip").quant().dense(5, bias_bits=16).quant(),
+}
+
+
+@pytest.mark.parametrize("fmt", ["qonnx", "qdq"])
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
+def test_net_layer_kinds_run_exactly(recipe, fmt):
+    m = RECIPES[recipe](mg.Net(rng=9, fmt=fmt)).model()
+    ops = {n.op_type for n in m.graph.node}
+    assert ("Quant" in ops) == (fmt == "qonnx") and ("QuantizeLinear" in ops) == (fmt == "qdq")
+    want = {"batchnorm": "BatchNormalization", "clip": "Clip", "relu6": "Clip", "dense_matmul": "MatMul",
+            "dense_trans_alpha_beta": "Transpose", "add": "Add", "dense_gemm": "Gemm"}.get(recipe)
+    assert want is None or want in ops
+    x = _inputs(12, n=200)
+    y = _check_exact(m, x)
+    assert len(np.unique(y)) > 5
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
+def test_net_formats_compute_the_same_function(recipe):
+    """The same layer calls (same rng) in QONNX and QDQ give the same outputs, exactly."""
+    x = _inputs(12, seed=2, n=100)
+    qonnx, qdq = (_execute(RECIPES[recipe](mg.Net(rng=4, fmt=f)).model(), x) for f in ("qonnx", "qdq"))
+    assert_array_equal(qonnx, qdq)
+
+
+def test_net_matches_the_mlp_functions():
+    m = mg.Net(rng=5).input(16).dense(64).relu().quant().dense(5).quant().model()
+    assert m.SerializeToString() == mg.qonnx_mlp([16, 64, 5], rng=5).SerializeToString()
+    m = mg.Net(rng=5, fmt="qcdq").input(16, bits=6).dense(64, w_bits=8).relu().quant(bits=6).dense(5, w_bits=8).model()
+    assert m.SerializeToString() == mg.qdq_mlp([16, 64, 5], rng=5, clip=True, in_bits=6, act_bits=6, w_bits=8,
+                                               final_quant=False).SerializeToString()
+
+
+def _bn(model):
+    (node,) = [n for n in model.graph.node if n.op_type == "BatchNormalization"]
+    inits = _inits(model)
+    eps = onnx.helper.get_attribute_value(next(a for a in node.attribute if a.name == "epsilon"))
+    return [inits[t] for t in node.input[1:]] + [np.float32(eps)]
+
+
+def _is_pow2(v) -> np.ndarray:
+    return np.frexp(np.abs(np.asarray(v, np.float64)))[0] == 0.5
+
+
+@pytest.mark.parametrize("fmt", ["qonnx", "qdq"])
+def test_exact_batchnorm_folds_to_powers_of_two(fmt):
+    m = mg.Net(rng=3, fmt=fmt).input(10).dense(24, bias_bits=16).batchnorm().relu().quant().dense(4).model()
+    gamma, beta, mean, var, eps = _bn(m)
+    assert all(t.dtype == np.float32 for t in (gamma, beta, mean, var))
+    v = var + eps  # float32, as onnxruntime adds them
+    assert_array_equal(v.astype(np.float64), var.astype(np.float64) + np.float64(eps))  # no rounding
+    root = np.sqrt(v.astype(np.float64))
+    assert _is_pow2(root).all() and np.array_equal(root * root, v)  # var + eps is a power of four
+    scale = gamma / root
+    assert _is_pow2(scale).all() and len(np.unique(scale)) > 1
+    shift = beta.astype(np.float64) - mean * scale
+    assert_array_equal(shift * 2.0**16, np.round(shift * 2.0**16))  # dyadic
+    _check_exact(m, _inputs(10, n=200))
+
+
+def test_given_batchnorm_constants():
+    gamma, var, eps = [1.0, 2.0, 1.0, 1.0], [0.75, 3.75, 0.0, 15.75], 0.25
+    net = mg.Net(rng=6).input(5).dense(4, bias="float").batchnorm(gamma=gamma, var=var, eps=eps, mean=0.5, beta=-0.25)
+    m = net.quant().model()
+    got = _bn(m)
+    assert_array_equal(got[0], gamma)
+    assert_array_equal(got[1], [-0.25] * 4)
+    assert_array_equal(got[2], [0.5] * 4)
+    assert_array_equal(got[3], var)
+    assert got[4] == np.float32(eps)
+    _check_exact(m, _inputs(5, n=100))
+    with pytest.raises(ValueError, match="exact=True"):
+        mg.Net(rng=6).input(5).dense(4).batchnorm(gamma=[1.0, 3.0, 1.0, 1.0], var=1.0, eps=0.0)
+    with pytest.raises(ValueError, match="exact=True"):
+        mg.Net(rng=6).input(5).dense(4).batchnorm(var=2.0, eps=1e-5)
+
+
+@pytest.mark.parametrize("fmt", ["qonnx", "qdq"])
+def test_pytorch_like_batchnorm(fmt):
+    """Real constants (eps 1e-5): not exact by design, so a tolerance is the right check."""
+    m = mg.Net(rng=2, fmt=fmt).input(8).dense(12).batchnorm(exact=False).model()
+    gamma, beta, mean, var, eps = _bn(m)
+    assert eps == np.float32(1e-5)
+    assert not _is_pow2(gamma / np.sqrt(var.astype(np.float64) + eps)).any()
+    onnx.checker.check_model(m, full_check=True)
+    x = _inputs(8, n=100)
+    np.testing.assert_allclose(_execute(m, x), _run(m, x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("fmt", ["qonnx", "qdq"])
+def test_residual_add(fmt):
+    net = mg.Net(rng=1, fmt=fmt).input(6).dense(8).relu().quant()
+    skip = net.here
+    net.dense(8).relu().quant().add(skip)
+    m = net.quant().dense(3).quant().model()
+    onnx.checker.check_model(m, full_check=True)
+    inits = _inits(m)
+    (add,) = [n for n in m.graph.node if n.op_type == "Add"]
+    assert add.input[1] == skip.name and not set(add.input) & set(inits)  # two run-time tensors
+    _check_exact(m, _inputs(6, n=200))
+    by_name = mg.Net(rng=1, fmt=fmt).input(6).dense(8).relu().quant()
+    by_name.dense(8).relu().quant().add(skip.name)  # an ONNX tensor name works as well
+    assert by_name.quant().dense(3).quant().model().SerializeToString() == m.SerializeToString()
+
+
+def test_net_errors():
+    net = mg.Net(rng=0).input(4).dense(6).relu().quant()
+    with pytest.raises(ValueError, match="do not match"):
+        mg.Net(rng=0).input(4).quant().tag("a").dense(6).add("a")
+    with pytest.raises(ValueError, match="no tensor of this net"):
+        net.add("nope")
+    with pytest.raises(ValueError, match="2\\*\\*24"):  # the add itself would not be exact
+        mg.Net(rng=0).input(4, bits=20, frac=0).tag("x").quant(bits=20, frac=5, signed=True).add("x")
+    with pytest.raises(ValueError, match="clip=True"):
+        mg.Net(rng=0, fmt="qdq").input(4, bits=6)
+    mg.Net(rng=0, fmt="qcdq").input(4, bits=6).model()
+    with pytest.raises(ValueError, match="fmt must be"):
+        mg.Net(rng=0, fmt="onnx")
+    with pytest.raises(ValueError, match="input\\(\\) comes first"):
+        net.input(4)
