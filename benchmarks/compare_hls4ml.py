@@ -37,12 +37,15 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from fpgaq import emulate  # noqa: E402
 from fpgaq.backends.hls.csim import run_csim  # noqa: E402
+from fpgaq.compile import compile_model  # noqa: E402
 from fpgaq.config import BuildConfig  # noqa: E402
-from fpgaq.frontend.onnx_import import import_model, load  # noqa: E402
+from fpgaq.frontend.importer import import_model  # noqa: E402
+from fpgaq.frontend.model_file import load  # noqa: E402
 from fpgaq.ir.fixed import FixedType  # noqa: E402
 from fpgaq.ir.graph import Graph  # noqa: E402
-from fpgaq.ir.ops import Dense  # noqa: E402
-from fpgaq.project import build, compile_model, random_inputs  # noqa: E402
+from fpgaq.ir.ops import Dense, Gemm, MatMul  # noqa: E402
+from fpgaq.project import build  # noqa: E402
+from fpgaq.stimulus import random_inputs  # noqa: E402
 
 JET_TAGGER = ROOT / "examples" / "jet_tagger" / "jet_tagger.onnx"
 LARGE_SIZES = (64, 256, 128, 64, 10)     # 57,984 weights: 13.6x the jet tagger's 4,256
@@ -133,7 +136,7 @@ def input_sets(graph: Graph, n: int, n_check: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(2)
     grid = random_inputs(graph, n, seed=1)
     # what a float pipeline sends: values between the quantizer's codes, inside hls4ml's default range
-    off = np.clip(rng.standard_normal((n_check, inp.features)) * span / 4, -31.9, 31.9)
+    off = np.clip(rng.standard_normal((n_check, inp.size)) * span / 4, -31.9, 31.9)
     # on-grid values, some of them beyond the range of hls4ml's default input type (integers: on every grid)
     far = random_inputs(graph, n_check, seed=4).astype(np.float64)
     mask = rng.random(far.shape) < 0.02
@@ -154,7 +157,7 @@ def fpgaq_layers(graph: Graph, project_root: Path) -> list[Layer]:
     for i, node in enumerate(dense):
         op = node.op
         n_out, n_in = op.weight.shape
-        per_neuron = sum(FixedType.holding(iv, node.type.frac).width for iv in node.typed.channels)
+        per_neuron = sum(FixedType.holding(iv, node.type.frac).width for iv in node.out.channels)
         if len(emitted) == len(dense) and int(emitted[i][0]) == n_out and int(emitted[i][1]) == op.nonzero:
             acc, width = emitted[i][2], int(emitted[i][3])
         else:  # the template changed shape: fall back to the IR's layer type
@@ -169,10 +172,11 @@ def run_fpgaq(model: Path, work: Path, xs: dict, refs: dict, n_emu: int) -> Resu
     cs = run_csim(project, xs["grid"])
     if cs.cached:
         raise RuntimeError("the C-simulation binary came from a cache; its compile time would be wrong")
-    r.compile_s, r.csim_rate = cs.compile_s, cs.n / cs.run_s
-    r.exact["grid"] = compare(cs.outputs[0], refs["grid"])
+    r.compile_s, r.csim_rate = cs.build_s, cs.n / cs.run_s
+    # the simulation returns output codes; the emulator's references are real values
+    r.exact["grid"] = compare(project.graph.real_outputs(0, cs.outputs[0]), refs["grid"])
     for k in ("off", "far"):
-        r.exact[k] = compare(run_csim(project, xs[k]).outputs[0], refs[k])
+        r.exact[k] = compare(project.graph.real_outputs(0, run_csim(project, xs[k]).outputs[0]), refs[k])
     xe = random_inputs(project.graph, n_emu, seed=3)
     emulate.run(project.graph, xe[:100])                      # warm the emulator's caches
     _, emu_s = timed(emulate.run, project.graph, xe)
@@ -441,6 +445,15 @@ def large_model(folder: Path) -> Path:
     return Path(modelgen.save(model, folder / "mlp_64_256_128_64_10.onnx"))
 
 
+def model_weights(imported: Graph) -> tuple[int, int]:
+    """(weights, non-zero weights) of the model's dense layers, as imported (before any pass
+    removes one): the weight operand of each Gemm and MatMul."""
+    mats = [imported[n.inputs[1]].out.value for n in imported.nodes if isinstance(n.op, (Gemm, MatMul))]
+    if any(w is None for w in mats):
+        raise RuntimeError("a layer's weight is not a constant in the imported graph")
+    return sum(w.size for w in mats), sum(int(np.count_nonzero(w)) for w in mats)
+
+
 def measure(label: str, model: Path, work: Path, n_csim: int, n_check: int, n_emu: int) -> ModelRun:
     from qonnx_reference import run_reference
 
@@ -458,9 +471,8 @@ def measure(label: str, model: Path, work: Path, n_csim: int, n_check: int, n_em
     typed = run_hls4ml_typed_input(model, work, xs, refs, hls[0].quantizer_type)
     with quiet():
         qonnx = {k: compare(run_reference(model, x)[0], refs[k]) for k, x in xs.items()}
-    dense = [n.op for n in import_model(proto, model.stem).nodes if isinstance(n.op, Dense)]
-    return ModelRun(label, sum(op.weight.size for op in dense), sum(op.nonzero for op in dense), n_csim,
-                    fq, hls, typed, qonnx, {k: len(x) for k, x in xs.items()})
+    weights, nonzero = model_weights(import_model(proto, model.stem))
+    return ModelRun(label, weights, nonzero, n_csim, fq, hls, typed, qonnx, {k: len(x) for k, x in xs.items()})
 
 
 def update_readme(text: str) -> None:

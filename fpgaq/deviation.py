@@ -12,7 +12,7 @@ def requantizers(graph: Graph) -> list[dict]:
     """Each integer requantisation: its multiplier width and shift, as chosen."""
     out = []
     for n in graph.nodes:
-        if isinstance(n.op, Requant):
+        if isinstance(n.op, Requant) and n.type is not None:
             out.append({"name": n.name, "onnx_node": n.origin.onnx_name, "channels": int(n.op.multiplier.size),
                         "multiplier_bits": int(n.op.multiplier.max()).bit_length(), "shift": n.op.shift,
                         "output": {"signed": n.type.signed, "width": n.type.width, "frac": n.type.frac},

@@ -34,7 +34,9 @@ class _Step:
 @lru_cache(maxsize=64)
 def _plan(graph: Graph) -> tuple[tuple[_Step, ...], bool]:
     """Each node's emulation arguments, and whether the whole graph fits float64 exactly."""
-    steps, batched, floats = [], {}, True
+    steps: list[_Step] = []
+    batched: dict[str, bool] = {}
+    floats = True
     for node in graph.nodes:
         ins = graph.sources(node)
         b = tuple(batched[i.name] for i in ins)

@@ -28,6 +28,3 @@ class ConfigError(FpgaqError):
 class ToolError(FpgaqError):
     """An external tool (g++, a simulator) is missing or failed."""
 
-
-class VerificationError(FpgaqError):
-    """Generated firmware disagrees with the emulator."""

@@ -44,6 +44,7 @@ def hls4ml_comparison(graph: Graph) -> dict[str, dict]:
         if not isinstance(n.op, Dense):
             continue
         x = graph[n.inputs[0]].type
+        assert x is not None and n.type is not None and n.interval is not None
         codes = n.op.weight
         w = FixedType.holding(Interval(int(codes.min(initial=0)), int(codes.max(initial=0))), n.op.weight_frac)
         w = FixedType(True, w.signed_width, n.op.weight_frac)

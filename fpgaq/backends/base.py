@@ -37,7 +37,8 @@ class Simulation:
 def compare(expected: Sequence[np.ndarray], produced: Sequence[np.ndarray]) -> tuple[int, list]:
     """How many codes differ, and the first ten as (sample, output, expected, got); outputs are
     numbered across all tensors."""
-    count, first, base = 0, [], 0
+    count, base = 0, 0
+    first: list[tuple] = []
     for exp, got in zip(expected, produced):
         diff = np.argwhere(np.asarray(exp, dtype=object) != np.asarray(got, dtype=object))
         count += len(diff)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import onnx
 from onnx import AttributeProto, helper
 
 from .values import Problem
@@ -33,22 +34,26 @@ class Attributes:
                           f"{value!r}"[:200])
         return value
 
-    def int(self, name: str, default: int, allowed: tuple | None = None) -> int:
+    def integer(self, name: str, default: int, allowed: tuple | None = None) -> int:
         v = self._get(name, (AttributeProto.INT,), "an integer", default)
         if allowed is not None and v not in allowed:
             raise Problem(f"attribute '{name}' is {v}; expected one of {', '.join(map(str, allowed))}")
         return int(v)
 
     def flag(self, name: str, default: bool) -> bool:
-        return bool(self.int(name, int(default), (0, 1)))
+        return bool(self.integer(name, int(default), (0, 1)))
 
-    def float(self, name: str, default: float | None) -> float | None:
-        v = self._get(name, (AttributeProto.FLOAT, AttributeProto.INT), "a number", default)
+    def number(self, name: str, default: float) -> float:
+        v = self.optional_number(name)
+        return default if v is None else v
+
+    def optional_number(self, name: str) -> float | None:
+        v = self._get(name, (AttributeProto.FLOAT, AttributeProto.INT), "a number", None)
         if v is not None and not math.isfinite(v):
             raise Problem(f"attribute '{name}' is {v}; expected a finite number")
         return None if v is None else float(v)
 
-    def str(self, name: str, default: str) -> str:
+    def text(self, name: str, default: str) -> str:
         v = self._get(name, (AttributeProto.STRING,), "a string", default)
         if isinstance(v, bytes):
             try:
@@ -57,10 +62,10 @@ class Attributes:
                 raise Problem(f"attribute '{name}' is not UTF-8 text") from None
         return v
 
-    def tensor(self, name: str):
+    def tensor(self, name: str) -> onnx.TensorProto | None:
         """A TensorProto attribute (Constant's value), or None."""
         return self._get(name, (AttributeProto.TENSOR,), "a tensor", None)
 
-    def ints(self, name: str, default: list | None) -> list | None:
+    def integers(self, name: str, default: list[int] | None) -> list[int] | None:
         v = self._get(name, (AttributeProto.INTS,), "a list of integers", default)
         return None if v is None else [int(i) for i in v]

@@ -86,6 +86,7 @@ class Importer:
                 raise Problem(f"{what} (input {i}, '{onode.input[i]}') must be a constant "
                               "initializer, but it is computed at run time")
             t = v.node.out
+            assert t.value is not None
             return Const(t.real_values(t.value), onnx.TensorProto.FLOAT)
         return v
 
@@ -146,7 +147,7 @@ def show(vals, n: int = 4) -> str:
     return s + (", ..." if len(vals) > n else "")
 
 
-def power_of_two_frac(scale: np.ndarray, what: str) -> np.ndarray:
+def power_of_two_frac(scale: object, what: str) -> np.ndarray:
     """Fraction bits f with scale == 2**-f, elementwise; a Problem for any other scale."""
     scale = np.asarray(scale, dtype=np.float64)
     bad = [float(s) for s in scale.ravel() if not is_power_of_two(float(s))]

@@ -14,7 +14,7 @@ from .context import Importer, type_name
 from .qonnx import _clipped_input
 from .values import Const, Problem, Value
 
-_INT_TYPES = {
+_INT_TYPES: dict[int, tuple[bool, int]] = {
     TensorProto.INT8: (True, 8), TensorProto.UINT8: (False, 8),
     TensorProto.INT16: (True, 16), TensorProto.UINT16: (False, 16),
     TensorProto.INT32: (True, 32), TensorProto.UINT32: (False, 32),
@@ -50,7 +50,7 @@ def _zero_point(imp: Importer, onode, what: str) -> Const | None:
 def quantize_linear(imp: Importer, onode) -> list:
     attrs = Attributes(onode)
     z = _zero_point(imp, onode, "QuantizeLinear")
-    elem = attrs.int("output_dtype", 0) or (z.onnx_type if z is not None else TensorProto.UINT8)
+    elem = attrs.integer("output_dtype", 0) or (z.onnx_type if z is not None else TensorProto.UINT8)
     if elem not in _INT_TYPES:
         raise Problem(f"quantizes to {type_name(elem)}; fpgaq supports integer QDQ types "
                       "(int4/uint4, int8/uint8, int16/uint16, int32/uint32)")
@@ -60,7 +60,7 @@ def quantize_linear(imp: Importer, onode) -> list:
     frac, float_scale = imp.scale_split(scale, "scale")
     if imp.is_const(onode, 0):
         shape = imp.data(onode, 0).shape
-        axis = attrs.int("axis", 1)
+        axis = attrs.integer("axis", 1)
         s = _axis_scale(np.asarray(scale, dtype=np.float64), shape, axis)
         # the code itself is the result: quantize with the scale as the step, at 0 fraction bits
         step = Factor.of(s)
@@ -90,15 +90,15 @@ def dequantize_linear(imp: Importer, onode) -> list:
         if isinstance(x, Const) and not np.issubdtype(x.value.dtype, np.integer):
             raise Problem("dequantizes a float constant; expected an integer initializer")
         node = imp.data(onode, 0)
-        s = _axis_scale(np.asarray(scale, dtype=np.float64), node.shape, attrs.int("axis", 1))
+        s = _axis_scale(np.asarray(scale, dtype=np.float64), node.shape, attrs.integer("axis", 1))
         return [Value(imp.add("scale", Scale(Factor.of(s)), (node,)))]
     t = imp.tensor(onode, 0)
     if t.node.type is None:
         raise Problem("dequantizes a float tensor; expected the output of QuantizeLinear")
     if np.unique(frac).size != 1 or (float_scale is not None and np.unique(float_scale).size != 1):
         raise Problem("per-axis scales on an activation are not supported; use one scale per tensor")
-    s = float(np.ravel(scale)[0]) if float_scale is not None else 2.0 ** -int(np.ravel(frac)[0])
-    return [Value(imp.add("scale", Scale(Factor.of(s)), (t.node,)))]
+    factor = float(np.ravel(scale)[0]) if float_scale is not None else 2.0 ** -int(np.ravel(frac)[0])
+    return [Value(imp.add("scale", Scale(Factor.of(factor)), (t.node,)))]
 
 
 

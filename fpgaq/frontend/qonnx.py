@@ -19,7 +19,7 @@ ROUNDING_NAMES = ("ROUND", "HALF_UP", "HALF_DOWN", "FLOOR", "CEIL", "DOWN", "UP"
 
 
 def _rounding(attrs: Attributes, default: str) -> Rounding:
-    text = attrs.str("rounding_mode", default)
+    text = attrs.text("rounding_mode", default)
     try:
         return Rounding.parse(text)
     except ValueError:

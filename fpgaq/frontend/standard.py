@@ -50,14 +50,14 @@ def gemm(imp: Importer, onode) -> list:
     a = Attributes(onode)
     x = imp.fixed_tensor(onode, 0)
     if a.flag("transA", False) != x.transposed:
-        raise Problem(f"transA={a.int('transA', 0)} but the activation is in "
+        raise Problem(f"transA={a.integer('transA', 0)} but the activation is in "
                       f"{'(features, batch)' if x.transposed else '(batch, features)'} layout; "
                       "fpgaq needs Gemm to read (batch, features)")
     shape = imp.data(onode, 1).shape
     imp.const(onode, 1, "the weight (B)")
     if 0 in shape:
         raise Problem(f"the weight has shape {list(shape)}, with no elements: a layer without outputs")
-    alpha, beta = _pow2(a.float("alpha", 1.0), "alpha"), a.float("beta", 1.0)
+    alpha, beta = _pow2(a.number("alpha", 1.0), "alpha"), a.number("beta", 1.0)
     ins = [x.node, imp.data(onode, 1)]
     if imp.get(onode, 2) is not None:
         if not imp.is_const(onode, 2):
@@ -116,7 +116,7 @@ def add(imp: Importer, onode) -> list:
 
 def batchnorm(imp: Importer, onode) -> list:
     t = imp.fixed_tensor(onode, 0)
-    eps = Attributes(onode).float("epsilon", 1e-5)
+    eps = Attributes(onode).number("epsilon", 1e-5)
     gamma, beta, mean, var = (imp.const(onode, i, w).value.astype(np.float64)
                               for i, w in ((1, "scale"), (2, "bias"), (3, "mean"), (4, "var")))
     return [Value(imp.add("dense", BatchNorm(gamma, beta, mean, var, eps), (t.node,)))]
@@ -137,7 +137,7 @@ def _clip_bound(imp: Importer, onode, i: int, a: Attributes, name: str) -> float
         if math.isnan(v):
             raise Problem(f"the {name} bound is NaN")
         return v
-    return a.float(name, None)
+    return a.optional_number(name)
 
 
 def _code_bound(v: float | None, frac: int, to_int, iv: Interval) -> int | None:
@@ -204,21 +204,22 @@ def _const_reshape(imp: Importer, onode) -> Value | Const:
         return v
     node = imp.data(onode, 0)
     shape = node.shape
+    new: tuple[int, ...]
     try:
         if op == "Reshape":
             want = imp.const(onode, 1, "shape").value.astype(np.int64)
             target = [shape[i] if s == 0 else int(s) for i, s in enumerate(want)]
             new = np.empty(shape, dtype=np.int8).reshape(target).shape
         elif op == "Flatten":
-            ax = a.int("axis", 1)
+            ax = a.integer("axis", 1)
             new = (int(np.prod(shape[:ax])), int(np.prod(shape[ax:])))
         elif op in ("Squeeze", "Unsqueeze"):
-            axes = a.ints("axes", None)
+            axes = a.integers("axes", None)
             if axes is None and len(onode.input) > 1:
                 axes = imp.const(onode, 1, "axes").value.astype(int).tolist()
             probe = np.empty(shape, dtype=np.int8)
             new = (np.squeeze(probe, axis=tuple(axes) if axes else None) if op == "Squeeze"
-                   else np.expand_dims(probe, tuple(axes))).shape
+                   else np.expand_dims(probe, tuple(axes or ()))).shape
         else:
             raise Problem(f"cannot evaluate {op} on a constant")
     except (ValueError, TypeError, IndexError, np.exceptions.AxisError) as e:
@@ -228,7 +229,7 @@ def _const_reshape(imp: Importer, onode) -> Value | Const:
 
 def transpose(imp: Importer, onode) -> list:
     v = imp.get(onode, 0)
-    perm = Attributes(onode).ints("perm", None)
+    perm = Attributes(onode).integers("perm", None)
     if imp.is_const(onode, 0):
         node = imp.data(onode, 0)
         perm = list(reversed(range(len(node.shape)))) if perm is None else perm

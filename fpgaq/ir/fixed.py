@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,7 @@ class FixedType:
     width: int
     frac: int
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not isinstance(self.width, int) or self.width < 1:
             raise ValueError(f"FixedType width must be a positive int, got {self.width!r}")
         if not isinstance(self.frac, int):
@@ -59,7 +60,7 @@ class FixedType:
         """The same codes read as value * 2**exponent: only the binary point moves."""
         return FixedType(self.signed, self.width, self.frac - exponent)
 
-    def __str__(self):
+    def __str__(self) -> str:
         kind = "fixed" if self.signed else "ufixed"
         return f"{kind}<{self.width},{self.integer}>"
 
@@ -105,11 +106,7 @@ class Saturation(enum.Enum):
         return cls.BOUNDS
 
 
-def _floor_div_pow2(codes, shift: int):
-    return codes >> shift
-
-
-def shift_round(codes, shift: int, rounding: Rounding):
+def shift_round(codes: Any, shift: int, rounding: Rounding) -> Any:
     """codes * 2**-shift rounded to an integer, exactly (codes: int, int64 or object array)."""
     if shift <= 0:
         return codes << (-shift) if shift else codes
@@ -159,14 +156,14 @@ def round_real(x: np.ndarray, rounding: Rounding) -> np.ndarray:
     raise AssertionError(rounding)  # pragma: no cover
 
 
-def code_array(values, bits: int) -> np.ndarray:
+def code_array(values: object, bits: int) -> np.ndarray:
     """An array of integer codes: int64 when `bits` fits, else Python ints in an object array."""
     if bits <= INT64_SAFE_BITS:
         return np.asarray(values, dtype=np.int64)
     return np.asarray(values, dtype=object)
 
 
-def compact_codes(values) -> np.ndarray:
+def compact_codes(values: object) -> np.ndarray:
     """Integer codes as int64 when every one fits in 62 bits, else as Python ints (object)."""
     a = np.asarray(values)
     if max((abs(int(v)) for v in a.ravel()), default=0) < 1 << INT64_SAFE_BITS:
@@ -200,7 +197,7 @@ def log2_exact(x: float) -> int:
     return int(e) - 1
 
 
-def dyadic(values: np.ndarray, max_frac: int = 200):
+def dyadic(values: np.ndarray, max_frac: int = 200) -> tuple[np.ndarray, int] | None:
     """Exact (integer codes, frac) with values == codes * 2**-frac and the smallest such frac >= 0.
 
     Every finite float is dyadic; returns None when more than max_frac bits would be needed.

@@ -11,7 +11,7 @@ class Interval:
     lo: int
     hi: int
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not (isinstance(self.lo, int) and isinstance(self.hi, int)):
             raise TypeError(f"Interval bounds must be Python ints, got {self.lo!r}, {self.hi!r}")
         if self.lo > self.hi:
@@ -58,12 +58,12 @@ class Interval:
         return max(self.hi.bit_length(), 1)
 
     @classmethod
-    def of(cls, codes) -> Interval:
+    def of(cls, codes: object) -> Interval:
         """The interval of an array of integer codes (int64 or Python ints); [0, 0] when empty."""
         a = np.asarray(codes)
         if a.size == 0:
             return cls(0, 0)
         return cls(int(a.min()), int(a.max()))
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"[{self.lo}, {self.hi}]"

@@ -20,7 +20,8 @@ from .zero_weights import EliminateZeroWeights
 
 class Pass(Protocol):
     """A pure rewrite: a frozen dataclass whose fields are its options."""
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def run(self, graph: Graph) -> Graph: ...
 
@@ -40,7 +41,7 @@ def pipeline(config: BuildConfig = BuildConfig()) -> tuple[Pass, ...]:
         FoldScales(),                     # relabels of the binary point and float factors
         FoldInputClips(),                 # a Clip on the model input: into its quantizer
         EliminateZeroWeights(),
-        TileByReuse(default=config.reuse if config.reuse != "auto" else 1,
+        TileByReuse(default=1 if config.reuse == "auto" else int(config.reuse),
                     per_layer=tuple(sorted(config.layer_reuse.items())),
                     auto=config.reuse == "auto", dsp_budget=config.dsp_budget,
                     clock_ns=config.clock_ns),

@@ -35,6 +35,11 @@ def _names(node: Node) -> set[str]:
     return {node.name, node.origin.onnx_name}
 
 
+def _dense(node: Node) -> Dense:
+    assert isinstance(node.op, Dense)
+    return node.op
+
+
 @dataclass(frozen=True)
 class TileByReuse:
     """Set each dense layer's reuse factor: `default` (capped at a layer's non-zero count),
@@ -60,7 +65,7 @@ class TileByReuse:
         else:
             choice = {}
             for n in dense:
-                nz = max(int(np.count_nonzero(n.op.weight)), 1)
+                nz = max(_dense(n).nonzero, 1)
                 named = next((wanted[k] for k in _names(n) if k in wanted), None)
                 # the global default caps at a small layer's product count; a named value must fit
                 r = named if named is not None else min(self.default, nz)
@@ -70,7 +75,7 @@ class TileByReuse:
                         f"weights); legal values: 1 to {nz}, of which these give distinct "
                         f"multiplier counts: {_show(legal_reuse(nz))}")
                 choice[n.name] = r
-        return graph.replace_nodes(replace(n, op=replace(n.op, reuse=choice[n.name])) if n.name in choice else n
+        return graph.replace_nodes(replace(n, op=replace(_dense(n), reuse=choice[n.name])) if n.name in choice else n
                                    for n in graph.nodes)
 
     def _auto(self, graph: Graph, dense: list[Node]) -> dict[str, int]:
@@ -80,9 +85,9 @@ class TileByReuse:
             raise ConfigError("--reuse auto needs --dsp-budget N (the DSPs the design may use)")
 
         def est(n: Node, r: int) -> Cost:
-            return replace(n.op, reuse=r).cost([graph[n.inputs[0]].out], n.out, self.clock_ns)
+            return replace(_dense(n), reuse=r).cost([graph[n.inputs[0]].out], n.out, self.clock_ns)
 
-        options = {n.name: legal_reuse(int(np.count_nonzero(n.op.weight))) for n in dense}
+        options = {n.name: legal_reuse(_dense(n).nonzero) for n in dense}
         step = {n.name: 0 for n in dense}
         current = {n.name: est(n, 1) for n in dense}
         while sum(e.dsp for e in current.values()) > self.dsp_budget:

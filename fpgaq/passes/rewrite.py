@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from ..errors import ModelError
 from ..ir.graph import Graph, Node, Origin, make_node
@@ -47,7 +48,7 @@ class Rewrite:
         if node.name in self.old and node.name not in self.nodes:
             self.keep(node)
 
-    def graph(self, **changes) -> Graph:
+    def graph(self, **changes: Any) -> Graph:
         if self.problems:
             raise ModelError(self.problems)
         outputs = tuple(self._alias.get(o, o) for o in self.old.outputs)

@@ -31,7 +31,7 @@ def segments(graph: Graph) -> list[Segment]:
     for e in graph.nodes:
         if not isinstance(e.op, Dense):
             continue
-        chain = []
+        chain: list[Node] = []
         n = graph[e.inputs[0]]
         reader = e
         while True:

@@ -174,8 +174,8 @@ def _neuron(net: Netlist, base: str, terms: list[Term], bias: int) -> Value:
     cost = 0.0 if (bias == 0 and t.sign == 1) else 1.0     # a bare shift is wiring
     stage, depth = net.schedule([t.value], cost)
     out = net.new(base, iv, stage, depth)
-    b = constant(bias)
-    net.instance("fpgaq_add", out, _add_params(t.value, b, t.shift, t.sign < 0, out), {"a": t.value, "b": b})
+    c = constant(bias)
+    net.instance("fpgaq_add", out, _add_params(t.value, c, t.shift, t.sign < 0, out), {"a": t.value, "b": c})
     net.adders += cost > 0
     return out
 
@@ -187,7 +187,8 @@ def _check_constant(c: int, node: Node, what: str) -> None:
 
 
 def _dense(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
-    op: Dense = node.op
+    op = node.op
+    assert isinstance(op, Dense)
     out = []
     for o in range(op.weight.shape[0]):
         bias = int(op.bias[o])
@@ -196,8 +197,9 @@ def _dense(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
             w = int(w)
             if w == 0:
                 continue
-            if xs[i].const is not None:
-                bias += w * xs[i].const       # a constant input folds into the bias
+            k = xs[i].const
+            if k is not None:
+                bias += w * k                 # a constant input folds into the bias
                 continue
             terms += [Term(xs[i], sign, shift) for shift, sign in csd(w)]
         _check_constant(bias, node, "bias")
@@ -224,16 +226,18 @@ def _requant(net: Netlist, node: Node, base: str, x: Value, shift: int, rounding
     if cost == 0 and shift == 0 and iv == x.iv:
         return x                                   # nothing to do
     floor_iv = Interval(x.iv.lo >> shift, (x.iv.hi >> shift) + 1) if shift > 0 else x.iv.shift_left(-shift)
-    wc_iv = floor_iv.union(Interval(lo if sat_lo else floor_iv.lo, hi if sat_hi else floor_iv.hi))
+    wc_iv = floor_iv.union(Interval(lo if lo is not None and sat_lo else floor_iv.lo,
+                                    hi if hi is not None and sat_hi else floor_iv.hi))
     wc = FixedType.holding(wc_iv.union(Interval(-1, 0)), 0).width
     stage, depth = net.schedule([x], cost)
     out = net.new(base, iv, stage, depth)
-    for b in (lo if sat_lo else 0, hi if sat_hi else 0):
+    lo_c = lo if lo is not None and sat_lo else 0
+    hi_c = hi if hi is not None and sat_hi else 0
+    for b in (lo_c, hi_c):
         _check_constant(b, node, "saturation bound")
     params = {"WI": x.width, "SI": int(x.signed), "SHIFT": shift, "MODE": rounding.value,
               "WC": wc, "SAT_LO": int(sat_lo), "SAT_HI": int(sat_hi),
-              "LO": _signed_literal(lo if sat_lo else 0, wc), "HI": _signed_literal(hi if sat_hi else 0, wc),
-              "WO": out.width}
+              "LO": _signed_literal(lo_c, wc), "HI": _signed_literal(hi_c, wc), "WO": out.width}
     net.instance("fpgaq_requant", out, params, {"x": x})
     return out
 
@@ -275,7 +279,8 @@ def _const_product(net: Netlist, base: str, x: Value, m: int) -> Value:
 def _int_requant(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
     """clamp(shift_round(x[c] * M[c], shift)) per channel: the constant product in shift-and-add
     (its power-of-two factor moved into the shift), then the requantizer."""
-    op: Requant = node.op
+    op = node.op
+    assert isinstance(op, Requant)
     out = []
     for c, (x, m) in enumerate(zip(xs, op.multipliers(len(xs)))):
         m = int(m)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -68,7 +68,7 @@ def code_bits(t: Tensor) -> int:
     return 0 if t.interval is None else t.interval.magnitude.bit_length() + 1
 
 
-def frozen(a: object, dtype: object = None) -> np.ndarray:
+def frozen(a: Any, dtype: Any = None) -> np.ndarray:
     """A read-only copy of an array."""
     out = np.array(a, dtype=dtype, copy=True)
     out.setflags(write=False)

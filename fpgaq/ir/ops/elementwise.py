@@ -50,7 +50,7 @@ class Clip(Op):
         if x.type is None:
             return Tensor(x.shape)
         x = codes_in(x, "Clip")
-        assert x.interval is not None
+        assert x.type is not None and x.interval is not None
         lo = x.interval.lo if self.lo is None else int(self.lo)
         hi = x.interval.hi if self.hi is None else int(self.hi)
         iv = x.interval.clamp(lo, max(lo, hi))

@@ -3,7 +3,7 @@ Unsqueeze and Transpose). The codes do not change."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,7 +12,7 @@ from ..tensor import Factor, Tensor
 from .base import Args, Op, need, one
 
 
-def _moved_factor(x: Tensor, move) -> Factor | None:
+def _moved_factor(x: Tensor, move: Callable[[np.ndarray], np.ndarray]) -> Factor | None:
     if x.factor is None or x.factor.uniform:
         return x.factor
     return Factor.of(move(np.broadcast_to(x.factor.array, x.shape)))
