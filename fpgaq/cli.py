@@ -78,12 +78,16 @@ def _model_options(p: argparse.ArgumentParser) -> None:
                    "multiply-accumulates an input (default 10,000,000)")
 
 
-def _inputs_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--inputs", metavar="X.npy", help="real inputs, shape (N, features)")
+def _inputs_option(p: argparse.ArgumentParser, required: bool = False) -> None:
+    p.add_argument("--inputs", metavar="X.npy", required=required, help="real inputs, shape (N, features)")
 
 
-def _outputs_option(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--output", metavar="Y.npy", help=f"write the real outputs {what}")
+def _outputs_option(p: argparse.ArgumentParser, what: str, required: bool = False) -> None:
+    p.add_argument("--output", metavar="Y.npy", required=required, help=f"write the real outputs {what}")
+
+
+def _count_option(p: argparse.ArgumentParser, help: str, default: int | None = None) -> None:
+    p.add_argument("-n", type=_count, default=default, help=help)
 
 
 def _json_option(p: argparse.ArgumentParser, what: str) -> None:
@@ -246,7 +250,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--backend", choices=BACKEND_NAMES, help="Vitis HLS C++ (hls, default) or Verilog")
     b.add_argument("--force", action="store_true", help="replace DIR if fpgaq made it")
     b.add_argument("--csim", action="store_true", help="C-simulate and check bit-exactness after building")
-    b.add_argument("-n", type=_count, default=10_000, help="inputs for --csim (default 10000)")
+    _count_option(b, "inputs for --csim (default 10000)", 10_000)
     b.add_argument("--tb-samples", type=_count, help="samples written to tb_data for Vitis C-simulation (default 1000)")
     b.add_argument("--dump-ir", metavar="DIR", help="write the IR after import and after every pass into DIR")
     b.add_argument("--reuse", type=_reuse, metavar="R", help="reuse factor of every dense layer (default 1), or 'auto'")
@@ -256,13 +260,13 @@ def parser() -> argparse.ArgumentParser:
     c = command("csim", "C-simulate a built HLS project against the emulator", cmd_csim)
     c.add_argument("project", metavar="DIR")
     _inputs_option(c)
-    c.add_argument("-n", type=_count, help="number of inputs (default 10000 random ones)")
+    _count_option(c, "number of inputs (default 10000 random ones)")
     _outputs_option(c, "C-simulation computed")
 
     e = command("emulate", "run the bit-exact emulator on inputs", cmd_emulate)
     e.add_argument("model")
-    e.add_argument("--inputs", metavar="X.npy", required=True)
-    e.add_argument("--output", metavar="Y.npy", required=True)
+    _inputs_option(e, required=True)
+    _outputs_option(e, "the emulator computed", required=True)
     _model_options(e)
 
     r = command("report", "latency and resource estimates of a built project", cmd_report)
@@ -278,7 +282,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("project", metavar="DIR")
     s.add_argument("--sim", choices=SIMULATORS, default="icarus", help="simulator (default icarus)")
     _inputs_option(s)
-    s.add_argument("-n", type=_count, help=f"number of random inputs (default {DEFAULT_N})")
+    _count_option(s, f"number of random inputs (default {DEFAULT_N})")
     _outputs_option(s, "the RTL computed")
     s.add_argument("--rtl", metavar="RTLDIR", help="Verilog exported by Vitis HLS (default: "
                    "DIR/NAME_prj/solution1/syn/verilog for an HLS project)")

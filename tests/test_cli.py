@@ -215,3 +215,16 @@ def test_damaged_project_folders(tmp_path):
     (tmp_path / "p" / "fpgaq.json").write_text("[1, 2]")
     code, _, err = run_cli("csim", tmp_path / "p", "-n", "5")
     assert code == 1 and "is damaged" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("backend, last", [("hls", "tile_by_reuse"), ("verilog", "fuse_relu_quant")])
+def test_dump_ir_writes_the_graph_after_import_and_every_pass(tmp_path, backend, last):
+    from fpgaq.passes.pipeline import pipeline
+    dump = tmp_path / "ir"
+    assert main(["build", str(EXAMPLE), "-o", str(tmp_path / "p"), "--backend", backend, "--dump-ir", str(dump)]) == 0
+    names = sorted(p.name for p in dump.iterdir())
+    assert names[0] == "00_import.txt" and names[-1].endswith(f"_{last}.txt")
+    assert [n.split("_", 1)[1][:-4] for n in names[1:len(pipeline()) + 1]] == [p.name for p in pipeline()]
+    imported, final = (dump / names[0]).read_text(), (dump / names[-1]).read_text()
+    assert "gemm" in imported and "const" in imported            # the ONNX graph, mirrored
+    assert "gemm" not in final and " = dense " in final

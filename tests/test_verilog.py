@@ -12,7 +12,9 @@ import modelgen
 from conftest import EXAMPLE
 from verilog_helpers import graph_project, need, need_cocotb, random_graph
 
-from fpgaq.backends.verilog.context import adder_budget, csd, project_context
+from fpgaq.backends.verilog.context import project_context
+from fpgaq.ir.cost import adder_budget
+from fpgaq.ir.fixed import csd
 from fpgaq.backends.verilog.rtlsim import run_rtlsim
 from fpgaq.backends.verilog.writer import core_sources, render_project
 from fpgaq.backends import backend
@@ -135,3 +137,21 @@ def test_qdq_model_and_real_outputs(tmp_path):
     assert r.ok, r.mismatches
     for got, want in zip(r.outputs, emulate.output_codes(graph, x)):
         np.testing.assert_array_equal(got.astype(np.int64), want)
+
+
+def test_a_backend_names_each_node_it_cannot_build():
+    """An op without a kernel in a back-end (here the Add of two tensors, which the IR has and
+    the back-ends do not build yet) is refused with the node's ONNX origin, for each back-end."""
+    from fpgaq.errors import ModelError
+    from fpgaq.ir.graph import Graph, Origin, make_node
+    from fpgaq.ir.fixed import FixedType
+    from fpgaq.ir.ops import Add, Input, Quant
+    x = make_node("x", Input((4,)), (), Origin("x", "graph input"))
+    q = make_node("q", Quant(FixedType(True, 8, 4), Rounding.ROUND, -128, 127), (x,), Origin("qin", "Quant"))
+    s = make_node("s", Add(), (q, q), Origin("residual", "Add"))
+    graph = Graph((x, q, s), ("s",))
+    for name in ("hls", "verilog"):
+        config = BuildConfig(backend=name)
+        with pytest.raises(ModelError, match=r"^node 'residual' \(Add\): the (HLS|Verilog) back-end has no "
+                                             r"kernel for add"):
+            backend(name).render(graph, config)

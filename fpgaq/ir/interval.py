@@ -58,6 +58,12 @@ class Interval:
         return max(self.hi.bit_length(), 1)
 
     @classmethod
+    def around(cls, magnitude: int) -> Interval:
+        """[-m, m]: the codes of a value known only by its magnitude."""
+        m = abs(int(magnitude))
+        return cls(-m, m)
+
+    @classmethod
     def of(cls, codes: object) -> Interval:
         """The interval of an array of integer codes (int64 or Python ints); [0, 0] when empty."""
         a = np.asarray(codes)

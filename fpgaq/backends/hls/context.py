@@ -39,8 +39,9 @@ def ap_type(t: FixedType, q: str | None = None, o: str | None = None) -> str:
 
 def literal(v: int, what: str, node: Node) -> str:
     v = int(v)
-    if abs(v).bit_length() > MAX_LITERAL_BITS:
-        raise FpgaqError(f"{node.origin}: a {what} code needs {abs(v).bit_length() + 1} bits; "
+    bits = Interval.around(v).width(signed=True)
+    if bits > MAX_LITERAL_BITS + 1:
+        raise FpgaqError(f"{node.origin}: a {what} code needs {bits} bits; "
                          "the HLS back-end handles up to 64-bit constants. Use narrower quantizers")
     return str(v)
 
@@ -55,8 +56,7 @@ def c_integer(bits: int) -> str:
 
 def _code_width(values) -> int:
     """Signed bits holding every value and its negation: the width of a constant's code type."""
-    m = max((abs(int(v)) for v in np.ravel(values)), default=0)
-    return Interval(-m, m).width(signed=True)
+    return Interval.around(max((abs(int(v)) for v in np.ravel(values)), default=0)).width(signed=True)
 
 
 def _quant(node: Node, src: Node) -> dict:

@@ -181,8 +181,9 @@ def _neuron(net: Netlist, base: str, terms: list[Term], bias: int) -> Value:
 
 
 def _check_constant(c: int, node: Node, what: str) -> None:
-    if abs(c).bit_length() + 1 > MAX_CONSTANT_BITS:
-        raise FpgaqError(f"{node.origin}: a {what} needs {abs(c).bit_length() + 1} bits; the Verilog "
+    bits = Interval.around(c).width(signed=True)
+    if bits > MAX_CONSTANT_BITS:
+        raise FpgaqError(f"{node.origin}: a {what} needs {bits} bits; the Verilog "
                          f"back-end handles constants of up to {MAX_CONSTANT_BITS} bits. Use narrower quantizers")
 
 

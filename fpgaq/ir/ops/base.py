@@ -18,6 +18,7 @@ import numpy as np
 
 from ..cost import Cost
 from ..fixed import INT64_SAFE_BITS
+from ..interval import Interval
 from ..tensor import Tensor
 
 FLOAT64_EXACT_BITS = 52   # integers (and their halves) are exact in float64 below 2**52
@@ -65,7 +66,7 @@ class Op:
 
 def code_bits(t: Tensor) -> int:
     """Bits (sign included) of the largest code of t; 0 for a real tensor."""
-    return 0 if t.interval is None else t.interval.magnitude.bit_length() + 1
+    return 0 if t.interval is None else Interval.around(t.interval.magnitude).width(signed=True)
 
 
 def frozen(a: Any, dtype: Any = None) -> np.ndarray:

@@ -131,7 +131,7 @@ class Dense(Op):
         (x,) = xs
         assert x.interval is not None
         bound = _abs_row_sum(self) * x.interval.magnitude + int(np.abs(self.bias.astype(object)).max(initial=0))
-        return max(code_bits(out), bound.bit_length() + 1)
+        return max(code_bits(out), Interval.around(bound).width(signed=True))
 
     def cost(self, xs: Sequence[Tensor], out: Tensor, clock_ns: float) -> Cost:
         return dense_cost(self, xs[0], out, clock_ns)
@@ -165,8 +165,7 @@ def dense_cost(op: Dense, x: Tensor, out: Tensor, clock_ns: float) -> Cost:
     mults = math.ceil(nz / reuse)
     xbits = x.type.signed_width
     nonzero_w = [int(v) for v in w[w != 0]]
-    m = max((abs(v) for v in nonzero_w), default=1)
-    wbits = Interval(-m, m).width(signed=True)
+    wbits = Interval.around(max((abs(v) for v in nonzero_w), default=1)).width(signed=True)
     acc = out.type
     terms = int(np.count_nonzero(w, axis=1).max(initial=0)) + 1      # products and the bias
     depth = math.ceil(math.log2(terms)) if terms > 1 else 0

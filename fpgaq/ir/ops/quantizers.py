@@ -113,8 +113,7 @@ class Quant(Op):
 
     def describe(self) -> str:
         step = f" step {self.step}" if self.step is not None else ""
-        relu = " (with the ReLU before it)" if self.relu else ""
-        return f"quant {self.rounding.name} sat[{self.lo}, {self.hi}]{step}{relu}"
+        return f"{'relu+' if self.relu else ''}quant {self.rounding.name} sat[{self.lo}, {self.hi}]{step}"
 
 
 @dataclass(frozen=True)
@@ -190,7 +189,7 @@ class Requant(Op):
     def peak_bits(self, xs: Sequence[Tensor], out: Tensor) -> int:
         (x,) = xs
         assert x.interval is not None
-        return (x.interval.magnitude * int(self.multiplier.max())).bit_length() + 1
+        return Interval.around(x.interval.magnitude * int(self.multiplier.max())).width(signed=True)
 
     def cost(self, xs: Sequence[Tensor], out: Tensor, clock_ns: float) -> Cost:
         assert xs[0].type is not None
