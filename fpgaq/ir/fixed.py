@@ -166,7 +166,13 @@ def code_array(values: object, bits: int) -> np.ndarray:
 def compact_codes(values: object) -> np.ndarray:
     """Integer codes as int64 when every one fits in 62 bits, else as Python ints (object)."""
     a = np.asarray(values)
-    if max((abs(int(v)) for v in a.ravel()), default=0) < 1 << INT64_SAFE_BITS:
+    limit = 1 << INT64_SAFE_BITS
+    if a.size == 0:
+        return a.astype(np.int64)
+    if a.dtype.kind in "iu":          # machine integers: their range says it
+        if -limit < int(a.min()) and int(a.max()) < limit:
+            return a.astype(np.int64)
+    elif max(abs(int(v)) for v in a.ravel()) < limit:
         return a.astype(np.int64)
     return np.array([int(v) for v in a.ravel()], dtype=object).reshape(a.shape)
 

@@ -22,14 +22,13 @@ MAX_FLOAT_WEIGHT_FRAC = 24   # a float weight needing more fraction bits is not 
 
 def channel_intervals(weight: np.ndarray, bias: np.ndarray, x: Interval) -> tuple[Interval, ...]:
     """Exact range of each accumulator o: sum_i weight[o, i] * x_i + bias[o] over x_i in x."""
-    out = []
-    for o in range(weight.shape[0]):
-        row = weight[o]
-        pos = int(sum(int(v) for v in row[row > 0]))
-        neg = int(sum(int(v) for v in row[row < 0]))
-        b = int(bias[o])
-        out.append(Interval(b + pos * x.lo + neg * x.hi, b + pos * x.hi + neg * x.lo))
-    return tuple(out)
+    # a row's sum takes the codes' width plus log2 of the row's length: past 63 bits, Python ints
+    bits = Interval.of(weight).width(signed=True) + max(weight.shape[1], 1).bit_length()
+    w = weight.astype(object) if weight.dtype == object or bits > 63 else weight
+    pos = np.where(w > 0, w, 0).sum(axis=1).tolist()
+    neg = np.where(w < 0, w, 0).sum(axis=1).tolist()
+    return tuple(Interval(b + p * x.lo + n * x.hi, b + p * x.hi + n * x.lo)
+                 for p, n, b in zip(pos, neg, (int(v) for v in bias)))
 
 
 def union(ivs: Sequence[Interval]) -> Interval:
