@@ -17,12 +17,11 @@ def random_inputs(graph: Graph, n: int, seed: int = 0) -> np.ndarray:
     zero, ties half-way between codes, values far beyond the range (saturation), then random."""
     (inp,) = graph.inputs
     q = boundary(graph, inp)
-    assert q.type is not None
-    if isinstance(q.op, Quant):
-        lo, hi = q.op.lo, q.op.hi
-        step = 2.0 ** -q.type.frac if q.op.step is None else float(q.op.step.values[0])
-    else:                                   # a bipolar quantizer: its sign
-        lo, hi, step = -1, 1, 2.0 ** -q.type.frac
+    assert q.type is not None and q.interval is not None
+    lo, hi = q.interval.lo, q.interval.hi           # the quantizer's codes
+    step = 2.0 ** -q.type.frac
+    if isinstance(q.op, Quant) and q.op.step is not None:
+        step = float(q.op.step.values[0])         # a float scale (--requantize)
     span = hi - lo
     special = np.array([lo, hi, 0, lo - 0.5, hi + 0.5, lo + 0.5, hi - 0.5, 0.5, -0.5,
                         lo - span, hi + span, lo - 1, hi + 1], dtype=np.float64) * step

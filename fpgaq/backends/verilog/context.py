@@ -362,11 +362,10 @@ def project_context(graph: Graph, config: BuildConfig) -> dict:
     for inp in graph.inputs:
         for q in graph.consumers(inp.name):
             t = q.type
-            assert t is not None
-            lo, hi = (q.op.lo, q.op.hi) if isinstance(q.op, Quant) else (-1, 1)
+            assert t is not None and q.interval is not None
             xs = []
             for i in range(q.size):
-                v = net.new(f"{q.name}_{i}", Interval(lo, hi), 0, 0.0)
+                v = net.new(f"{q.name}_{i}", q.interval, 0, 0.0)
                 v.kind = t
                 net.wires[-1].update(width=t.width, source=f"in_data[{offset + (i + 1) * t.width - 1}:{offset + i * t.width}]")
                 xs.append(v)
