@@ -123,14 +123,8 @@ def run_reference(graph: Graph, inputs) -> list[np.ndarray]:
     return [graph.real_outputs(i, values[o]) for i, o in enumerate(graph.outputs)]
 
 
-def boundary(graph: Graph, inp: Node) -> Node:
-    """The quantizer that reads a model input: where the firmware starts."""
-    (q,) = graph.consumers(inp.name)
-    return q
-
-
 def input_codes(graph: Graph, x: np.ndarray) -> np.ndarray:
     """Codes the input quantizer gives for real inputs (what the firmware receives)."""
     (inp,) = graph.inputs
-    q = boundary(graph, inp)
+    q = graph.input_quantizer(inp)
     return run_codes(graph.replace_nodes([inp, q], [q.name]), {inp.name: x})[q.name]

@@ -43,7 +43,7 @@ def build(model_path: Path, out_dir: Path, config: BuildConfig, force: bool = Fa
     meta = {
         "fpgaq": __version__, "top": config.name, "source": model_path.name,
         "config": config.to_dict(), "model": MODEL_COPY,
-        "inputs": [port(emulate.boundary(graph, n)) for n in graph.inputs],
+        "inputs": [port(q) for q in graph.firmware_inputs],
         "outputs": [port(graph[o]) for o in graph.outputs],
     }
     files[MARKER] = json.dumps(meta, indent=2, sort_keys=True) + "\n"

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .emulate import boundary
 from .errors import FpgaqError
 from .ir.graph import Graph
 from .ir.ops import Quant
@@ -16,7 +15,7 @@ def random_inputs(graph: Graph, n: int, seed: int = 0) -> np.ndarray:
     """Real inputs (float32) that cover the input quantizer's whole range: its extreme codes,
     zero, ties half-way between codes, values far beyond the range (saturation), then random."""
     (inp,) = graph.inputs
-    q = boundary(graph, inp)
+    q = graph.input_quantizer(inp)
     assert q.type is not None and q.interval is not None
     lo, hi = q.interval.lo, q.interval.hi           # the quantizer's codes
     step = 2.0 ** -q.type.frac

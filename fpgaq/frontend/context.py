@@ -9,7 +9,7 @@ import onnx
 
 from ..ir.fixed import is_power_of_two, log2_exact
 from ..ir.graph import Node, Origin, make_node
-from ..ir.ops import Bipolar, Constant, Op, Quant
+from ..ir.ops import Bipolar, Clip, Constant, Op, Quant
 from ..names import identifier
 from .values import Const, Poison, Problem, Value
 
@@ -22,7 +22,6 @@ class Importer:
     """State of one import: the ONNX values seen so far and the IR nodes made."""
 
     def __init__(self, model: onnx.ModelProto, requantize: bool = False):
-        self.model = model
         self.requantize = requantize          # float scales become float factors for a requantiser
         self.opset = {o.domain or "ai.onnx": o.version for o in model.opset_import}
         self.values: dict[str, Const | Value | Poison] = {}
@@ -131,6 +130,11 @@ class Importer:
             if not np.all(np.isfinite(scale) & (scale > 0)):
                 raise Problem(f"{what} {show(scale)} must be finite and positive") from None
             return np.zeros(scale.shape, dtype=np.int64), scale
+
+
+def clipped_input(node: Node) -> bool:
+    """Whether a real tensor is a Clip of the model input (its quantizer takes the bounds)."""
+    return node.type is None and isinstance(node.op, Clip)
 
 
 def type_name(elem: int) -> str:

@@ -3,6 +3,8 @@ scales. A QuantizeLinear's result is the integer code itself, so its scale comes
 Scale that a pass cancels against the DequantizeLinear that follows."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from onnx import TensorProto
 
@@ -10,8 +12,7 @@ from ..ir.fixed import FixedType, Rounding
 from ..ir.ops import Quant, Scale
 from ..ir.tensor import Factor
 from .attributes import Attributes
-from .context import Importer, type_name
-from .qonnx import _clipped_input
+from .context import Importer, clipped_input, type_name
 from .values import Const, Problem, Value
 
 _INT_TYPES: dict[int, tuple[bool, int]] = {
@@ -71,13 +72,14 @@ def quantize_linear(imp: Importer, onode) -> list:
     t = imp.tensor(onode, 0)
     f = int(np.ravel(frac)[0])
     if float_scale is not None:   # --requantize: the host or a requantiser divides by the step
-        if _clipped_input(t.node):
+        if clipped_input(t.node):
             raise Problem("a Clip before a float-scale input quantizer is not supported")
         step = Factor.of(float(np.ravel(float_scale)[0]))
-        return [Value(imp.add("quant", Quant(FixedType(signed, bits, 0), Rounding.ROUND, lo, hi, step), (t.node,)))]
+        return [replace(t, node=imp.add("quant", Quant(FixedType(signed, bits, 0), Rounding.ROUND, lo, hi, step),
+                                        (t.node,)))]
     q = imp.add("quant", Quant(FixedType(signed, bits, f), Rounding.ROUND, lo, hi), (t.node,))
     # the ONNX result is the integer code itself: the same codes at 0 fraction bits
-    return [Value(imp.add("scale", Scale(Factor.of(2.0 ** f)), (q,)))]
+    return [replace(t, node=imp.add("scale", Scale(Factor.of(2.0 ** f)), (q,)))]
 
 
 def dequantize_linear(imp: Importer, onode) -> list:
@@ -86,10 +88,9 @@ def dequantize_linear(imp: Importer, onode) -> list:
     scale = imp.const(onode, 1, "scale").value
     frac, float_scale = imp.scale_split(scale, "scale")
     if imp.is_const(onode, 0):
-        x = imp.get(onode, 0)
-        if isinstance(x, Const) and not np.issubdtype(x.value.dtype, np.integer):
-            raise Problem("dequantizes a float constant; expected an integer initializer")
         node = imp.data(onode, 0)
+        if node.type is None:
+            raise Problem("dequantizes a float constant; expected an integer initializer")
         s = _axis_scale(np.asarray(scale, dtype=np.float64), node.shape, attrs.integer("axis", 1))
         return [Value(imp.add("scale", Scale(Factor.of(s)), (node,)))]
     t = imp.tensor(onode, 0)
@@ -98,7 +99,7 @@ def dequantize_linear(imp: Importer, onode) -> list:
     if np.unique(frac).size != 1 or (float_scale is not None and np.unique(float_scale).size != 1):
         raise Problem("per-axis scales on an activation are not supported; use one scale per tensor")
     factor = float(np.ravel(scale)[0]) if float_scale is not None else 2.0 ** -int(np.ravel(frac)[0])
-    return [Value(imp.add("scale", Scale(Factor.of(factor)), (t.node,)))]
+    return [replace(t, node=imp.add("scale", Scale(Factor.of(factor)), (t.node,)))]
 
 
 

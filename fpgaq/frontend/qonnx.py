@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
 from ..ir.fixed import FixedType, Rounding, shift_round
 from ..ir.interval import Interval
-from ..ir.ops import Bipolar, Clip, Quant, Scale
+from ..ir.ops import Bipolar, Quant, Scale
 from ..ir.tensor import Factor
 from .attributes import Attributes
-from .context import Importer, power_of_two_frac
+from .context import Importer, clipped_input, power_of_two_frac
 from .values import Problem, Value
 
 MAX_BITS = 64
@@ -45,11 +46,6 @@ def int_range(signed: bool, narrow: bool, bits: int) -> tuple[int, int]:
     if signed:
         return -(1 << (bits - 1)) + (1 if narrow else 0), (1 << (bits - 1)) - 1
     return 0, (1 << bits) - (2 if narrow else 1)
-
-
-def _clipped_input(node) -> bool:
-    """Whether a real tensor is a Clip of the model input (its quantizer takes the bounds)."""
-    return node.type is None and isinstance(node.op, Clip)
 
 
 def constant_quant(imp: Importer, onode, ty: FixedType, rounding: Rounding, lo: int, hi: int,
@@ -94,13 +90,13 @@ def quant(imp: Importer, onode) -> list:
     # a float factor on the input, or a float-scaled sum not folded yet (it is real until then)
     scaled = t.node.out.factor is not None or (t.node.type is None and t.node.name in imp.quantized)
     if float_scale is None and not scaled:
-        return [Value(imp.add("quant", Quant(ty, rounding, lo, hi), (t.node,)))]
+        return [replace(t, node=imp.add("quant", Quant(ty, rounding, lo, hi), (t.node,)))]
     # a float scale here or on the input: a requantiser pass lowers it to integers
-    if float_scale is not None and _clipped_input(t.node):
+    if float_scale is not None and clipped_input(t.node):
         raise Problem("a Clip before a float-scale input quantizer is not supported")
     step = None if float_scale is None else Factor.of(float(float_scale.ravel()[0]))
     q = imp.add("requant", Quant(ty, rounding, lo, hi, step), (t.node,))
-    return [Value(q if step is None else imp.add("scale", Scale(step), (q,)))]
+    return [replace(t, node=q if step is None else imp.add("scale", Scale(step), (q,)))]
 
 
 def _bipolar(imp: Importer, onode, frac: np.ndarray) -> list:
@@ -110,9 +106,9 @@ def _bipolar(imp: Importer, onode, frac: np.ndarray) -> list:
     if imp.is_const(onode, 0):
         return [Value(imp.add("bipolar", Bipolar(f), (imp.data(onode, 0),)))]
     t = imp.tensor(onode, 0)
-    if _clipped_input(t.node):
+    if clipped_input(t.node):
         raise Problem("reads a clipped model input; a Clip before a bipolar quantizer is not supported, remove it")
-    return [Value(imp.add("bipolar", Bipolar(f), (t.node,)))]
+    return [replace(t, node=imp.add("bipolar", Bipolar(f), (t.node,)))]
 
 
 def bipolar_quant(imp: Importer, onode) -> list:
@@ -153,7 +149,7 @@ def trunc(imp: Importer, onode) -> list:
         f_out = int(power_of_two_frac(imp.scalar(onode, 4, "output scale"), "output scale"))
         signed, narrow = a.flag("signed", True), a.flag("narrow", False)
         lo, hi = int_range(signed, narrow, out_bits)
-        return [Value(imp.add("trunc", Quant(FixedType(signed, out_bits, f_out), rounding, lo, hi), (node,)))]
+        return [replace(t, node=imp.add("trunc", Quant(FixedType(signed, out_bits, f_out), rounding, lo, hi), (node,)))]
     # v1: the codes lose in_bits - out_bits low bits but keep `scale`, unclamped
     k = in_bits - out_bits
     assert node.type is not None and node.interval is not None
@@ -162,4 +158,4 @@ def trunc(imp: Importer, onode) -> list:
     lo, hi = shift_round(iv.lo, shift, rounding), shift_round(iv.hi, shift, rounding)
     ty = FixedType.holding(Interval(lo, hi), f_in - k)
     q = imp.add("trunc", Quant(ty, rounding, ty.min_code, ty.max_code), (node,))
-    return [Value(imp.add("scale", Scale(Factor.of(2.0 ** -k)), (q,)))]
+    return [replace(t, node=imp.add("scale", Scale(Factor.of(2.0 ** -k)), (q,)))]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from fractions import Fraction
 
 import numpy as np
 from onnx import numpy_helper
@@ -55,6 +54,8 @@ def gemm(imp: Importer, onode) -> list:
                       "fpgaq needs Gemm to read (batch, features)")
     shape = imp.data(onode, 1).shape
     imp.const(onode, 1, "the weight (B)")
+    if len(shape) != 2:
+        raise Problem(f"weight B has shape {list(shape)}; expected a matrix")
     if 0 in shape:
         raise Problem(f"the weight has shape {list(shape)}, with no elements: a layer without outputs")
     alpha, beta = _pow2(a.number("alpha", 1.0), "alpha"), a.number("beta", 1.0)
@@ -98,17 +99,22 @@ def _like(imp: Importer, onode, i: int, shape: tuple[int, ...], what: str = "the
 
 
 def add(imp: Importer, onode) -> list:
-    a, b = imp.get(onode, 0), imp.get(onode, 1)
+    a = imp.get(onode, 0)
     if imp.is_const(onode, 0) and imp.is_const(onode, 1):
-        return [Value(imp.add("add", Add(), (imp.data(onode, 0), imp.data(onode, 1))))]
+        x, y = imp.data(onode, 0), imp.data(onode, 1)
+        try:
+            np.broadcast_shapes(x.shape, y.shape)
+        except ValueError:
+            raise Problem(f"adds constants of shapes {list(x.shape)} and {list(y.shape)}, which do not "
+                          "broadcast") from None
+        return [Value(imp.add("add", Add(), (x, y)))]
     t_i = 0 if isinstance(a, Value) and not a.const else 1
     t = imp.tensor(onode, t_i)
-    if t.node.out.factor is not None:
+    if t.node.out.factor is not None or (t.node.type is None and t.node.name in imp.quantized):
         raise Problem("adds a constant to a float-scale (--requantize) tensor; export the bias inside the Gemm")
     if not imp.is_const(onode, 1 - t_i):
         raise Problem("adds two run-time tensors (a residual connection); fpgaq supports only "
                       "Add of a constant bias after MatMul/Gemm for now")
-    del b
     c = _like(imp, onode, 1 - t_i, t.node.shape)
     ins = (t.node, c) if t_i == 0 else (c, t.node)
     return [Value(imp.add("dense", Add(), ins))]
@@ -140,14 +146,9 @@ def _clip_bound(imp: Importer, onode, i: int, a: Attributes, name: str) -> float
     return a.optional_number(name)
 
 
-def _code_bound(v: float | None, frac: int, to_int, iv: Interval) -> int | None:
-    """A real Clip bound in codes (None: no bound)."""
-    if v is None or math.isinf(v):
-        return None
-    code = to_int(Fraction(v) * Fraction(2) ** frac)     # exact: floats are dyadic
-    if code < iv.lo - (1 << 64) or code > iv.hi + (1 << 64):
-        raise Problem(f"the bound {v:g} lies far outside the values it clips; remove the Clip or fix the bound")
-    return code
+def _like_input(x, node) -> Value:
+    """The Value of `node`, in the layout of the run-time (or constant) input x."""
+    return replace(x, node=node) if isinstance(x, Value) else Value(node)
 
 
 def clip(imp: Importer, onode) -> list:
@@ -155,28 +156,47 @@ def clip(imp: Importer, onode) -> list:
     lo_v = _clip_bound(imp, onode, 1, a, "min")
     hi_v = _clip_bound(imp, onode, 2, a, "max")
     x = imp.get(onode, 0)
-    if lo_v is None and hi_v is None and imp.is_const(onode, 0):
+    const = imp.is_const(onode, 0)
+    if lo_v is None and hi_v is None and const:
         return [x]
     node = imp.data(onode, 0)
-    if node.type is None:      # a real tensor: the model input (its quantizer applies it), or a constant
-        if lo_v is not None and hi_v is not None and lo_v > hi_v:
-            raise Problem(f"min {lo_v:g} is above max {hi_v:g}")
-        if node.name in imp.quantized:
-            raise Problem("clips a float-scaled sum (--requantize); put the Clip after a quantizer")
-        return [Value(imp.add("input_clip", Clip(lo_v, hi_v), (node,)))]
-    factor = node.out.factor
-    if factor is not None:   # --requantize: bounds in units of the float factor
-        if not factor.uniform:
-            raise Problem("a Clip on a tensor with per-channel float scales is not supported")
-        lo_v, hi_v = (None if v is None else v / factor.values[0] for v in (lo_v, hi_v))
+    op = Clip(lo_v, hi_v)
+    if node.type is None and not const:    # a real tensor: the model input (its quantizer takes the
+        lo_r, hi_r = -math.inf, math.inf   # bounds), or a float-scaled sum not folded yet (--requantize)
+        for n in _clip_chain(imp, node):
+            lo_r, hi_r = max(lo_r, n.lo if n.lo is not None else -math.inf), min(hi_r, n.hi if n.hi is not None else math.inf)
+        lo_r, hi_r = max(lo_r, -math.inf if lo_v is None else lo_v), min(hi_r, math.inf if hi_v is None else hi_v)
+        if lo_r > hi_r:
+            raise Problem(f"min {lo_r:g} is above max {hi_r:g}")
+        return [_like_input(x, imp.add("input_clip" if node.name not in imp.quantized else "clip", op, (node,)))]
+    if node.type is None:                  # a real constant: clipped as ONNX does
+        return [_like_input(x, imp.add("clip", op, (node,)))]
+    try:
+        lo_c, hi_c = op.raw_code_bounds(node.out)
+    except ValueError as e:
+        raise Problem(str(e)) from None
     iv = node.interval
     assert iv is not None
-    lo_c, hi_c = _code_bound(lo_v, node.type.frac, math.ceil, iv), _code_bound(hi_v, node.type.frac, math.floor, iv)
-    if lo_c is not None and hi_c is not None and lo_c > hi_c:
+    for v, c in ((lo_v, lo_c), (hi_v, hi_c)):
+        if v is not None and (c < iv.lo - (1 << 64) or c > iv.hi + (1 << 64)):
+            raise Problem(f"the bound {v:g} lies far outside the values it clips; remove the Clip or fix the bound")
+    if const:                              # constants (QCDQ weights) clip as ONNX and numpy do
+        return [_like_input(x, imp.add("clip", op, (node,)))]
+    if lo_c > hi_c:
         raise Problem(f"min {lo_v:g} is above max {hi_v:g}")
-    if (lo_c is None or lo_c <= iv.lo) and (hi_c is None or hi_c >= iv.hi) and not imp.is_const(onode, 0):
+    if lo_c <= iv.lo and hi_c >= iv.hi:
         return [x]  # the bounds never bite: the identity
-    return [Value(imp.add("clip", Clip(lo_c, hi_c), (node,)))]
+    return [_like_input(x, imp.add("clip", op, (node,)))]
+
+
+def _clip_chain(imp: Importer, node) -> list:
+    """The Clips on a real run-time tensor right before `node` (itself included), whose ranges
+    one quantizer will apply together."""
+    chain = []
+    while isinstance(node.op, Clip) and node.type is None:
+        chain.append(node.op)
+        node = next(n for n in imp.nodes if n.name == node.inputs[0])
+    return chain
 
 
 def passthrough(imp: Importer, onode) -> list:

@@ -80,6 +80,16 @@ class Graph:
     def inputs(self) -> tuple[Node, ...]:
         return tuple(n for n in self.nodes if isinstance(n.op, Input))
 
+    def input_quantizer(self, inp: Node) -> Node:
+        """The quantizer that reads a model input: where the firmware starts."""
+        (q,) = self.consumers(inp.name)
+        return q
+
+    @property
+    def firmware_inputs(self) -> tuple[Node, ...]:
+        """The input quantizers, one a model input: the firmware receives their codes."""
+        return tuple(self.input_quantizer(i) for i in self.inputs)
+
     def consumers(self, name: str) -> tuple[Node, ...]:
         return tuple(n for n in self.nodes if name in n.inputs)
 

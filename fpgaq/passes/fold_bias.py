@@ -95,7 +95,9 @@ class FoldBias:
                 total = compact_codes([int(u) + int(v) for u, v in zip(d.bias, bias)])
                 r.add(add.name, Dense(d.weight, d.weight_frac, total, factor=d.factor), dn.inputs, add.origin)
             return
-        assert d.bias_exact is None and not np.any(d.bias != 0)
+        if d.bias_exact is not None or np.any(d.bias != 0):
+            r.problem(add, "adds a constant to a float-scale (--requantize) tensor; export the bias inside the Gemm")
+            return
         rounded = _rounded_bias(r, add, dn.out, acc_frac, c.out)
         if rounded is None:
             return

@@ -30,7 +30,10 @@ class Rewrite:
         return identifier(base, self.taken, fallback=base)
 
     def add(self, name: str, op: Op, inputs: Sequence[str], origin: Origin) -> Node:
-        node = make_node(name, op, [self[i] for i in inputs], origin)
+        try:
+            node = make_node(name, op, [self[i] for i in inputs], origin)
+        except ValueError as e:   # the rewritten node does not fit its new inputs: a user problem
+            raise ModelError([*self.problems, f"{origin}: {e}"]) from None
         self.nodes[name] = node
         return node
 

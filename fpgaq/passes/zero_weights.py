@@ -13,6 +13,7 @@ import numpy as np
 from ..ir.fixed import compact_codes
 from ..ir.graph import Graph, Node, retype
 from ..ir.ops import Args, Bipolar, Clip, Dense, Quant, Relu
+from ..ir.tensor import Factor
 
 ELEMENTWISE = (Relu, Quant, Clip, Bipolar)   # the same rule on every channel
 
@@ -60,8 +61,8 @@ def _constant_through(seg: Segment, code: int) -> int:
 def _shrink(graph: Graph, seg: Segment) -> Graph | None:
     d, e = seg.producer.op, seg.consumer.op
     assert isinstance(d, Dense) and isinstance(e, Dense)
-    if d.bias_exact is not None or e.bias_exact is not None or d.factor is not None or e.factor is not None:
-        return None   # a float scale rides along (--requantize): leave the layer whole
+    if d.bias_exact is not None or e.bias_exact is not None:
+        return None   # a float-model bias rides along (--requantize): leave the layer whole
     constant = ~np.any(d.weight != 0, axis=1)          # neurons with no non-zero weight
     unused = ~np.any(e.weight != 0, axis=0)             # channels no non-zero weight reads
     drop = constant | unused
@@ -74,7 +75,10 @@ def _shrink(graph: Graph, seg: Segment) -> Graph | None:
     for o in np.flatnonzero(drop & ~unused):
         c = _constant_through(seg, int(d.bias[o]))
         bias = bias + e.weight[:, o].astype(object) * c
-    new_d = replace(d, weight=compact_codes(d.weight[keep]), bias=compact_codes(d.bias[keep]))
+    factor = d.factor
+    if factor is not None and not factor.uniform:     # a float scale per neuron: the kept ones'
+        factor = Factor.of(np.broadcast_to(factor.array, keep.shape)[keep])
+    new_d = replace(d, weight=compact_codes(d.weight[keep]), bias=compact_codes(d.bias[keep]), factor=factor)
     new_e = replace(e, weight=compact_codes(e.weight[:, keep]), bias=compact_codes(bias))
     changed = {seg.producer.name: replace(seg.producer, op=new_d), seg.consumer.name: replace(seg.consumer, op=new_e)}
     return retype(graph.replace_nodes(changed.get(n.name, n) for n in graph.nodes))

@@ -148,11 +148,6 @@ KERNELS: dict[type, Callable[[Node, Node], dict]] = {
 }
 
 
-def boundary(graph: Graph) -> set[str]:
-    """The input quantizers: the firmware receives their codes."""
-    return {q.name for inp in graph.inputs for q in graph.consumers(inp.name)}
-
-
 def node_context(node: Node, graph: Graph) -> dict:
     src = graph[node.inputs[0]]
     ctx = {"name": node.name, "input": src.name, "n": node.size,
@@ -169,13 +164,13 @@ def modes_context() -> dict:
 def project_context(graph: Graph, config: BuildConfig) -> dict:
     """Everything the templates need, as plain data."""
     inputs, layers = [], []
-    edge = boundary(graph)
+    edge = {q.name for q in graph.firmware_inputs}
     for inp in graph.inputs:
-        for q in graph.consumers(inp.name):
-            assert q.type is not None
-            inputs.append({"name": q.name, "n": q.size, "type": ap_type(q.type),
-                           "frac": q.type.frac, "width": q.type.width, "signed": q.type.signed,
-                           "origin": comment(str(inp.origin))})
+        q = graph.input_quantizer(inp)
+        assert q.type is not None
+        inputs.append({"name": q.name, "n": q.size, "type": ap_type(q.type),
+                       "frac": q.type.frac, "width": q.type.width, "signed": q.type.signed,
+                       "origin": comment(str(inp.origin))})
     for node in graph.nodes:
         if node.inputs and node.name not in edge:
             layers.append(node_context(node, graph))

@@ -313,10 +313,7 @@ def _relu(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
 def _clip(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
     op = node.op
     assert isinstance(op, Clip)
-    lo = None if op.lo is None else int(op.lo)
-    hi = None if op.hi is None else int(op.hi)
-    if lo is not None and hi is not None and lo > hi:
-        return [constant(hi) for _ in xs]                 # numpy's clip: the upper bound wins
+    lo, hi = op.code_bounds(src.out)
     return [_requant(net, node, f"{node.name}_{i}", x, 0, Rounding.FLOOR, lo, hi) for i, x in enumerate(xs)]
 
 
@@ -346,32 +343,27 @@ def _port(name: str, n: int, t: FixedType, offset: int, origin: str) -> dict:
             "bits": n * t.width, "offset": offset, "origin": origin}
 
 
-def boundary(graph: Graph) -> set[str]:
-    """The input quantizers: the design's input port carries their codes."""
-    return {q.name for inp in graph.inputs for q in graph.consumers(inp.name)}
-
-
 def project_context(graph: Graph, config: BuildConfig) -> dict:
     """Everything the templates need, as plain data."""
     net = Netlist(adder_budget(config.clock_ns))
     for reserved in ("clk", "rst", "in_valid", "in_data", "out_valid", "out_data", "valid_sr", "out_q"):
         net.taken.add(reserved)
     values: dict[str, list[Value]] = {}
-    inputs, skip = [], boundary(graph)
+    inputs, skip = [], {q.name for q in graph.firmware_inputs}
     offset = 0
     for inp in graph.inputs:
-        for q in graph.consumers(inp.name):
-            t = q.type
-            assert t is not None and q.interval is not None
-            xs = []
-            for i in range(q.size):
-                v = net.new(f"{q.name}_{i}", q.interval, 0, 0.0)
-                v.kind = t
-                net.wires[-1].update(width=t.width, source=f"in_data[{offset + (i + 1) * t.width - 1}:{offset + i * t.width}]")
-                xs.append(v)
-            values[q.name] = xs
-            inputs.append(_port(q.name, q.size, t, offset, comment(str(inp.origin))))
-            offset += q.size * t.width
+        q = graph.input_quantizer(inp)
+        t = q.type
+        assert t is not None and q.interval is not None
+        xs = []
+        for i in range(q.size):
+            v = net.new(f"{q.name}_{i}", q.interval, 0, 0.0)
+            v.kind = t
+            net.wires[-1].update(width=t.width, source=f"in_data[{offset + (i + 1) * t.width - 1}:{offset + i * t.width}]")
+            xs.append(v)
+        values[q.name] = xs
+        inputs.append(_port(q.name, q.size, t, offset, comment(str(inp.origin))))
+        offset += q.size * t.width
     layers = []
     for node in graph.nodes:
         if not node.inputs or node.name in skip:

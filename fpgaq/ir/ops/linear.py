@@ -209,7 +209,7 @@ class MatMul(Op):
     def weight(self, xs: Sequence[Tensor]) -> tuple[np.ndarray, int]:
         """The weight as (codes of shape (out, in), frac)."""
         codes, frac = weight_codes(xs[1])
-        need(codes.ndim == 2, f"the weight has shape {list(codes.shape)}; expected a matrix")
+        need(codes.ndim == 2, f"weight has shape {list(codes.shape)}; expected a matrix")
         return compact_codes(codes).T, frac
 
     def dense(self, xs: Sequence[Tensor]) -> Dense:
@@ -259,12 +259,14 @@ class Add(Op):
 
     def infer(self, xs: Sequence[Tensor]) -> Tensor:
         need(len(xs) == 2, f"Add takes two inputs, got {len(xs)}")
-        a, b = (exact_operand(x) for x in xs)
         try:
-            shape = tuple(np.broadcast_shapes(a.shape, b.shape))
+            shape = tuple(np.broadcast_shapes(xs[0].shape, xs[1].shape))
         except ValueError:
-            raise ValueError(f"adds tensors of shapes {list(a.shape)} and {list(b.shape)}, which do not "
-                             "broadcast") from None
+            raise ValueError(f"adds tensors of shapes {list(xs[0].shape)} and {list(xs[1].shape)}, which "
+                             "do not broadcast") from None
+        if xs[0].type is None and xs[1].type is None:
+            return Tensor(shape)                    # two real tensors: float32, as ONNX adds them
+        a, b = (exact_operand(x) for x in xs)
         if a.type is None or b.type is None or a.factor is not None or b.factor is not None:
             return Tensor(shape)
         assert a.interval is not None and b.interval is not None
@@ -273,10 +275,12 @@ class Add(Op):
         return Tensor(shape, FixedType.holding(iv, frac), iv)
 
     def emulate(self, xs: Sequence[np.ndarray], a: Args) -> np.ndarray:
-        ins = [exact_operand(t) for t in a.ins]
-        x, y = (t.value if t is not s and t.value is not None else v for t, s, v in zip(ins, a.ins, xs))
+        if a.ins[0].type is None and a.ins[1].type is None:
+            return np.asarray(xs[0], dtype=np.float32) + np.asarray(xs[1], dtype=np.float32)
         if a.out.type is None:
             return a.ins[0].real_values(xs[0]) + a.ins[1].real_values(xs[1])
+        ins = [exact_operand(t) for t in a.ins]
+        x, y = (t.value if t is not s and t.value is not None else v for t, s, v in zip(ins, a.ins, xs))
         frac = a.out.type.frac
         kx, ky = (frac - t.frac for t in ins)
         if a.floats:
