@@ -11,8 +11,8 @@ from fpgaq.compile import compile_file
 from fpgaq.config import BuildConfig
 from fpgaq.deviation import deviation, requantizers
 from fpgaq.errors import ModelError
-from fpgaq.frontend.importer import import_file
-from fpgaq.ir.ops import Requant
+from fpgaq.frontend.importer import import_file, import_model
+from fpgaq.ir.ops import Dense, Requant
 from fpgaq.passes.pipeline import run_pipeline
 from fpgaq.project import build
 from fpgaq.stimulus import random_inputs
@@ -168,3 +168,28 @@ def test_batchnorm_with_float_scale_is_requantised(tmp_path):
     need_gxx()
     r = run_csim(project, x)
     assert r.ok, r.mismatches
+
+
+def test_float_scale_weights_are_quantized_as_qonnx_computes_them():
+    """A float-scale weight quantizer divides in float32, as qonnx's Quant and onnxruntime's
+    QuantizeLinear do: here 6.8489385 / 0.18263836 is 37.49999... in float64 but rounds to 37.5
+    in float32, which ROUND takes to 38 (float64 would give 37)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    w = np.array([[6.8489385, -1.0], [0.5, 2.0]], dtype=np.float32)
+    s = np.float32(0.18263836)
+    assert np.round(np.float64(w[0, 0]) / np.float64(s)) == 37 and np.round(w[0, 0] / s) == 38
+    inits = {"w": w, "sw": s, "sx": np.float32(2 ** -4), "z": np.float32(0), "b8": np.float32(8)}
+    q = "qonnx.custom_op.general"
+    nodes = [helper.make_node("Quant", ["x", "sx", "z", "b8"], ["xq"], domain=q, signed=1, narrow=0),
+             helper.make_node("Quant", ["w", "sw", "z", "b8"], ["wq"], domain=q, signed=1, narrow=1),
+             helper.make_node("Gemm", ["xq", "wq"], ["y"], transB=1)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+                              [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(q, 1)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    graph = run_pipeline(import_model(model, requantize=True))
+    (dense,) = [n for n in graph.nodes if isinstance(n.op, Dense)]
+    np.testing.assert_array_equal(dense.op.weight, np.clip(np.round(w / s), -127, 127).astype(np.int64))
