@@ -132,9 +132,9 @@ class Importer:
             return np.zeros(scale.shape, dtype=np.int64), scale
 
 
-def clipped_input(node: Node) -> bool:
-    """Whether a real tensor is a Clip of the model input (its quantizer takes the bounds)."""
-    return node.type is None and isinstance(node.op, Clip)
+def clipped_input(imp: Importer, node: Node) -> bool:
+    """Whether a tensor is a Clip of the real model input (its quantizer takes the bounds)."""
+    return node.type is None and isinstance(node.op, Clip) and node.name not in imp.quantized
 
 
 def type_name(elem: int) -> str:

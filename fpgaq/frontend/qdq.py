@@ -72,7 +72,7 @@ def quantize_linear(imp: Importer, onode) -> list:
     t = imp.tensor(onode, 0)
     f = int(np.ravel(frac)[0])
     if float_scale is not None:   # --requantize: the host or a requantiser divides by the step
-        if clipped_input(t.node):
+        if clipped_input(imp, t.node):
             raise Problem("a Clip before a float-scale input quantizer is not supported")
         step = Factor.of(float(np.ravel(float_scale)[0]))
         return [replace(t, node=imp.add("quant", Quant(FixedType(signed, bits, 0), Rounding.ROUND, lo, hi, step),

@@ -92,7 +92,7 @@ def quant(imp: Importer, onode) -> list:
     if float_scale is None and not scaled:
         return [replace(t, node=imp.add("quant", Quant(ty, rounding, lo, hi), (t.node,)))]
     # a float scale here or on the input: a requantiser pass lowers it to integers
-    if float_scale is not None and clipped_input(t.node):
+    if float_scale is not None and clipped_input(imp, t.node):
         raise Problem("a Clip before a float-scale input quantizer is not supported")
     step = None if float_scale is None else Factor.of(float(float_scale.ravel()[0]))
     q = imp.add("requant", Quant(ty, rounding, lo, hi, step), (t.node,))
@@ -106,7 +106,7 @@ def _bipolar(imp: Importer, onode, frac: np.ndarray) -> list:
     if imp.is_const(onode, 0):
         return [Value(imp.add("bipolar", Bipolar(f), (imp.data(onode, 0),)))]
     t = imp.tensor(onode, 0)
-    if clipped_input(t.node):
+    if clipped_input(imp, t.node):
         raise Problem("reads a clipped model input; a Clip before a bipolar quantizer is not supported, remove it")
     return [replace(t, node=imp.add("bipolar", Bipolar(f), (t.node,)))]
 

@@ -63,6 +63,8 @@ class FoldScales:
                 r.add(n.name, n.op, ins, n.origin)
                 continue
             op, passed = taken
+            if n.name in r.nodes:          # a problem kept it as it was
+                continue
             r.add(n.name, op, n.inputs, n.origin)
             if not passed.empty:
                 pending[n.name] = passed
@@ -77,7 +79,8 @@ class FoldScales:
             return op, replace(p, origin=n.origin)
         if isinstance(op, Clip):              # its bounds are values: on the codes before the relabel, divided
             if p.factor is not None and not p.factor.uniform:
-                return None
+                r.problem(n, "a Clip on a tensor with per-channel float scales is not supported")
+                return op, NONE
             k = 2.0 ** p.exponent
             f = 1.0 if p.factor is None else p.factor.values[0]
             lo, hi = (None if v is None else v / f / k for v in (op.lo, op.hi))
