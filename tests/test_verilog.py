@@ -22,7 +22,7 @@ from fpgaq.compile import compile_file
 from fpgaq.config import BuildConfig
 from fpgaq.ir.ops import Dense
 from fpgaq.errors import FpgaqError
-from fpgaq.frontend.importer import import_file, import_model
+from fpgaq.frontend.importer import import_model
 from fpgaq.ir.fixed import Rounding
 from fpgaq.passes.pipeline import pipeline, run_pipeline
 

@@ -13,7 +13,6 @@ import numpy as np
 from onnx import numpy_helper
 
 from ..ir.fixed import is_power_of_two
-from ..ir.interval import Interval
 from ..ir.ops import Add, BatchNorm, Clip, Gemm, MatMul, Relu, Reshape, Transpose
 from .attributes import Attributes
 from .context import Importer
