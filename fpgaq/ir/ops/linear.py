@@ -280,7 +280,8 @@ class Add(Op):
         if a.out.type is None:
             return a.ins[0].real_values(xs[0]) + a.ins[1].real_values(xs[1])
         ins = [exact_operand(t) for t in a.ins]
-        x, y = (t.value if t is not s and t.value is not None else v for t, s, v in zip(ins, a.ins, xs))
+        # a real constant operand: its exact codes (at the grid exact_operand chose)
+        x, y = (v if t.type is not None or e.value is None else e.value for t, e, v in zip(a.ins, ins, xs))
         frac = a.out.type.frac
         kx, ky = (frac - t.frac for t in ins)
         if a.floats:
