@@ -7,13 +7,14 @@ weights) are passes, not done here.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
 from onnx import numpy_helper
 
 from ..ir.fixed import is_power_of_two
-from ..ir.ops import Add, BatchNorm, Clip, Gemm, MatMul, Relu, Reshape, Transpose
+from ..ir.ops import Add, BatchNorm, Clip, Gemm, MatMul, Op, Reshape, Transpose
 from .attributes import Attributes
 from .context import Importer
 from .values import Const, Problem, Value
@@ -127,9 +128,14 @@ def batchnorm(imp: Importer, onode) -> list:
     return [Value(imp.add("dense", BatchNorm(gamma, beta, mean, var, eps), (t.node,)))]
 
 
-def relu(imp: Importer, onode) -> list:
-    t = imp.fixed_tensor(onode, 0)
-    return [replace(t, node=imp.add("relu", Relu(), (t.node,)))]
+def elementwise(make: Callable[[Attributes], Op]) -> Callable[[Importer, object], list]:
+    """The lowering of an element-wise op on a quantized tensor: `make` builds the IR op from
+    the node's attributes (a new element-wise op is one line of the table)."""
+    def lower(imp: Importer, onode) -> list:
+        op = make(Attributes(onode))
+        t = imp.fixed_tensor(onode, 0)
+        return [replace(t, node=imp.add(op.kind, op, (t.node,)))]
+    return lower
 
 
 def _clip_bound(imp: Importer, onode, i: int, a: Attributes, name: str) -> float | None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..ir.ops import Relu
 from . import qdq, qonnx, standard
 from .context import QONNX_DOMAINS, Importer
 
@@ -10,7 +11,7 @@ Lowering = Callable[[Importer, object], list]
 
 STANDARD: dict[str, Lowering] = {
     "Gemm": standard.gemm, "MatMul": standard.matmul, "Add": standard.add,
-    "BatchNormalization": standard.batchnorm, "Relu": standard.relu, "Clip": standard.clip,
+    "BatchNormalization": standard.batchnorm, "Relu": standard.elementwise(lambda a: Relu()), "Clip": standard.clip,
     "Identity": standard.passthrough, "Flatten": standard.passthrough, "Reshape": standard.passthrough,
     "Squeeze": standard.passthrough, "Unsqueeze": standard.passthrough, "Dropout": standard.passthrough,
     "Transpose": standard.transpose, "Constant": standard.constant,

@@ -12,10 +12,9 @@ import numpy as np
 
 from ..ir.fixed import compact_codes
 from ..ir.graph import Graph, Node, retype
-from ..ir.ops import Args, Bipolar, Clip, Dense, Quant, Relu
+from ..ir.ops import Args, Dense
 from ..ir.tensor import Factor
 
-ELEMENTWISE = (Relu, Quant, Clip, Bipolar)   # the same rule on every channel
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,7 @@ def segments(graph: Graph) -> list[Segment]:
             if isinstance(n.op, Dense):
                 found.append(Segment(n, tuple(reversed(chain)), e))
                 break
-            if not isinstance(n.op, ELEMENTWISE):
+            if not n.op.elementwise:
                 break
             chain.append(n)
             reader, n = n, graph[n.inputs[0]]

@@ -37,6 +37,9 @@ class Op:
     """The base of the IR's ops. Subclasses are frozen dataclasses; they are hashable and
     compare by value (ops holding arrays compare by identity)."""
     kind: ClassVar[str] = "op"
+    # the same rule on every element, the output shaped as the input (a constant neuron stays
+    # constant through it: zero-weight elimination looks through such ops)
+    elementwise: ClassVar[bool] = False
 
     def infer(self, xs: Sequence[Tensor]) -> Tensor:
         raise NotImplementedError

@@ -23,6 +23,7 @@ def _mux_cost(out: Tensor) -> Cost:
 @dataclass(frozen=True)
 class Relu(Op):
     kind = "relu"
+    elementwise = True
 
     def infer(self, xs: Sequence[Tensor]) -> Tensor:
         x = one(xs, "a ReLU")
@@ -48,6 +49,7 @@ class Clip(Op):
     lo: float | None
     hi: float | None
     kind = "clip"
+    elementwise = True
 
     def code_bounds(self, x: Tensor) -> tuple[int, int]:
         """The bounds in x's codes (x's own range where a bound is absent); (hi, hi) where

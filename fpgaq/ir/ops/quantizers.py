@@ -34,6 +34,7 @@ class Quant(Op):
     step: Factor | None = None
     relu: bool = False      # a ReLU was folded in (lo >= 0 does it); kept to say so in the outputs
     kind = "quant"
+    elementwise = True
 
     def __post_init__(self) -> None:
         _saturating(self.type, self.lo, self.hi)
@@ -121,6 +122,7 @@ class Bipolar(Op):
     """+1 where the input is >= 0, else -1, at `frac` fraction bits (QONNX BipolarQuant)."""
     frac: int
     kind = "bipolar"
+    elementwise = True
 
     def infer(self, xs: Sequence[Tensor]) -> Tensor:
         x = one(xs, "a bipolar quantizer")
