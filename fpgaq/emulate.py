@@ -48,8 +48,12 @@ def _plan(graph: Graph) -> tuple[tuple[_Step, ...], bool]:
 
 
 def _input(node: Node, x: np.ndarray) -> np.ndarray:
+    """Real inputs in the model's input shape, batch first (flattened ones, or with unit axes,
+    are reshaped)."""
     x = np.asarray(x)
     want = node.out.shape
+    if x.ndim >= 1 and tuple(x.shape[1:]) != want and x.size == len(x) * node.out.size:
+        x = x.reshape((len(x),) + want)
     if x.ndim != 1 + len(want) or tuple(x.shape[1:]) != want:
         shown = ", ".join(["N"] + [str(d) for d in want])
         raise FpgaqError(f"input '{node.origin.onnx_name}' needs shape ({shown}), got {x.shape}")
@@ -124,7 +128,10 @@ def run_reference(graph: Graph, inputs) -> list[np.ndarray]:
 
 
 def input_codes(graph: Graph, x: np.ndarray) -> np.ndarray:
-    """Codes the input quantizer gives for real inputs (what the firmware receives)."""
+    """Codes the input quantizer gives for real inputs, after the host's pre-processing: what
+    the firmware receives."""
     (inp,) = graph.inputs
     q = graph.input_quantizer(inp)
-    return run_codes(graph.replace_nodes([inp, q], [q.name]), {inp.name: x})[q.name]
+    host = graph.host
+    part = graph.replace_nodes([n for n in graph.nodes if n.name in host or n is q], [q.name])
+    return run_codes(part, {inp.name: x})[q.name]

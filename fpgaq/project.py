@@ -19,7 +19,7 @@ from .frontend.model_file import load
 from .ir.graph import Graph
 from .projectdir import (MARKER, MODEL_COPY, REPORT_JSON, REPORT_MD, TB_INPUTS, TB_OUTPUTS, TB_REAL_INPUTS,
                          Project, codes_text, port, read_marker)
-from .report import report_data, report_json, report_markdown
+from .report import preprocessing, report_data, report_json, report_markdown
 from .stimulus import random_inputs
 
 
@@ -46,6 +46,8 @@ def build(model_path: Path, out_dir: Path, config: BuildConfig, force: bool = Fa
         "inputs": [port(q) for q in graph.firmware_inputs],
         "outputs": [port(graph[o]) for o in graph.outputs],
     }
+    if graph.preprocessing:       # outside the firmware: the host applies it to real inputs
+        meta["preprocessing"] = preprocessing(graph)
     files[MARKER] = json.dumps(meta, indent=2, sort_keys=True) + "\n"
     data = report_data(graph, config, x)
     files[REPORT_MD] = report_markdown(data)

@@ -72,10 +72,18 @@ def report_data(graph: Graph, config: BuildConfig, x: np.ndarray | None = None) 
     for layer in data["layers"]:
         layer["hls4ml_accumulator"] = cmp[layer["name"]]
     data["model"] = graph.name
+    if graph.preprocessing:
+        data["preprocessing"] = preprocessing(graph)
     if is_requantised(graph):
         data["requantization"] = {"requantizers": requantizers(graph),
                                   "deviation": deviation(graph, random_inputs(graph, 1000) if x is None else x)}
     return data
+
+
+def preprocessing(graph: Graph) -> list[dict]:
+    """What the host computes before the firmware's input quantizer, in order."""
+    return [{"name": n.name, "op": n.op.describe(), "onnx_node": n.origin.onnx_name, "onnx_op": n.origin.onnx_op}
+            for n in graph.preprocessing]
 
 
 def report_json(data: dict) -> str:
@@ -100,6 +108,10 @@ def report_markdown(data: dict) -> str:
         f"{t['nonzero']} of {t['weights']} weights non-zero, {t['multipliers']} multipliers, "
         f"{t['dsp']} DSP, {t['lut']} LUT, {t['ff']} FF, {t['bram']} BRAM.**",
         "",
+        *(["Pre-processing on the host, outside the firmware (in float32, as the model computes it; the "
+           "firmware receives the input quantizer's codes): "
+           + ", ".join(f"{p['op']} ({p['onnx_op']} {p['onnx_node']})" for p in data["preprocessing"]) + ".", ""]
+          if "preprocessing" in data else []),
         "| layer | ONNX node | weights | non-zero | multipliers | reuse | accumulator | per-neuron acc. bits "
         "| hls4ml default | hls4ml auto | latency | II | DSP | LUT | FF | BRAM |",
         "|---|---|---:|---:|---:|---:|---|---:|---|---|---:|---:|---:|---:|---:|---:|",

@@ -258,13 +258,13 @@ def test_batch_dimension_other_than_one():
                    problem(clean_mlp(batch=4)))
 
 
-def test_more_than_one_feature_axis():
+def test_an_nd_input_must_be_flattened_before_a_dense_layer():
     model = clean_mlp()
     dims = model.graph.input[0].type.tensor_type.shape.dim
     dims[1].dim_value = 2
     dims.add().dim_value = 4
-    assert_matches(r"graph input 'global_in' has shape \[1, 2, 4\]; fpgaq handles fully connected "
-                   r"networks on \(batch, features\) tensors", problem(model))
+    assert_matches(r"node '/fc1/Gemm' \(Gemm\): multiplies a tensor of shape \[2, 4\] \(batch excluded\); a "
+                   r"dense layer takes a vector: Flatten it first", problem(model))
 
 
 @pytest.mark.parametrize("elem, shown", [(TensorProto.INT8, "INT8"), (77, r"77 \(not an ONNX type\)")])

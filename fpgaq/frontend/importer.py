@@ -11,14 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
 
 from ..errors import ModelError
 from ..ir.graph import Graph, Node, Origin, verify
-from ..ir.ops import Bipolar, Clip, Gemm, Input, MatMul, Quant
+from ..ir.ops import Bipolar, Gemm, Input, MatMul, Quant
 from .context import FLOAT_TYPES, Importer, type_name
 from .model_file import DEFAULT_MAX_OPS, check_size, load, not_text
-from .standard import feature_count
+from .standard import ir_shape
 from .table import lowering, unsupported
 from .values import POISON, Const, Problem, Value
 
@@ -66,13 +67,48 @@ def _topological(g, imp: Importer) -> list:
     return order
 
 
-def _readers(imp: Importer, node: Node) -> list[Node]:
-    """The nodes reading `node`, looking through Clips on real values (the quantizer takes them)."""
+def _constant(imp: Importer, onode) -> bool:
+    """Whether every input of the node is known at import (and it has one)."""
+    present = [i for i, name in enumerate(onode.input) if name]
+    return bool(present) and all(imp.is_const(onode, i) for i in present)
+
+
+def _evaluate(imp: Importer, onode) -> list:
+    """A standard op on constants only (shape arithmetic: Gather, Concat, Cast, Slice, Range...),
+    evaluated once by the onnx package's reference evaluator, in ONNX's own dtypes."""
+    feeds = {}
+    for i, name in enumerate(onode.input):
+        if not name:
+            continue
+        v = imp.values[name]
+        if isinstance(v, Const):
+            feeds[name] = v.value.astype(helper.tensor_dtype_to_np_dtype(v.onnx_type))
+        else:   # a constant the IR computed: integers stay integers (shape arithmetic)
+            assert isinstance(v, Value) and v.node.out.value is not None
+            t = v.node.out
+            integer = t.type is not None and t.type.frac == 0 and t.factor is None
+            feeds[name] = (np.asarray(t.value).astype(np.int64) if integer
+                           else imp.const(onode, i, "input").value.astype(np.float32))
+    try:
+        results = ReferenceEvaluator(onode, opsets={"": imp.opset.get("ai.onnx", 13)}).run(None, feeds)
+    except Exception as e:   # the reference evaluator raises many kinds
+        raise Problem(f"cannot evaluate it on its constant inputs ({type(e).__name__}: {str(e)[:200]})") from None
     out = []
+    for r in results:
+        a = np.asarray(r)
+        out.append(Const(a.astype(np.float64 if a.dtype.kind == "f" else np.int64),
+                         helper.np_dtype_to_tensor_dtype(a.dtype)))
+    return out
+
+
+def _readers(imp: Importer, node: Node) -> list[Node]:
+    """The nodes reading `node`, looking through the host's real-valued pre-processing."""
+    out: dict[str, Node] = {}
     for n in imp.nodes:
         if node.name in n.inputs:
-            out += _readers(imp, n) if isinstance(n.op, Clip) and n.type is None else [n]
-    return out
+            host = n.type is None and n.out.value is None and n.name not in imp.quantized
+            out.update((r.name, r) for r in (_readers(imp, n) if host else [n]))
+    return list(out.values())
 
 
 def _check_inputs(imp: Importer) -> None:
@@ -137,8 +173,8 @@ def import_model(model: onnx.ModelProto, name: str = "model", max_ops: int = DEF
             if elem not in FLOAT_TYPES:
                 raise Problem(f"graph input '{vi.name}' has element type {type_name(elem)}; "
                               "fpgaq takes float inputs and quantizes them itself")
-            features = feature_count(_shape_of(vi), f"graph input '{vi.name}'")
-            imp.values[vi.name] = Value(imp.add("inp", Input((features,)), ()))
+            shape = ir_shape(_shape_of(vi), f"graph input '{vi.name}'")
+            imp.values[vi.name] = Value(imp.add("inp", Input(shape), ()))
         except Problem as p:
             imp.problems.append(str(p))   # the message names the input
             imp.values[vi.name] = POISON
@@ -155,9 +191,12 @@ def import_model(model: onnx.ModelProto, name: str = "model", max_ops: int = DEF
         else:
             try:
                 lower = lowering(onode)
-                if lower is None:
+                if lower is None and (onode.domain or "") in ("", "ai.onnx") and _constant(imp, onode):
+                    outs = _evaluate(imp, onode)
+                elif lower is None:
                     raise Problem(unsupported(onode) or "")
-                outs = lower(imp, onode)
+                else:
+                    outs = lower(imp, onode)
             except Problem as p:
                 imp.problems.append(f"{imp.origin}: {p}")
         for k, o in enumerate(onode.output):

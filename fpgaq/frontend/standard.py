@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
+import onnx
 from onnx import numpy_helper
 
 from ..ir.fixed import is_power_of_two
@@ -20,8 +21,9 @@ from .context import Importer
 from .values import Const, Problem, Value
 
 
-def feature_count(dims: list, where: str) -> int:
-    """Features of a (batch, ...) shape whose only non-unit, non-batch axis holds them."""
+def ir_shape(dims: list, where: str) -> tuple[int, ...]:
+    """The IR shape of an ONNX (batch, ...) shape: the batch axis dropped; a tensor with at most
+    one axis longer than 1 is a vector of its features."""
     if not dims:
         raise Problem(f"{where} has no shape; give the model input a static shape such as [1, 16]")
     rest = dims[1:] if len(dims) > 1 else dims
@@ -32,11 +34,9 @@ def feature_count(dims: list, where: str) -> int:
     if any(isinstance(d, str) for d in rest):
         raise Problem(f"{where} has shape {dims} with a dynamic feature dimension; "
                       "export the model with a fixed number of input features")
-    big = [d for d in rest if d != 1]
-    if len(big) > 1:
-        raise Problem(f"{where} has shape {dims}; fpgaq handles fully connected networks on "
-                      "(batch, features) tensors")
-    return int(np.prod(rest))
+    if sum(1 for d in rest if d != 1) <= 1:
+        return (int(np.prod(rest)),)
+    return tuple(int(d) for d in rest)
 
 
 def _pow2(v: float, what: str) -> float:
@@ -98,8 +98,37 @@ def _like(imp: Importer, onode, i: int, shape: tuple[int, ...], what: str = "the
     return node
 
 
+def _host(imp: Importer, v: object) -> bool:
+    """A run-time tensor of the host's pre-processing: real, before any quantizer."""
+    return isinstance(v, Value) and not v.const and v.node.type is None and v.node.name not in imp.quantized
+
+
+def arithmetic(make: Callable[[], Op]) -> Callable[[Importer, object], list]:
+    """The lowering of Add, Sub, Mul, Div (ONNX broadcasting): on constants, on the host's real
+    pre-processing, or on quantized tensors (for a pass to fold into a layer)."""
+    def lower(imp: Importer, onode) -> list:
+        op = make()
+        if imp.is_const(onode, 0) and imp.is_const(onode, 1):
+            x, y = imp.data(onode, 0), imp.data(onode, 1)
+            try:
+                np.broadcast_shapes(x.shape, y.shape)
+            except ValueError:
+                raise Problem(f"{op.kind}s constants of shapes {list(x.shape)} and {list(y.shape)}, which do "
+                              "not broadcast") from None
+            return [Value(imp.add(op.kind, op, (x, y)))]
+        t_i = 1 if imp.is_const(onode, 0) else 0
+        t = imp.tensor(onode, t_i)
+        other = (imp.data(onode, 1 - t_i) if not imp.is_const(onode, 1 - t_i)
+                 else _like(imp, onode, 1 - t_i, t.node.shape, f"the {op.kind} constant of shape"))
+        ins = (t.node, other) if t_i == 0 else (other, t.node)
+        return [replace(t, node=imp.add(op.kind, op, ins))]
+    return lower
+
+
 def add(imp: Importer, onode) -> list:
     a = imp.get(onode, 0)
+    if _host(imp, a) or _host(imp, imp.get(onode, 1)):
+        return arithmetic(Add)(imp, onode)
     if imp.is_const(onode, 0) and imp.is_const(onode, 1):
         x, y = imp.data(onode, 0), imp.data(onode, 1)
         try:
@@ -205,19 +234,53 @@ def _clip_chain(imp: Importer, node) -> list:
 
 
 def passthrough(imp: Importer, onode) -> list:
-    """Identity, Dropout, and reshapes of an activation that only add or drop unit axes."""
+    """Identity, Dropout, and Reshape, Flatten, Squeeze, Unsqueeze of an activation: a reshape
+    node where the shape really changes (an N-d tensor flattened), else the tensor itself."""
     v = imp.get(onode, 0)
     if imp.is_const(onode, 0):
         return [_const_reshape(imp, onode)]
     assert isinstance(v, Value)
-    dims = imp.shapes.get(onode.output[0])
+    if onode.op_type in ("Identity", "Dropout"):
+        return [v]
     if v.transposed:
         raise Problem("reshapes a transposed activation; transpose it back first")
-    if dims:
-        n = feature_count(dims, f"its output '{onode.output[0]}'")
-        if n != v.node.size:
-            raise Problem(f"changes {v.node.size} features into shape {dims}")
-    return [v]
+    dims = imp.shapes.get(onode.output[0]) or _reshaped(imp, onode, v)
+    if not dims:
+        if len(v.node.shape) == 1:
+            return [v]      # a vector stays one, whatever unit axes are added or dropped
+        raise Problem(f"cannot tell the shape of its output from a tensor of shape {list(v.node.shape)}; "
+                      "export the model with static shapes")
+    shape = ir_shape(dims, f"its output '{onode.output[0]}'")
+    if math.prod(shape) != v.node.size:
+        raise Problem(f"changes {v.node.size} features into shape {dims}")
+    if shape == v.node.shape:
+        return [v]
+    return [replace(v, node=imp.add("reshape", Reshape(shape), (v.node,)))]
+
+
+def _reshaped(imp: Importer, onode, v: Value) -> list | None:
+    """The ONNX shape of the reshape's output (batch 1), computed from its input's; None if
+    that cannot be known."""
+    have = imp.shapes.get(onode.input[0]) or [1, *v.node.shape]
+    have = [1 if isinstance(d, str) else int(d) for d in have]
+    a = Attributes(onode)
+    probe = np.empty(have, dtype=np.int8)
+    try:
+        if onode.op_type == "Reshape":
+            want = imp.const(onode, 1, "shape").value.astype(np.int64)
+            target = [have[i] if s == 0 else int(s) for i, s in enumerate(want)]
+            return list(probe.reshape(target).shape)
+        if onode.op_type == "Flatten":
+            ax = a.integer("axis", 1)
+            return [int(np.prod(have[:ax])), int(np.prod(have[ax:]))]
+        axes = a.integers("axes", None)
+        if axes is None and len(onode.input) > 1:
+            axes = imp.const(onode, 1, "axes").value.astype(int).tolist()
+        if onode.op_type == "Squeeze":
+            return list(np.squeeze(probe, axis=tuple(axes) if axes else None).shape)
+        return list(np.expand_dims(probe, tuple(axes or ())).shape)
+    except (ValueError, TypeError, IndexError, np.exceptions.AxisError):
+        return None
 
 
 def _const_reshape(imp: Importer, onode) -> Value | Const:
@@ -279,3 +342,24 @@ def constant(imp: Importer, onode) -> list:
     except Exception as e:   # a damaged tensor: protobuf and numpy raise many kinds
         raise Problem(f"its value tensor is unreadable ({e})") from None
     return [Const(arr.astype(np.float64 if arr.dtype.kind == "f" else np.int64), t.data_type)]
+
+
+def shape(imp: Importer, onode) -> list:
+    """Shape and Size of a tensor whose shape is static: constants (batch 1)."""
+    v = imp.get(onode, 0)
+    if v is None:
+        raise Problem("its input is missing")
+    if isinstance(v, Const):
+        dims = list(v.value.shape)
+    else:
+        dims = imp.shapes.get(onode.input[0]) or [1, *v.node.shape]
+        dims = [1 if k == 0 and isinstance(d, str) else d for k, d in enumerate(dims)]
+        if any(isinstance(d, str) for d in dims):
+            raise Problem(f"reads the shape {dims} of '{onode.input[0]}', which is not static; export the "
+                          "model with static shapes")
+    if onode.op_type == "Size":
+        return [Const(np.array(int(np.prod(dims)), dtype=np.int64), onnx.TensorProto.INT64)]
+    a = Attributes(onode)
+    start, end = a.integer("start", 0), a.optional_number("end")
+    picked = dims[start:None if end is None else int(end)]
+    return [Const(np.array(picked, dtype=np.int64), onnx.TensorProto.INT64)]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..ir.ops import Relu
+from ..ir.ops import Div, Mul, Relu, Sub
 from . import qdq, qonnx, standard
 from .context import QONNX_DOMAINS, Importer
 
@@ -15,6 +15,8 @@ STANDARD: dict[str, Lowering] = {
     "Identity": standard.passthrough, "Flatten": standard.passthrough, "Reshape": standard.passthrough,
     "Squeeze": standard.passthrough, "Unsqueeze": standard.passthrough, "Dropout": standard.passthrough,
     "Transpose": standard.transpose, "Constant": standard.constant,
+    "Shape": standard.shape, "Size": standard.shape,
+    "Sub": standard.arithmetic(Sub), "Mul": standard.arithmetic(Mul), "Div": standard.arithmetic(Div),
     "QuantizeLinear": qdq.quantize_linear, "DequantizeLinear": qdq.dequantize_linear,
 }
 QONNX: dict[str, Lowering] = {

@@ -80,9 +80,38 @@ class Graph:
     def inputs(self) -> tuple[Node, ...]:
         return tuple(n for n in self.nodes if isinstance(n.op, Input))
 
+    @property
+    def host(self) -> frozenset[str]:
+        """What the host computes: the model inputs, and the real-valued pre-processing between
+        them and the first quantizers (with the constants only it reads). The firmware starts at
+        the quantizers that read them."""
+        host: set[str] = set()
+        for n in self.nodes:
+            if isinstance(n.op, Input) or (n.out.type is None and n.out.value is None
+                                           and any(i in host for i in n.inputs)):
+                host.add(n.name)
+        readers = {i for n in self.nodes if n.name not in host for i in n.inputs}
+        return frozenset(host | {n.name for n in self.nodes if not n.inputs and n.out.value is not None
+                                 and n.name not in readers})
+
+    @property
+    def preprocessing(self) -> tuple[Node, ...]:
+        """The host's operations on the model inputs, in order (outside the firmware)."""
+        host = self.host
+        return tuple(n for n in self.nodes if n.name in host and n.inputs)
+
     def input_quantizer(self, inp: Node) -> Node:
-        """The quantizer that reads a model input: where the firmware starts."""
-        (q,) = self.consumers(inp.name)
+        """The quantizer that reads a model input (through its pre-processing): where the
+        firmware starts."""
+        host = self.host
+        reach, found = {inp.name}, []
+        for n in self.nodes:
+            if any(i in reach for i in n.inputs):
+                if n.name in host:
+                    reach.add(n.name)
+                else:
+                    found.append(n)
+        (q,) = found
         return q
 
     @property

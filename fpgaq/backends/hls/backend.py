@@ -22,7 +22,7 @@ class HlsBackend:
         return ()
 
     def check(self, graph: Graph, config: BuildConfig) -> None:
-        check_kernels(graph, KERNELS, "HLS", {q.name for q in graph.firmware_inputs})
+        check_kernels(graph, KERNELS, "HLS", graph.host | {q.name for q in graph.firmware_inputs})
 
     def render(self, graph: Graph, config: BuildConfig) -> dict[str, str]:
         self.check(graph, config)

@@ -11,7 +11,7 @@ from ...errors import FpgaqError
 from ...ir.fixed import FixedType, Rounding, Saturation, shift_round
 from ...ir.graph import Graph, Node
 from ...ir.interval import Interval
-from ...ir.ops import Bipolar, Clip, Dense, Quant, Relu, Requant
+from ...ir.ops import Bipolar, Clip, Dense, Quant, Relu, Requant, Reshape
 from ...names import comment
 
 # ap_fixed quantization modes that match a rounding exactly (CEIL and UP have none).
@@ -142,9 +142,15 @@ def _bipolar(node: Node, src: Node) -> dict:
     return {"kernel": "bipolar", "type": ap_type(node.type)}
 
 
+def _copy(node: Node, src: Node) -> dict:
+    assert node.type is not None
+    return {"kernel": "copy", "type": ap_type(node.type)}
+
+
 # one kernel plan an op; a node whose op is not here is refused (HlsBackend.check)
 KERNELS: dict[type, Callable[[Node, Node], dict]] = {
     Quant: _quant, Dense: _dense, Requant: _requant, Relu: _relu, Clip: _clip, Bipolar: _bipolar,
+    Reshape: _copy,
 }
 
 
@@ -164,7 +170,7 @@ def modes_context() -> dict:
 def project_context(graph: Graph, config: BuildConfig) -> dict:
     """Everything the templates need, as plain data."""
     inputs, layers = [], []
-    edge = {q.name for q in graph.firmware_inputs}
+    edge = graph.host | {q.name for q in graph.firmware_inputs}
     for inp in graph.inputs:
         q = graph.input_quantizer(inp)
         assert q.type is not None

@@ -33,7 +33,7 @@ class VerilogBackend:
                               f"{names}. Use reuse 1 with --backend verilog, or the HLS back-end for reuse > 1"])
         if len(graph.inputs) != 1:
             raise ModelError([f"the Verilog back-end takes models with one input; this one has {len(graph.inputs)}"])
-        check_kernels(graph, KERNELS, "Verilog", {q.name for q in graph.firmware_inputs})
+        check_kernels(graph, KERNELS, "Verilog", graph.host | {q.name for q in graph.firmware_inputs})
 
     def render(self, graph: Graph, config: BuildConfig) -> dict[str, str]:
         self.check(graph, config)

@@ -18,7 +18,7 @@ from ...ir.cost import ROUND_COST, SATURATE_COST, SIGN_MUX_COST, adder_budget
 from ...ir.fixed import FixedType, Rounding, csd, shift_round
 from ...ir.graph import Graph, Node
 from ...ir.interval import Interval
-from ...ir.ops import Bipolar, Clip, Dense, Quant, Relu, Requant
+from ...ir.ops import Bipolar, Clip, Dense, Quant, Relu, Requant, Reshape
 from ...names import comment, identifier
 
 MAX_CONSTANT_BITS = 64  # parameters of the primitives are at most 64-bit constants
@@ -330,9 +330,14 @@ def _bipolar(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value
     return out
 
 
+def _reshape(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
+    return xs          # the same wires, in the same order: another shape costs nothing
+
+
 # one kernel an op: it builds the op's wires and primitive instances into the netlist
 KERNELS: dict[type, Callable[[Netlist, Node, Node, list[Value]], list[Value]]] = {
     Quant: _quant, Relu: _relu, Clip: _clip, Bipolar: _bipolar, Dense: _dense, Requant: _int_requant,
+    Reshape: _reshape,
 }
 
 
@@ -349,7 +354,7 @@ def project_context(graph: Graph, config: BuildConfig) -> dict:
     for reserved in ("clk", "rst", "in_valid", "in_data", "out_valid", "out_data", "valid_sr", "out_q"):
         net.taken.add(reserved)
     values: dict[str, list[Value]] = {}
-    inputs, skip = [], {q.name for q in graph.firmware_inputs}
+    inputs, skip = [], graph.host | {q.name for q in graph.firmware_inputs}
     offset = 0
     for inp in graph.inputs:
         q = graph.input_quantizer(inp)

@@ -1,10 +1,11 @@
 """The IR's ops, each a frozen dataclass holding its own rules (see base.py)."""
 from .base import Args, Op
 from .elementwise import Clip, Relu
-from .linear import Add, BatchNorm, Dense, Gemm, MatMul
+from .arith import Add, Div, Mul, Sub
+from .linear import BatchNorm, Dense, Gemm, MatMul
 from .quantizers import Bipolar, Quant, Requant, Scale
 from .shape import Reshape, Transpose
 from .source import Constant, Input
 
 __all__ = ["Args", "Op", "Input", "Constant", "Quant", "Bipolar", "Requant", "Scale", "Gemm", "MatMul",
-           "Add", "BatchNorm", "Dense", "Relu", "Clip", "Reshape", "Transpose"]
+           "Add", "Sub", "Mul", "Div", "BatchNorm", "Dense", "Relu", "Clip", "Reshape", "Transpose"]

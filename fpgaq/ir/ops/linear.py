@@ -1,5 +1,5 @@
-"""Linear ops: ONNX's Gemm, MatMul, Add and BatchNormalization as imported, and Dense, the
-exact accumulator (weights, bias) the passes fold them into."""
+"""Linear ops: ONNX's Gemm, MatMul and BatchNormalization as imported, and Dense, the exact
+accumulator (weights, bias) the passes fold them into."""
 from __future__ import annotations
 
 import math
@@ -15,6 +15,7 @@ from ..fixed import INT64_SAFE_BITS, FixedType, compact_codes, exact_codes, log2
 from ..interval import Interval
 from ..tensor import Factor, Tensor
 from .base import Args, Op, code_bits, codes_in, frozen, need
+from .arith import Add, exact_operand
 from .source import Constant
 
 MAX_FLOAT_WEIGHT_FRAC = 24   # a float weight needing more fraction bits is not quantized
@@ -216,6 +217,8 @@ class MatMul(Op):
         """The accumulator this computes on xs[0]: a Dense without bias."""
         x = codes_in(xs[0], "MatMul")
         assert x.type is not None
+        need(len(x.shape) == 1, f"multiplies a tensor of shape {list(x.shape)} (batch excluded); a dense layer "
+             "takes a vector: Flatten it first")
         codes, frac = self.weight(xs)
         need(codes.shape[1] == x.size and x.shape == (x.size,),
              f"weight shape {list(codes.shape)} does not match {x.size} input features")
@@ -234,67 +237,6 @@ class MatMul(Op):
 
     def peak_bits(self, xs: Sequence[Tensor], out: Tensor) -> int:
         return self.dense(xs).peak_bits(xs[:1], out)
-
-
-def exact_operand(t: Tensor, what: str = "the added constant") -> Tensor:
-    """A real constant read exactly as codes at the fewest fraction bits that hold it (floats
-    are dyadic); any other tensor as it is."""
-    if t.type is not None or t.value is None:
-        return t
-    need(bool(np.all(np.isfinite(t.value))), f"{what} holds NaN or Inf; export the model again with finite values")
-    try:
-        codes, frac = exact_codes(t.value, what)
-    except ValueError:
-        return t
-    iv = Interval.of(codes)
-    return Tensor(t.shape, FixedType.holding(iv, frac), iv, value=compact_codes(codes))
-
-
-@dataclass(frozen=True)
-class Add(Op):
-    """a + b, elementwise with broadcasting: exact codes on the finer of the two grids (a float
-    constant counts as its exact codes); a real result where a float factor rides on either
-    (until a pass folds it)."""
-    kind = "add"
-
-    def infer(self, xs: Sequence[Tensor]) -> Tensor:
-        need(len(xs) == 2, f"Add takes two inputs, got {len(xs)}")
-        try:
-            shape = tuple(np.broadcast_shapes(xs[0].shape, xs[1].shape))
-        except ValueError:
-            raise ValueError(f"adds tensors of shapes {list(xs[0].shape)} and {list(xs[1].shape)}, which "
-                             "do not broadcast") from None
-        if xs[0].type is None and xs[1].type is None:
-            return Tensor(shape)                    # two real tensors: float32, as ONNX adds them
-        a, b = (exact_operand(x) for x in xs)
-        if a.type is None or b.type is None or a.factor is not None or b.factor is not None:
-            return Tensor(shape)
-        assert a.interval is not None and b.interval is not None
-        frac = max(a.type.frac, b.type.frac)
-        iv = a.interval.shift_left(frac - a.type.frac) + b.interval.shift_left(frac - b.type.frac)
-        return Tensor(shape, FixedType.holding(iv, frac), iv)
-
-    def emulate(self, xs: Sequence[np.ndarray], a: Args) -> np.ndarray:
-        if a.ins[0].type is None and a.ins[1].type is None:
-            return np.asarray(xs[0], dtype=np.float32) + np.asarray(xs[1], dtype=np.float32)
-        if a.out.type is None:
-            return a.ins[0].real_values(xs[0]) + a.ins[1].real_values(xs[1])
-        ins = [exact_operand(t) for t in a.ins]
-        # a real constant operand: its exact codes (at the grid exact_operand chose)
-        x, y = (v if t.type is not None or e.value is None else e.value for t, e, v in zip(a.ins, ins, xs))
-        frac = a.out.type.frac
-        kx, ky = (frac - t.frac for t in ins)
-        if a.floats:
-            return np.asarray(x, dtype=np.float64) * 2.0 ** kx + np.asarray(y, dtype=np.float64) * 2.0 ** ky
-        if self.peak_bits(ins, a.out) > INT64_SAFE_BITS:
-            x, y = np.asarray(x).astype(object), np.asarray(y).astype(object)
-        return np.left_shift(x, kx) + np.left_shift(y, ky)
-
-    def peak_bits(self, xs: Sequence[Tensor], out: Tensor) -> int:
-        return max([code_bits(out)] + [code_bits(exact_operand(x)) for x in xs])
-
-    def cost(self, xs: Sequence[Tensor], out: Tensor, clock_ns: float) -> Cost:
-        return Cost() if out.type is None else Cost(latency_cycles=1, lut=out.size * out.type.width)
 
 
 @dataclass(frozen=True)

@@ -173,6 +173,16 @@ void clip(const IN_T in[CFG::n], OUT_T out[CFG::n]) {
     }
 }
 
+// --- copy: the same codes, another shape (a reshape or flatten of an N-d tensor) ---
+template <class CFG, class IN_T, class OUT_T>
+void copy(const IN_T in[CFG::n], OUT_T out[CFG::n]) {
+#pragma HLS INLINE
+    for (int i = 0; i < CFG::n; i++) {
+#pragma HLS UNROLL
+        out[i] = in[i];
+    }
+}
+
 // --- bipolar: +1 for x >= 0, else -1 ---
 template <class CFG, class IN_T, class OUT_T>
 void bipolar(const IN_T in[CFG::n], OUT_T out[CFG::n]) {
