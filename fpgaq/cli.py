@@ -70,6 +70,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
                    help="significant bits of each requantisation multiplier (default 16)")
     p.add_argument("--max-ops", type=_count, metavar="N", help="refuse models needing more than N "
                    "multiply-accumulates an input (default 10,000,000)")
+    p.add_argument("--input-type", metavar="TYPE", help="quantize the model's unquantized input to this type "
+                   "('fixed<16,6>', 'ufixed<8,3>', ap_fixed/ap_ufixed too), rounding half to even, saturating")
 
 
 def _inputs_option(p: argparse.ArgumentParser, required: bool = False) -> None:
@@ -92,7 +94,7 @@ def _config(args, base: BuildConfig | None = None, **more) -> BuildConfig:
     """The build config: defaults, then the YAML file, then the command line."""
     config = base or BuildConfig()
     return config.with_overrides(requantize=args.requantize, requant_bits=args.requant_bits,
-                                 max_ops=args.max_ops, **more)
+                                 max_ops=args.max_ops, input_type=args.input_type, **more)
 
 
 # --- commands ------------------------------------------------------------------------------

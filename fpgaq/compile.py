@@ -13,6 +13,7 @@ from .errors import FpgaqError
 from .frontend.importer import import_model
 from .frontend.model_file import load
 from .ir.dump import dump_text
+from .ir.fixed import FixedType
 from .ir.graph import Graph
 from .passes.pipeline import Hook, Pass, pipeline, run_pipeline
 
@@ -35,7 +36,9 @@ def compile_model(model: onnx.ModelProto, name: str, config: BuildConfig, extra:
                   dump_ir: Path | None = None, passes: bool = True) -> Graph:
     """Import `model` and run the pipeline of `config`, then `extra` (a back-end's preparation);
     with `passes` False, the graph as imported."""
-    graph = import_model(model, name=name, max_ops=config.max_ops, requantize=config.requantize)
+    input_type = None if config.input_type is None else FixedType.parse(config.input_type)
+    graph = import_model(model, name=name, max_ops=config.max_ops, requantize=config.requantize,
+                         input_type=input_type)
     if not passes:
         return graph
     return run_pipeline(graph, pipeline(config) + tuple(extra), hook=dump_hook(dump_ir) if dump_ir else None)

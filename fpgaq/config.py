@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError
+from .ir.fixed import FixedType
 from .names import is_reserved
 
 DEFAULT_PART = "xcvu13p-flga2577-2-e"
@@ -36,6 +37,7 @@ class BuildConfig:
     max_ops: int = 10_000_000          # refuse models needing more multiply-accumulates an input
     requantize: bool = False           # lower float scales to integer multiplier-and-shift
     requant_bits: int = 16             # significant bits of each requantisation multiplier
+    input_type: str | None = None      # quantize an unquantized model input: 'fixed<16,6>', ...
 
     def __post_init__(self):
         for key in ("name", "part", "io", "backend"):
@@ -68,6 +70,13 @@ class BuildConfig:
             raise ConfigError(f"requantize {self.requantize!r} must be true or false")
         if not _whole(self.max_ops, 1):
             raise ConfigError(f"max_ops {self.max_ops!r} must be a positive integer")
+        if self.input_type is not None:
+            if not isinstance(self.input_type, str):
+                raise ConfigError(f"input_type {self.input_type!r} must be text such as 'fixed<16,6>'")
+            try:
+                FixedType.parse(self.input_type)
+            except ValueError as e:
+                raise ConfigError(f"input_type: {e}") from None
         if not (_whole(self.tb_samples, 1) and self.tb_samples <= 10_000_000):
             raise ConfigError(f"tb_samples {self.tb_samples!r} must be between 1 and 10,000,000")
 

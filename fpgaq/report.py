@@ -72,6 +72,8 @@ def report_data(graph: Graph, config: BuildConfig, x: np.ndarray | None = None) 
     for layer in data["layers"]:
         layer["hls4ml_accumulator"] = cmp[layer["name"]]
     data["model"] = graph.name
+    if config.input_type is not None:
+        data["input_type"] = str(FixedType.parse(config.input_type))
     if graph.preprocessing:
         data["preprocessing"] = preprocessing(graph)
     if is_requantised(graph):
@@ -108,6 +110,8 @@ def report_markdown(data: dict) -> str:
         f"{t['nonzero']} of {t['weights']} weights non-zero, {t['multipliers']} multipliers, "
         f"{t['dsp']} DSP, {t['lut']} LUT, {t['ff']} FF, {t['bram']} BRAM.**",
         "",
+        *([f"The model's input is quantized by fpgaq to `{data['input_type']}` (--input-type), rounding half "
+           "to even and saturating.", ""] if "input_type" in data else []),
         *(["Pre-processing on the host, outside the firmware (in float32, as the model computes it; the "
            "firmware receives the input quantizer's codes): "
            + ", ".join(f"{p['op']} ({p['onnx_op']} {p['onnx_node']})" for p in data["preprocessing"]) + ".", ""]

@@ -282,7 +282,8 @@ def test_unquantized_input_read_by_a_layer():
     del q_in.input[1:]
     del q_in.attribute[:]
     assert_matches(rf"node '/fc1/Gemm' \(Gemm\): reads '{re.escape(q_in.output[0])}', which is not "
-                   r"quantized yet; put a Quant \(or QuantizeLinear\) on the model input before this node",
+                   r"quantized yet; put a Quant \(or QuantizeLinear\) on the model input before this node, "
+                   r"or give the input's fixed-point type with --input-type \(for example 'fixed<16,6>'\)",
                    problem(model))
 
 

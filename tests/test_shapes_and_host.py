@@ -136,3 +136,51 @@ def test_shape_of_a_tensor_that_is_not_static_is_refused(tmp_path):
     onnx.save(model, tmp_path / "m.onnx")
     with pytest.raises(ModelError, match=r"dynamic feature dimension"):
         compile_file(tmp_path / "m.onnx", BuildConfig())
+
+
+def _unquantized_input(with_quant: bool) -> onnx.ModelProto:
+    """QKeras-style: weights and activations quantized, the input not (or, for the reference,
+    quantized to fixed<16,6> by an explicit Quant)."""
+    rng = np.random.default_rng(3)
+    inits = {"W": (rng.integers(-15, 16, (4, 6)) / 16).astype(np.float32), "sw": np.float32(2 ** -4),
+             "z": np.float32(0), "b6": np.float32(6), "b16": np.float32(16), "sx": np.float32(2 ** -10),
+             "so": np.float32(2 ** -3), "b8": np.float32(8)}
+    x = "x"
+    nodes = []
+    if with_quant:
+        nodes.append(helper.make_node("Quant", ["x", "sx", "z", "b16"], ["xq"], domain=Q, signed=1, narrow=0,
+                                      rounding_mode="ROUND"))
+        x = "xq"
+    nodes += [helper.make_node("Quant", ["W", "sw", "z", "b6"], ["Wq"], domain=Q, signed=1, narrow=1),
+              helper.make_node("Gemm", [x, "Wq"], ["acc"], transB=1),
+              helper.make_node("Relu", ["acc"], ["r"]),
+              helper.make_node("Quant", ["r", "so", "z", "b8"], ["y"], domain=Q, signed=0, narrow=0)]
+    graph = helper.make_graph(nodes, "qk", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+                              [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(Q, 1)])
+    model.ir_version = 8
+    return model
+
+
+def test_input_type_quantizes_an_unquantized_input(tmp_path):
+    from fpgaq.errors import ModelError
+    onnx.save(_unquantized_input(False), tmp_path / "m.onnx")
+    with pytest.raises(ModelError, match=r"or give the input's fixed-point type with --input-type"):
+        compile_file(tmp_path / "m.onnx", BuildConfig())
+    for text in ("fixed<16,6>", "ap_fixed<16, 6>"):
+        graph = compile_file(tmp_path / "m.onnx", BuildConfig(input_type=text))
+        rng = np.random.default_rng(0)
+        x = np.concatenate([rng.uniform(-40, 40, (500, 6)), np.round(rng.uniform(-3, 3, (500, 6)) * 2048) / 2048])
+        x = x.astype(np.float32)                      # beyond the range (saturation), and ties
+        want = run_reference(_unquantized_input(True), x)[0].reshape(-1, 4)
+        np.testing.assert_array_equal(emulate.run(graph, x)[0], want)
+    project = build(tmp_path / "m.onnx", tmp_path / "p", BuildConfig(name="qk", input_type="ufixed<12,4>"))
+    assert "quantized by fpgaq to `ufixed<12,4>` (--input-type)" in (tmp_path / "p" / "report.md").read_text()
+    assert project.meta["inputs"][0]["width"] == 12 and not project.meta["inputs"][0]["signed"]
+
+
+def test_input_type_must_be_a_type():
+    from fpgaq.errors import ConfigError
+    with pytest.raises(ConfigError, match=r"input_type: 'float16' is not a fixed-point type"):
+        BuildConfig(input_type="float16")

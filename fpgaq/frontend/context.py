@@ -113,7 +113,8 @@ class Importer:
         t = self.tensor(onode, i)
         if t.node.name not in self.quantized:
             raise Problem(f"reads '{onode.input[i]}', which is not quantized yet; "
-                          "put a Quant (or QuantizeLinear) on the model input before this node")
+                          "put a Quant (or QuantizeLinear) on the model input before this node, or give "
+                          "the input's fixed-point type with --input-type (for example 'fixed<16,6>')")
         return t
 
     def scale_split(self, scale: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray | None]:

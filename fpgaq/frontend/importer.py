@@ -15,6 +15,7 @@ from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from ..errors import ModelError
+from ..ir.fixed import FixedType, Rounding
 from ..ir.graph import Graph, Node, Origin, verify
 from ..ir.ops import Bipolar, Gemm, Input, MatMul, Quant
 from .context import FLOAT_TYPES, Importer, type_name
@@ -146,10 +147,12 @@ def _outputs(imp: Importer, g) -> tuple[list[str], list[str]]:
 
 
 def import_model(model: onnx.ModelProto, name: str = "model", max_ops: int = DEFAULT_MAX_OPS,
-                 requantize: bool = False) -> Graph:
+                 requantize: bool = False, input_type: FixedType | None = None) -> Graph:
     """Lower an ONNX model to a verified IR graph that mirrors it, or raise ModelError listing
     every problem. With `requantize`, float (non-power-of-two) scales are accepted: they ride
-    on the codes as float factors until the requantiser pass lowers them."""
+    on the codes as float factors until the requantiser pass lowers them. With `input_type`,
+    every model input gets a quantizer of that type first (a model that quantizes only weights
+    and activations, as QKeras does)."""
     check_size(model, max_ops)
     corrupt = not_text(model.graph)
     if corrupt:
@@ -174,7 +177,11 @@ def import_model(model: onnx.ModelProto, name: str = "model", max_ops: int = DEF
                 raise Problem(f"graph input '{vi.name}' has element type {type_name(elem)}; "
                               "fpgaq takes float inputs and quantizes them itself")
             shape = ir_shape(_shape_of(vi), f"graph input '{vi.name}'")
-            imp.values[vi.name] = Value(imp.add("inp", Input(shape), ()))
+            node = imp.add("inp", Input(shape), ())
+            if input_type is not None:   # --input-type: fpgaq quantizes the input (half to even, saturating)
+                t = input_type
+                node = imp.add("quant", Quant(t, Rounding.ROUND, t.min_code, t.max_code), (node,))
+            imp.values[vi.name] = Value(node)
         except Problem as p:
             imp.problems.append(str(p))   # the message names the input
             imp.values[vi.name] = POISON

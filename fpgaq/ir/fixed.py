@@ -6,6 +6,7 @@ Every bit-growth rule and every rounding rule lives here.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +56,16 @@ class FixedType:
     def holding(cls, iv: Interval, frac: int) -> FixedType:
         """The narrowest type at `frac` fraction bits whose codes include all of `iv`."""
         return cls(iv.signed, iv.width(), frac)
+
+    @classmethod
+    def parse(cls, text: str) -> FixedType:
+        """`fixed<W,I>` or `ufixed<W,I>` (also `ap_fixed<W,I>`, `ap_ufixed<W,I>`): W bits, I of
+        them integer bits (the sign included); ValueError otherwise."""
+        m = re.fullmatch(r"\s*(?:ap_)?(u?)fixed\s*<\s*(\d+)\s*,\s*(-?\d+)\s*>\s*", text)
+        if not m or int(m.group(2)) < 1:
+            raise ValueError(f"{text!r} is not a fixed-point type such as 'fixed<16,6>' or 'ap_ufixed<8,3>'")
+        width, integer = int(m.group(2)), int(m.group(3))
+        return cls(m.group(1) != "u", width, width - integer)
 
     def relabel(self, exponent: int) -> FixedType:
         """The same codes read as value * 2**exponent: only the binary point moves."""
