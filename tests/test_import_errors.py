@@ -99,7 +99,7 @@ def test_residual_add_is_unsupported():
         n.output[:] = [f"{out}_pre" if o == out else o for o in n.output]
     model.graph.node.append(helper.make_node("Add", [f"{out}_pre", f"{out}_pre"], [out], name="res"))
     assert_matches(r"node 'res' \(Add\): adds two run-time tensors \(a residual connection\); fpgaq "
-                   r"supports only Add of a constant bias after MatMul/Gemm for now", problem(model))
+                   r"supports only Add of a constant \(a bias, a shift\) after MatMul/Gemm for now", problem(model))
 
 
 # --- scales and zero-points -------------------------------------------------------------------

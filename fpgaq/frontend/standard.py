@@ -126,27 +126,11 @@ def arithmetic(make: Callable[[], Op]) -> Callable[[Importer, object], list]:
 
 
 def add(imp: Importer, onode) -> list:
-    a = imp.get(onode, 0)
-    if _host(imp, a) or _host(imp, imp.get(onode, 1)):
-        return arithmetic(Add)(imp, onode)
-    if imp.is_const(onode, 0) and imp.is_const(onode, 1):
-        x, y = imp.data(onode, 0), imp.data(onode, 1)
-        try:
-            np.broadcast_shapes(x.shape, y.shape)
-        except ValueError:
-            raise Problem(f"adds constants of shapes {list(x.shape)} and {list(y.shape)}, which do not "
-                          "broadcast") from None
-        return [Value(imp.add("add", Add(), (x, y)))]
-    t_i = 0 if isinstance(a, Value) and not a.const else 1
-    t = imp.tensor(onode, t_i)
-    if t.node.out.factor is not None or (t.node.type is None and t.node.name in imp.quantized):
-        raise Problem("adds a constant to a float-scale (--requantize) tensor; export the bias inside the Gemm")
-    if not imp.is_const(onode, 1 - t_i):
+    if not (imp.is_const(onode, 0) or imp.is_const(onode, 1) or _host(imp, imp.get(onode, 0))
+            or _host(imp, imp.get(onode, 1))):
         raise Problem("adds two run-time tensors (a residual connection); fpgaq supports only "
-                      "Add of a constant bias after MatMul/Gemm for now")
-    c = _like(imp, onode, 1 - t_i, t.node.shape)
-    ins = (t.node, c) if t_i == 0 else (c, t.node)
-    return [Value(imp.add("dense", Add(), ins))]
+                      "Add of a constant (a bias, a shift) after MatMul/Gemm for now")
+    return arithmetic(Add)(imp, onode)
 
 
 def batchnorm(imp: Importer, onode) -> list:

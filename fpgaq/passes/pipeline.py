@@ -8,7 +8,7 @@ from ..config import BuildConfig
 from ..ir.graph import Graph, verify
 from .dead_nodes import EliminateDeadNodes
 from .fold_batchnorm import FoldBatchNorm
-from .fold_bias import FoldBias
+from .fold_affine import FoldAffine
 from .fold_constants import FoldConstants
 from .fold_input_clips import FoldInputClips
 from .fold_scales import FoldScales
@@ -34,7 +34,7 @@ def pipeline(config: BuildConfig = BuildConfig()) -> tuple[Pass, ...]:
     return (
         FoldConstants(),                  # quantized weights and biases become constants
         LowerGemm(),                      # alpha, beta, transB: MatMul + Add
-        FoldBias(),                       # MatMul + Add of a constant: Dense with its bias
+        FoldAffine(requantize=config.requantize),   # MatMul, then + - * / constants: Dense
         FoldBatchNorm(requantize=config.requantize),
         ChooseRequantizers(bits=config.requant_bits),   # float scales: multiplier and shift
         EliminateDeadNodes(),             # what the folds above left behind
