@@ -178,9 +178,9 @@ def test_float_bias_of_matmul_add_not_on_the_accumulator_grid():
     model = clean_mlp(bias="float", gemm=False)
     b = initializer(model, "fc1.bias")
     model = set_initializer(model, "fc1.bias", b + 0.1)
-    assert_matches(r"node '/fc1/Add' \(Add\): the added bias needs 2\d fraction bits but the "
-                   r"accumulator has 8; quantize the bias \(Brevitas: Int16Bias\) or round it to the "
-                   r"accumulator's grid", problem(model))
+    assert_matches(r"node '/fc1/Add' \(Add\): the constant needs 2\d fraction bits but the accumulator has 8 "
+                   r"\(input 4 \+ weight 4\), so it cannot be added exactly; quantize it \(Brevitas: Int16Bias\), "
+                   r"or build with --requantize to round it onto the accumulator's grid", problem(model))
 
 
 def test_zero_bias_fits_a_coarse_accumulator():
