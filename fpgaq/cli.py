@@ -20,7 +20,7 @@ from .backends.verilog.rtlsim import DEFAULT_N, SIMULATORS, project_design, run_
 from .backends.verilog.synth import run_synth, synth_table
 from .compile import compile_file
 from .config import BuildConfig, load_config
-from .deviation import deviation, deviation_text, is_requantised
+from .deviation import describe, deviation, deviation_text, is_requantised
 from .errors import FpgaqError
 from .ir.dump import dump_text
 from .names import identifier
@@ -72,6 +72,11 @@ def _model_options(p: argparse.ArgumentParser) -> None:
                    "multiply-accumulates an input (default 10,000,000)")
     p.add_argument("--input-type", metavar="TYPE", help="quantize the model's unquantized input to this type "
                    "('fixed<16,6>', 'ufixed<8,3>', ap_fixed/ap_ufixed too), rounding half to even, saturating")
+    p.add_argument("--softmax", choices=("table", "argmax", "skip"), help="a Softmax at the output: exp and "
+                   "1/sum lookup tables (default), the index of the largest logit, or the logits")
+    p.add_argument("--thresholds", choices=("auto", "always", "never"), help="a float affine map before a "
+                   "quantizer with few levels as integer thresholds: where cheaper than a multiplier (default), "
+                   "always where possible, or never")
 
 
 def _inputs_option(p: argparse.ArgumentParser, required: bool = False) -> None:
@@ -94,7 +99,8 @@ def _config(args, base: BuildConfig | None = None, **more) -> BuildConfig:
     """The build config: defaults, then the YAML file, then the command line."""
     config = base or BuildConfig()
     return config.with_overrides(requantize=args.requantize, requant_bits=args.requant_bits,
-                                 max_ops=args.max_ops, input_type=args.input_type, **more)
+                                 max_ops=args.max_ops, input_type=args.input_type, softmax=args.softmax,
+                                 thresholds=args.thresholds, **more)
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -117,8 +123,7 @@ def cmd_build(args) -> int:
     rq = project.report.get("requantization")
     if rq:
         for q in rq["requantizers"]:
-            print(f"requantiser {q['name']} ({q['onnx_node']}): {q['multiplier_bits']}-bit multiplier, "
-                  f"shift {q['shift']}, {q['channels']} channel(s)")
+            print(describe(q))
         print(deviation_text(rq["deviation"]))
     if args.csim:
         return _csim(project, None, args.n, None)

@@ -37,7 +37,11 @@ class BuildConfig:
     max_ops: int = 10_000_000          # refuse models needing more multiply-accumulates an input
     requantize: bool = False           # lower float scales to integer multiplier-and-shift
     requant_bits: int = 16             # significant bits of each requantisation multiplier
+    thresholds: str = "auto"           # a float-scaled quantizer as thresholds: auto (where cheaper), always, never
     input_type: str | None = None      # quantize an unquantized model input: 'fixed<16,6>', ...
+    softmax: str = "table"             # a Softmax: table (exp and 1/sum lookup tables), argmax, or skip (the logits)
+    table_bits: int = 10               # a lookup table (an activation, a Softmax's exp and 1/sum) has at most 2**bits entries
+    table_frac: int = 15               # fraction bits of a table's output where no quantizer follows it
 
     def __post_init__(self):
         for key in ("name", "part", "io", "backend"):
@@ -68,6 +72,14 @@ class BuildConfig:
             raise ConfigError(f"requant_bits {self.requant_bits!r} must be an integer from 2 to 32")
         if not isinstance(self.requantize, bool):
             raise ConfigError(f"requantize {self.requantize!r} must be true or false")
+        if self.thresholds not in ("auto", "always", "never"):
+            raise ConfigError(f"thresholds {self.thresholds!r} must be auto, always or never")
+        if self.softmax not in ("table", "argmax", "skip"):
+            raise ConfigError(f"softmax {self.softmax!r} must be table, argmax or skip")
+        if not (_whole(self.table_bits, 1) and self.table_bits <= 16):
+            raise ConfigError(f"table_bits {self.table_bits!r} must be an integer from 1 to 16")
+        if not (_whole(self.table_frac, 1) and self.table_frac <= 30):
+            raise ConfigError(f"table_frac {self.table_frac!r} must be an integer from 1 to 30")
         if not _whole(self.max_ops, 1):
             raise ConfigError(f"max_ops {self.max_ops!r} must be a positive integer")
         if self.input_type is not None:

@@ -5,20 +5,42 @@ import numpy as np
 
 from . import emulate
 from .ir.graph import Graph
-from .ir.ops import Requant
+from .ir.ops import Requant, Threshold
 
 
 def requantizers(graph: Graph) -> list[dict]:
-    """Each integer requantisation: its multiplier width and shift, as chosen."""
+    """Each quantizer of a float-scaled value and the lowering it got: an integer multiplier
+    (its width and shift, as chosen) or thresholds (exact)."""
     out = []
+    model_outputs = {graph.outputs[i] for i in graph.quantized_outputs}
     for n in graph.nodes:
-        if isinstance(n.op, Requant) and n.type is not None:
-            out.append({"name": n.name, "onnx_node": n.origin.onnx_name, "channels": int(n.op.multiplier.size),
-                        "multiplier_bits": int(n.op.multiplier.max()).bit_length(), "shift": n.op.shift,
-                        "output": {"signed": n.type.signed, "width": n.type.width, "frac": n.type.frac},
-                        "largest_ratio_error": float(np.max(np.abs(
-                            np.ldexp(n.op.multiplier.astype(np.float64), -n.op.shift) / n.op.ratio - 1)))})
+        if not isinstance(n.op, (Requant, Threshold)) or n.type is None:
+            continue
+        entry = {"name": n.name, "onnx_node": n.origin.onnx_name, "fpgaq_output": n.name in model_outputs,
+                 "output": {"signed": n.type.signed, "width": n.type.width, "frac": n.type.frac}}
+        if isinstance(n.op, Requant):
+            entry.update(lowering="multiplier", channels=int(n.op.multiplier.size),
+                         multiplier_bits=int(n.op.multiplier.max()).bit_length(), shift=n.op.shift,
+                         offset=n.op.offset is not None,
+                         largest_ratio_error=float(np.max(np.abs(
+                             np.ldexp(n.op.multiplier.astype(np.float64), -n.op.shift) / n.op.ratio - 1))))
+        else:
+            entry.update(lowering="thresholds", channels=int(n.op.start.size),
+                         thresholds=int(n.op.thresholds.shape[1]))
+        out.append(entry)
     return out
+
+
+def describe(q: dict) -> str:
+    """One requantiser in words."""
+    if q["lowering"] == "thresholds":
+        how = f"{q['thresholds']} threshold(s) a channel, exact"
+    else:
+        how = f"{q['multiplier_bits']}-bit multiplier, shift {q['shift']}" + (", bias offset" if q["offset"] else "")
+    o = q["output"]
+    out = f"{'' if o['signed'] else 'u'}fixed<{o['width']},{o['width'] - o['frac']}>"
+    chosen = " (an output fpgaq quantized: a float tail)" if q["fpgaq_output"] else ""
+    return f"requantiser {q['name']} ({q['onnx_node']}): {how}, {q['channels']} channel(s), to {out}{chosen}"
 
 
 def is_requantised(graph: Graph) -> bool:

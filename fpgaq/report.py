@@ -134,11 +134,29 @@ def report_markdown(data: dict) -> str:
     if "requantization" in data:
         rq = data["requantization"]
         rows += ["", "## Integer requantisation (--requantize)", "",
-                 "| requantiser | ONNX node | channels | multiplier bits | shift | output | largest ratio error |",
-                 "|---|---|---:|---:|---:|---|---:|"]
+                 "Each quantizer of a float-scaled value is lowered either to thresholds (comparisons of the "
+                 "integer codes with constants computed from the float model: exact) or to an integer "
+                 "multiplier and shift (approximate: the ratio error below), whichever costs fewer LUTs "
+                 "(config `thresholds`).", "",
+                 "| requantiser | ONNX node | lowering | channels | multiplier bits | shift | output "
+                 "| largest ratio error |",
+                 "|---|---|---|---:|---:|---:|---|---:|"]
         for q in rq["requantizers"]:
             o = q["output"]
-            rows.append(f"| {q['name']} | {q['onnx_node']} | {q['channels']} | {q['multiplier_bits']} | {q['shift']} "
-                        f"| {_ap(FixedType(o['signed'], o['width'], o['frac']))} | {q['largest_ratio_error']:.3g} |")
+            out = _ap(FixedType(o["signed"], o["width"], o["frac"]))
+            if q["lowering"] == "thresholds":
+                rows.append(f"| {q['name']} | {q['onnx_node']} | {q['thresholds']} threshold(s) a channel "
+                            f"| {q['channels']} | | | {out} | exact |")
+            else:
+                offset = " + bias offset" if q["offset"] else ""
+                rows.append(f"| {q['name']} | {q['onnx_node']} | multiplier{offset} | {q['channels']} "
+                            f"| {q['multiplier_bits']} | {q['shift']} | {out} | {q['largest_ratio_error']:.3g} |")
+        for q in rq["requantizers"]:
+            if q["fpgaq_output"]:
+                o = q["output"]
+                rows += ["", f"The output of {q['onnx_node']} has no quantizer in the model (a float tail): "
+                             f"fpgaq gives it as `{_ap(FixedType(o['signed'], o['width'], o['frac']))}` "
+                             "(--requant-bits bits, the most fraction bits that hold the float model's exact "
+                             f"range, rounding half to even), by {q['name']}."]
         rows += ["", deviation_text(rq["deviation"])]
     return "\n".join(rows) + "\n"

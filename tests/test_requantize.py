@@ -58,7 +58,9 @@ def test_deviation_from_the_exporters_own_outputs_is_measured():
 @pytest.mark.parametrize("bits", [8, 16, 24])
 def test_multiplier_precision_follows_requant_bits(bits):
     graph = compile_file(FLOAT / "model.onnx", BuildConfig(requantize=True, requant_bits=bits))
-    (q,) = requantizers(graph)
+    q, out = requantizers(graph)
+    assert (q["lowering"], q["fpgaq_output"], out["fpgaq_output"]) == ("multiplier", False, True)
+    assert out["output"]["width"] == bits
     assert q["multiplier_bits"] == bits
     assert q["largest_ratio_error"] <= 2.0 ** -(bits - 1)
 

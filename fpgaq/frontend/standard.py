@@ -15,7 +15,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..ir.fixed import is_power_of_two
-from ..ir.ops import Add, BatchNorm, Clip, Gemm, MatMul, Op, Reshape, Transpose
+from ..ir.ops import Activation, Softmax, Add, BatchNorm, Clip, Gemm, MatMul, Op, Reshape, Transpose
 from .attributes import Attributes
 from .context import Importer
 from .values import Const, Problem, Value
@@ -149,6 +149,29 @@ def elementwise(make: Callable[[Attributes], Op]) -> Callable[[Importer, object]
         t = imp.fixed_tensor(onode, 0)
         return [replace(t, node=imp.add(op.kind, op, (t.node,)))]
     return lower
+
+
+def hard_sigmoid(a: Attributes) -> Activation:
+    alpha, beta = a.number("alpha", 0.2), a.number("beta", 0.5)
+    if not alpha > 0:
+        raise Problem(f"HardSigmoid with alpha {alpha} is not increasing; fpgaq tabulates increasing functions")
+    return Activation("hardsigmoid", alpha, beta)
+
+
+def softmax(imp: Importer, onode) -> list:
+    """Softmax over the last axis (opset 13's default; before 13, axis 1 of a vector)."""
+    t = imp.fixed_tensor(onode, 0)
+    rank = len(t.node.shape) + 1                      # with the batch axis
+    before13 = imp.opset.get("ai.onnx", 13) < 13
+    axis = Attributes(onode).integer("axis", 1 if before13 else -1)
+    axis = axis + rank if axis < 0 else axis
+    if axis != rank - 1 and not (before13 and axis == 1):
+        raise Problem(f"Softmax over axis {axis} of a rank-{rank} tensor; fpgaq computes Softmax over the "
+                      "last axis (Transpose the model so the classes come last)")
+    if before13 and axis != rank - 1:
+        raise Problem(f"Softmax of opset {imp.opset['ai.onnx']} over all of a rank-{rank} tensor; Flatten "
+                      "it first or export with opset 13 or later")
+    return [replace(t, node=imp.add("softmax", Softmax(), (t.node,)))]
 
 
 def _clip_bound(imp: Importer, onode, i: int, a: Attributes, name: str) -> float | None:

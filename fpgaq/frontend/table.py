@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..ir.ops import Div, Mul, Relu, Sub
+from ..ir.ops import Activation, Div, Mul, Relu, Sub
 from . import qdq, qonnx, standard
 from .context import QONNX_DOMAINS, Importer
 
@@ -17,6 +17,9 @@ STANDARD: dict[str, Lowering] = {
     "Transpose": standard.transpose, "Constant": standard.constant,
     "Shape": standard.shape, "Size": standard.shape,
     "Sub": standard.arithmetic(Sub), "Mul": standard.arithmetic(Mul), "Div": standard.arithmetic(Div),
+    "Sigmoid": standard.elementwise(lambda a: Activation("sigmoid")),
+    "Tanh": standard.elementwise(lambda a: Activation("tanh")),
+    "HardSigmoid": standard.elementwise(standard.hard_sigmoid), "Softmax": standard.softmax,
     "QuantizeLinear": qdq.quantize_linear, "DequantizeLinear": qdq.dequantize_linear,
 }
 QONNX: dict[str, Lowering] = {

@@ -54,6 +54,12 @@ def shift_add_luts(constant: int, x_bits: int) -> int:
     return (csd_digits(constant) - 1) * (x_bits + abs(int(constant)).bit_length())
 
 
+def compare_luts(x_bits: int) -> int:
+    """LUTs of a comparison of an x_bits-wide code with a constant: about one a two bits, on
+    the carry chain."""
+    return -(-x_bits // 2)
+
+
 @dataclass(frozen=True)
 class Cost:
     """Latency and resources of one op, as the estimate sums them. `layer` holds the columns

@@ -62,6 +62,7 @@ class Graph:
     # after the firmware's last quantizer, --requantize): real = code * 2**-frac * factor
     output_scales: tuple[Factor | None, ...] = ()
     output_names: tuple[str, ...] = ()    # the ONNX names of the outputs, for messages
+    quantized_outputs: tuple[int, ...] = ()   # outputs whose quantizer fpgaq chose (a float tail)
     _index: dict[str, Node] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:

@@ -2,18 +2,19 @@
 factor rides along), so none needs to reach the firmware. In one walk, each Scale becomes a
 relabel pending on its input's codes, and every reader takes it in: a quantizer reads its
 input's binary point and a Clip divides its bounds (both pass the relabel on), a ReLU is
-indifferent to a positive factor (and passes it on), a Dense takes it into its weights' binary point or float factor, a requantiser and a
-bipolar quantizer are indifferent to it (the multiplier already holds it; a positive factor
-keeps the sign). At a graph output a float factor goes to the host; a power of two there is an
-integer tensor the model never dequantizes: an error. A reader that can take neither gets the
-Scale back, just before it."""
+indifferent to a positive factor (and passes it on), a Dense takes it into its weights' binary
+point or float factor; a requantiser, thresholds and a bipolar quantizer are indifferent to it
+(the multiplier or the thresholds already hold it; a positive factor keeps the sign). At a
+graph output a float factor goes to the host; a power of two there is an integer tensor the
+model never dequantizes: an error. A reader that can take neither gets the Scale back, just
+before it."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
 from ..errors import ModelError
 from ..ir.graph import Graph, Node, Origin
-from ..ir.ops import Bipolar, Clip, Dense, Op, Quant, Relu, Requant, Scale
+from ..ir.ops import Bipolar, Clip, Dense, Op, Quant, Relu, Requant, Scale, Threshold
 from ..ir.ops.linear import output_factor
 from ..ir.tensor import Factor
 from .rewrite import Rewrite
@@ -73,7 +74,7 @@ class FoldScales:
     def _take(self, r: Rewrite, n: Node, p: Relabel) -> tuple[Op, Relabel] | None:
         """(the reader's new op, the relabel left on its output), or None if it cannot."""
         op = n.op
-        if isinstance(op, (Requant, Bipolar)):
+        if isinstance(op, (Requant, Threshold, Bipolar)):
             return op, NONE
         if isinstance(op, Relu):
             return op, replace(p, origin=n.origin)

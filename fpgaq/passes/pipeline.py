@@ -11,9 +11,11 @@ from .fold_batchnorm import FoldBatchNorm
 from .fold_affine import FoldAffine
 from .fold_constants import FoldConstants
 from .fold_input_clips import FoldInputClips
+from .float_outputs import QuantizeFloatOutputs
 from .fold_scales import FoldScales
 from .lower_gemm import LowerGemm
 from .requantizers import ChooseRequantizers
+from .tables import LowerTables
 from .reuse import TileByReuse
 from .zero_weights import EliminateZeroWeights
 
@@ -36,7 +38,9 @@ def pipeline(config: BuildConfig = BuildConfig()) -> tuple[Pass, ...]:
         LowerGemm(),                      # alpha, beta, transB: MatMul + Add
         FoldAffine(requantize=config.requantize),   # MatMul, then + - * / constants: Dense
         FoldBatchNorm(requantize=config.requantize),
-        ChooseRequantizers(bits=config.requant_bits),   # float scales: multiplier and shift
+        QuantizeFloatOutputs(requantize=config.requantize, bits=config.requant_bits),  # a float tail
+        LowerTables(softmax=config.softmax, bits=config.table_bits, frac=config.table_frac),  # Sigmoid, Softmax, ...
+        ChooseRequantizers(bits=config.requant_bits, thresholds=config.thresholds),  # float scales
         EliminateDeadNodes(),             # what the folds above left behind
         FoldScales(),                     # relabels of the binary point and float factors
         FoldInputClips(),                 # a Clip on the model input: into its quantizer

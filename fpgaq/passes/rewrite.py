@@ -55,4 +55,4 @@ class Rewrite:
         if self.problems:
             raise ModelError(self.problems)
         outputs = tuple(self._alias.get(o, o) for o in self.old.outputs)
-        return replace(self.old, nodes=tuple(self.nodes.values()), outputs=outputs, **changes)
+        return replace(self.old, **{"nodes": tuple(self.nodes.values()), "outputs": outputs, **changes})

@@ -11,7 +11,7 @@ from ...errors import FpgaqError
 from ...ir.fixed import FixedType, Rounding, Saturation, shift_round
 from ...ir.graph import Graph, Node
 from ...ir.interval import Interval
-from ...ir.ops import Bipolar, Clip, Dense, Quant, Relu, Requant, Reshape
+from ...ir.ops import Bipolar, Clip, Dense, Quant, Relu, Requant, Reshape, Threshold
 from ...names import comment
 
 # ap_fixed quantization modes that match a rounding exactly (CEIL and UP have none).
@@ -110,14 +110,34 @@ def _requant(node: Node, src: Node) -> dict:
     op = node.op
     assert isinstance(op, Requant) and node.type is not None and src.type is not None
     mbits = _code_width(op.multiplier)
-    product = src.type.width + 1 + mbits
+    offsets = op.offsets(1) if op.offset is None else op.offset
+    obits = _code_width(offsets)
+    product = max(src.type.width + 1 + mbits, obits) + 1
     wide = max(product + max(-op.shift, 0), op.shift + 2, node.type.width + 1)
     return {"kernel": "requantize", "type": ap_type(node.type),
             "multipliers": [literal(m, "multiplier", node) for m in op.multiplier],
+            "offsets": [literal(o, "offset", node) for o in offsets],
             "config": {"shift": op.shift, "mode": mode(op.rounding),
                        "lo": literal(op.lo, "saturation bound", node), "hi": literal(op.hi, "saturation bound", node),
                        "wide_t": f"ap_int<{wide}>", "n_multipliers": int(op.multiplier.size),
-                       "multiplier_store_t": c_integer(mbits)}}
+                       "n_offsets": int(offsets.size), "multiplier_store_t": c_integer(mbits),
+                       "offset_store_t": c_integer(obits)}}
+
+
+def _threshold(node: Node, src: Node) -> dict:
+    """Comparisons of the code with constant thresholds, counted."""
+    op = node.op
+    assert isinstance(op, Threshold) and node.type is not None and src.type is not None
+    tbits = _code_width(op.thresholds)
+    sbits = _code_width(op.start)
+    k = op.thresholds.shape[1]
+    wide = max(src.type.width + 1, tbits, sbits, node.type.width) + 2 + (k * op.step).bit_length()
+    return {"kernel": "threshold", "type": ap_type(node.type),
+            "thresholds": [[literal(t, "threshold", node) for t in row] for row in op.thresholds],
+            "start": [literal(v, "threshold start", node) for v in op.start],
+            "config": {"n_rows": int(op.start.size), "k": k, "step": op.step, "wide_t": f"ap_int<{wide}>",
+                       "count_t": f"ap_uint<{k.bit_length()}>", "threshold_store_t": c_integer(tbits),
+                       "start_store_t": c_integer(sbits)}}
 
 
 def _wide(src: Node) -> str:
@@ -150,7 +170,7 @@ def _copy(node: Node, src: Node) -> dict:
 # one kernel plan an op; a node whose op is not here is refused (HlsBackend.check)
 KERNELS: dict[type, Callable[[Node, Node], dict]] = {
     Quant: _quant, Dense: _dense, Requant: _requant, Relu: _relu, Clip: _clip, Bipolar: _bipolar,
-    Reshape: _copy,
+    Reshape: _copy, Threshold: _threshold,
 }
 
 

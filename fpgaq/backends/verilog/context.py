@@ -18,7 +18,7 @@ from ...ir.cost import ROUND_COST, SATURATE_COST, SIGN_MUX_COST, adder_budget
 from ...ir.fixed import FixedType, Rounding, csd, shift_round
 from ...ir.graph import Graph, Node
 from ...ir.interval import Interval
-from ...ir.ops import Bipolar, Clip, Dense, Quant, Relu, Requant, Reshape
+from ...ir.ops import Bipolar, Clip, Dense, Quant, Relu, Requant, Reshape, Threshold
 from ...names import comment, identifier
 
 MAX_CONSTANT_BITS = 64  # parameters of the primitives are at most 64-bit constants
@@ -278,20 +278,59 @@ def _const_product(net: Netlist, base: str, x: Value, m: int) -> Value:
 
 
 def _int_requant(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
-    """clamp(shift_round(x[c] * M[c], shift)) per channel: the constant product in shift-and-add
-    (its power-of-two factor moved into the shift), then the requantizer."""
+    """clamp(shift_round(x[c] * M[c] + offset[c], shift)) per channel: the constant product in
+    shift-and-add (its power-of-two factor moved into the shift, or into the offset's adder),
+    then the requantizer."""
     op = node.op
     assert isinstance(op, Requant)
     out = []
-    for c, (x, m) in enumerate(zip(xs, op.multipliers(len(xs)))):
-        m = int(m)
+    for c, (x, m, off) in enumerate(zip(xs, op.multipliers(len(xs)), op.offsets(len(xs)))):
+        m, off = int(m), int(off)
         t, _ = multiplier_digits(m)
         base = f"{node.name}_{c}"
         if x.const is not None:
-            p = constant(x.const * (m >> t))
+            p = constant(x.const * m + off)
+            t = 0
         else:
             p = _const_product(net, base, x, m >> t)
+            if off:                       # (p << t) + offset, in one adder
+                _check_constant(off, node, "requantisation offset")
+                stage, depth = net.schedule([p], 1.0)
+                q = net.new(f"{base}_o", p.iv.shift_left(t) + Interval(off, off), stage, depth)
+                cst = constant(off)
+                net.instance("fpgaq_add", q, _add_params(p, cst, t, False, q), {"a": p, "b": cst})
+                net.adders += 1
+                p, t = q, 0
         out.append(_requant(net, node, base, p, op.shift - t, op.rounding, op.lo, op.hi))
+    return out
+
+
+def _threshold(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
+    """start + step * #{k : x >= T[k]}: the thresholds the input's range cannot cross are
+    folded into the start; a single live threshold is one comparison."""
+    op = node.op
+    assert isinstance(op, Threshold) and node.type is not None
+    out = []
+    rows = op.thresholds if op.start.size > 1 else [op.thresholds[0]] * len(xs)
+    starts = op.start if op.start.size > 1 else [op.start[0]] * len(xs)
+    for i, (x, row, start) in enumerate(zip(xs, rows, starts)):
+        if x.const is not None:
+            out.append(constant(int(start) + op.step * int(sum(x.const >= int(t) for t in row))))
+            continue
+        live = [int(t) for t in row if x.iv.lo < int(t) <= x.iv.hi]
+        base = int(start) + op.step * sum(1 for t in row if int(t) <= x.iv.lo)
+        if not live:
+            out.append(constant(base))
+            continue
+        iv = Interval(base, base + op.step * len(live))
+        stage, depth = net.schedule([x], SATURATE_COST + (1.0 if len(live) > 1 else 0.0))
+        v = net.new(f"{node.name}_{i}", iv, stage, depth)
+        wt = FixedType.holding(x.iv.union(Interval(-1, 0)), 0).width
+        packed = sum((t & ((1 << wt) - 1)) << (k * wt) for k, t in enumerate(live))
+        params = {"WI": x.width, "SI": int(x.signed), "N": len(live), "WT": wt,
+                  "T": f"{len(live) * wt}'h{packed:x}", "START": base, "STEP": op.step, "WO": v.width}
+        net.instance("fpgaq_threshold", v, params, {"x": x})
+        out.append(v)
     return out
 
 
@@ -337,7 +376,7 @@ def _reshape(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value
 # one kernel an op: it builds the op's wires and primitive instances into the netlist
 KERNELS: dict[type, Callable[[Netlist, Node, Node, list[Value]], list[Value]]] = {
     Quant: _quant, Relu: _relu, Clip: _clip, Bipolar: _bipolar, Dense: _dense, Requant: _int_requant,
-    Reshape: _reshape,
+    Reshape: _reshape, Threshold: _threshold,
 }
 
 

@@ -13,7 +13,7 @@ RTL = "rtl"
 PARAMS = "fpgaq_params.vh"
 MODES = "fpgaq_modes.vh"        # the rounding modes, for fpgaq_requant
 # the hand-written modules every design uses, in compile order
-PRIMITIVES = ("fpgaq_ext.v", "fpgaq_add.v", "fpgaq_requant.v", "fpgaq_bipolar.v")
+PRIMITIVES = ("fpgaq_ext.v", "fpgaq_add.v", "fpgaq_requant.v", "fpgaq_bipolar.v", "fpgaq_threshold.v")
 # integration wrappers for firmware engineers (copied alongside, not part of the core)
 WRAPPERS = ("fpgaq_trigger_top.v", "fpgaq_axis.v")
 

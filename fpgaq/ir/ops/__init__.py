@@ -6,6 +6,9 @@ from .linear import BatchNorm, Dense, Gemm, MatMul
 from .quantizers import Bipolar, Quant, Requant, Scale
 from .shape import Reshape, Transpose
 from .source import Constant, Input
+from .tables import Activation, Argmax, Lut, Softmax, SoftmaxTable
+from .threshold import Threshold
 
 __all__ = ["Args", "Op", "Input", "Constant", "Quant", "Bipolar", "Requant", "Scale", "Gemm", "MatMul",
-           "Add", "Sub", "Mul", "Div", "BatchNorm", "Dense", "Relu", "Clip", "Reshape", "Transpose"]
+           "Add", "Sub", "Mul", "Div", "BatchNorm", "Dense", "Relu", "Clip", "Reshape", "Transpose",
+           "Threshold", "Activation", "Softmax", "Lut", "SoftmaxTable", "Argmax"]

@@ -143,9 +143,11 @@ class Bipolar(Op):
 
 @dataclass(frozen=True, eq=False)
 class Requant(Op):
-    """Integer requantisation for float scales: out = clamp(round(x * multiplier[c] * 2**-shift))
-    per channel c (one multiplier: all channels), saturated to [lo, hi] of `type`. `ratio` is
-    the exact float ratio the multiplier approximates (what the float model computes)."""
+    """Integer requantisation for float scales: out = clamp(round((x * multiplier[c] + offset[c])
+    * 2**-shift)) per channel c (one multiplier: all channels), saturated to [lo, hi] of `type`.
+    `ratio` is the exact float ratio the multiplier approximates (what the float model computes);
+    `offset` carries the part of a bias that the accumulator holds rounded (--requantize), at
+    the multiplier's precision."""
     type: FixedType
     rounding: Rounding
     lo: int
@@ -153,13 +155,19 @@ class Requant(Op):
     multiplier: np.ndarray      # positive integers, shape (channels,) or (1,)
     shift: int
     ratio: np.ndarray           # float64, same shape
+    offset: np.ndarray | None = None    # integers, shape (channels,) or (1,)
     kind = "requant"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "multiplier", frozen(self.multiplier, np.int64))
         object.__setattr__(self, "ratio", frozen(self.ratio, np.float64))
+        if self.offset is not None:
+            object.__setattr__(self, "offset", frozen(self.offset, np.int64) if np.any(self.offset) else None)
         _saturating(self.type, self.lo, self.hi)
         assert np.all(self.multiplier > 0)
+
+    def offsets(self, channels: int) -> np.ndarray:
+        return np.broadcast_to(np.zeros(1, np.int64) if self.offset is None else self.offset, (channels,))
 
     def multipliers(self, channels: int) -> np.ndarray:
         return np.broadcast_to(self.multiplier, (channels,))
@@ -168,19 +176,31 @@ class Requant(Op):
         x = codes_in(one(xs, "a requantiser"), "Requant")
         assert x.interval is not None
         need(self.multiplier.size in (1, x.size), f"{self.multiplier.size} multipliers for {x.size} channels")
-        ends = [int(v) * int(m) for v in (x.interval.lo, x.interval.hi) for m in self.multiplier]
+        need(self.offset is None or self.offset.size in (1, x.size), f"{self.offset} offsets for {x.size} channels")
+        n = max(self.multiplier.size, 1 if self.offset is None else self.offset.size)
+        ends = [int(v) * int(m) + int(o) for v in (x.interval.lo, x.interval.hi)
+                for m, o in zip(np.broadcast_to(self.multiplier, (n,)), self.offsets(n))]
         iv = Interval(shift_round(min(ends), self.shift, self.rounding), shift_round(max(ends), self.shift, self.rounding))
         return Tensor(x.shape, self.type, iv.clamp(self.lo, self.hi))
 
     def emulate(self, xs: Sequence[np.ndarray], a: Args) -> np.ndarray:
         (x,) = xs
+        shape = a.ins[0].shape
+        m = self._per(self.multiplier, shape)
+        off = self._per(self.offsets(1) if self.offset is None else self.offset, shape)
         if a.floats:
-            y = x * self.multiplier.astype(np.float64)          # exact: checked below 2**52
+            y = x * m.astype(np.float64) + off                  # exact: checked below 2**52
             y = round_real(y * 2.0 ** -self.shift, self.rounding) if self.shift > 0 else y * 2.0 ** -self.shift
             return np.clip(y, self.lo, self.hi, out=y)
-        wide = x.dtype == object or code_bits(a.ins[0]) + 32 > INT64_SAFE_BITS
-        m = self.multiplier.astype(object) if wide else self.multiplier
-        return np.clip(shift_round(x.astype(m.dtype) * m, self.shift, self.rounding), self.lo, self.hi)
+        wide = x.dtype == object or self.peak_bits(a.ins, a.out) > INT64_SAFE_BITS
+        if wide:
+            m, off = m.astype(object), off.astype(object)
+        return np.clip(shift_round(x.astype(m.dtype) * m + off, self.shift, self.rounding), self.lo, self.hi)
+
+    @staticmethod
+    def _per(v: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """One value per channel, shaped as the input (or one for all)."""
+        return v.reshape(shape) if v.size > 1 else v.reshape(())
 
     def reference(self, xs: Sequence[np.ndarray], a: Args) -> np.ndarray:
         return np.clip(round_real(np.asarray(xs[0], dtype=np.float64) * self.ratio, self.rounding), self.lo, self.hi)
@@ -191,18 +211,22 @@ class Requant(Op):
     def peak_bits(self, xs: Sequence[Tensor], out: Tensor) -> int:
         (x,) = xs
         assert x.interval is not None
-        return Interval.around(x.interval.magnitude * int(self.multiplier.max())).width(signed=True)
+        off = 0 if self.offset is None else int(np.abs(self.offset).max())
+        return Interval.around(x.interval.magnitude * int(self.multiplier.max()) + off).width(signed=True) + 1
 
     def cost(self, xs: Sequence[Tensor], out: Tensor, clock_ns: float) -> Cost:
         assert xs[0].type is not None
         x_bits = xs[0].type.width
         mult = sum(shift_add_luts(int(m), x_bits) for m in self.multipliers(out.size))
-        return Cost(lut=out.size * self.type.width + mult)
+        adds = 0 if self.offset is None else int(np.count_nonzero(self.offsets(out.size))) * (x_bits + self.shift)
+        return Cost(lut=out.size * self.type.width + mult + adds)
 
     def describe(self) -> str:
         bits = int(self.multiplier.max()).bit_length()
         per = f"[{self.multiplier.size}]" if self.multiplier.size > 1 else ""
-        return f"requant x{per} {bits}-bit multiplier >> {self.shift} {self.rounding.name} sat[{self.lo}, {self.hi}]"
+        off = "" if self.offset is None else f" + offset{'[' + str(self.offset.size) + ']' if self.offset.size > 1 else ''}"
+        return (f"requant x{per} {bits}-bit multiplier{off} >> {self.shift} {self.rounding.name} "
+                f"sat[{self.lo}, {self.hi}]")
 
 
 @dataclass(frozen=True)

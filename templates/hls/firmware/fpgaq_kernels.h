@@ -137,16 +137,41 @@ void quantize_explicit(const IN_T in[CFG::n], OUT_T out[CFG::n]) {
     }
 }
 
-// --- requantize (float scales): code * multiplier[c], rounded right by shift, saturated ---
-// CFG: n, shift, mode, lo, hi, n_multipliers (1: one for all channels), wide_t, multiplier_store_t.
+// --- requantize (float scales): code * multiplier[c] + offset[c], rounded right by shift, saturated ---
+// CFG: n, shift, mode, lo, hi, n_multipliers, n_offsets (1: one for all channels), wide_t,
+// multiplier_store_t, offset_store_t.
 template <class CFG, class IN_T, class OUT_T>
 void requantize(const IN_T in[CFG::n], OUT_T out[CFG::n],
-                const typename CFG::multiplier_store_t multiplier[CFG::n_multipliers]) {
+                const typename CFG::multiplier_store_t multiplier[CFG::n_multipliers],
+                const typename CFG::offset_store_t offset[CFG::n_offsets]) {
 #pragma HLS INLINE
     for (int i = 0; i < CFG::n; i++) {
 #pragma HLS UNROLL
-        typename CFG::wide_t p = typename CFG::wide_t(code(in[i])) * multiplier[CFG::n_multipliers == 1 ? 0 : i];
+        typename CFG::wide_t p = typename CFG::wide_t(code(in[i])) * multiplier[CFG::n_multipliers == 1 ? 0 : i]
+                                 + offset[CFG::n_offsets == 1 ? 0 : i];
         set_code(out[i], rescale<CFG>(p));
+    }
+}
+
+// --- threshold: out = start[c] + step * (the number of thresholds[c][k] that code <= x) ---
+// CFG: n, n_rows (1: one row for all channels), k (thresholds a row), step, wide_t (holds
+// the input's codes and every threshold), threshold_store_t, start_store_t, count_t.
+template <class CFG, class IN_T, class OUT_T>
+void threshold(const IN_T in[CFG::n], OUT_T out[CFG::n],
+               const typename CFG::threshold_store_t thresholds[CFG::n_rows][CFG::k],
+               const typename CFG::start_store_t start[CFG::n_rows]) {
+#pragma HLS INLINE
+    for (int i = 0; i < CFG::n; i++) {
+#pragma HLS UNROLL
+        const int row = CFG::n_rows == 1 ? 0 : i;
+        typename CFG::wide_t c = code(in[i]);
+        typename CFG::count_t count = 0;
+        for (int k = 0; k < CFG::k; k++) {
+#pragma HLS UNROLL
+            count += c >= typename CFG::wide_t(thresholds[row][k]) ? 1 : 0;
+        }
+        typename CFG::wide_t y = typename CFG::wide_t(start[row]) + typename CFG::wide_t(count) * CFG::step;
+        set_code(out[i], y);
     }
 }
 
