@@ -11,7 +11,7 @@ from ...errors import FpgaqError
 from ...ir.fixed import FixedType, Rounding, Saturation, shift_round
 from ...ir.graph import Graph, Node
 from ...ir.interval import Interval
-from ...ir.ops import Bipolar, Clip, Dense, Quant, Relu, Requant, Reshape, Threshold
+from ...ir.ops import Argmax, Bipolar, Clip, Dense, Lut, Quant, Relu, Requant, Reshape, SoftmaxTable, Threshold
 from ...names import comment
 
 # ap_fixed quantization modes that match a rounding exactly (CEIL and UP have none).
@@ -140,6 +140,52 @@ def _threshold(node: Node, src: Node) -> dict:
                        "start_store_t": c_integer(sbits)}}
 
 
+def _unsigned(values) -> str:
+    return f"ap_uint<{max(1, max(int(v) for v in np.ravel(values)).bit_length())}>"
+
+
+def _lut(node: Node, src: Node) -> dict:
+    """A tabulated activation: the input clamped to the table's codes, shifted, looked up."""
+    op = node.op
+    assert isinstance(op, Lut) and node.type is not None and src.type is not None
+    wide = max(src.type.width, Interval(op.lo, op.hi).width(signed=True)) + 2
+    return {"kernel": "lut", "type": ap_type(node.type),
+            "table": [literal(v, "table entry", node) for v in op.table],
+            "config": {"lo": literal(op.lo, "table bound", node), "hi": literal(op.hi, "table bound", node),
+                       "shift": op.shift, "entries": len(op.table), "wide_t": f"ap_int<{wide}>",
+                       "index_t": f"ap_uint<{max(1, (len(op.table) - 1).bit_length())}>",
+                       "table_store_t": c_integer(_code_width(op.table)),
+                       "out_t": f"ap_int<{node.type.width + 1}>"}}
+
+
+def _softmax_table(node: Node, src: Node) -> dict:
+    """Exp and 1/sum tables on the codes of each row."""
+    op = node.op
+    assert isinstance(op, SoftmaxTable) and node.type is not None and src.type is not None
+    n_classes = src.out.shape[-1]
+    e_max, r_max = int(op.exp_table.max()), int(op.inv_table.max())
+    return {"kernel": "softmax_table", "type": ap_type(node.type),
+            "exp_table": [literal(v, "exp table entry", node) for v in op.exp_table],
+            "inv_table": [literal(v, "1/sum table entry", node) for v in op.inv_table],
+            "config": {"n_classes": n_classes, "wide_t": f"ap_int<{src.type.width + 2}>",
+                       "exp_t": _unsigned([e_max]), "sum_t": _unsigned([max(n_classes * e_max, op.s_hi)]),
+                       "inv_t": _unsigned([r_max]),
+                       "product_t": _unsigned([e_max * r_max + (1 << (op.out_shift - 1))]),
+                       "d_hi": op.d_hi, "exp_shift": op.exp_shift, "exp_entries": len(op.exp_table),
+                       "s_lo": op.s_lo, "s_hi": op.s_hi, "inv_shift": op.inv_shift,
+                       "inv_entries": len(op.inv_table), "out_shift": op.out_shift,
+                       "exp_store_t": c_integer(_code_width(op.exp_table)),
+                       "inv_store_t": c_integer(_code_width(op.inv_table)),
+                       "out_t": f"ap_int<{node.type.width + 1}>"}}
+
+
+def _argmax(node: Node, src: Node) -> dict:
+    assert node.type is not None and src.type is not None
+    return {"kernel": "argmax", "type": ap_type(node.type),
+            "config": {"n_classes": src.out.shape[-1], "wide_t": _wide(src),
+                       "out_t": f"ap_int<{node.type.width + 1}>"}}
+
+
 def _wide(src: Node) -> str:
     assert src.type is not None
     return f"ap_int<{src.type.width + 2}>"
@@ -170,7 +216,7 @@ def _copy(node: Node, src: Node) -> dict:
 # one kernel plan an op; a node whose op is not here is refused (HlsBackend.check)
 KERNELS: dict[type, Callable[[Node, Node], dict]] = {
     Quant: _quant, Dense: _dense, Requant: _requant, Relu: _relu, Clip: _clip, Bipolar: _bipolar,
-    Reshape: _copy, Threshold: _threshold,
+    Reshape: _copy, Threshold: _threshold, Lut: _lut, SoftmaxTable: _softmax_table, Argmax: _argmax,
 }
 
 

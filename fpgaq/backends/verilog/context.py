@@ -8,6 +8,8 @@ the hand-written primitives of ip/.
 from __future__ import annotations
 
 import heapq
+
+import numpy as np
 from dataclasses import dataclass, field
 
 from collections.abc import Callable
@@ -18,7 +20,7 @@ from ...ir.cost import ROUND_COST, SATURATE_COST, SIGN_MUX_COST, adder_budget
 from ...ir.fixed import FixedType, Rounding, csd, shift_round
 from ...ir.graph import Graph, Node
 from ...ir.interval import Interval
-from ...ir.ops import Bipolar, Clip, Dense, Quant, Relu, Requant, Reshape, Threshold
+from ...ir.ops import Argmax, Bipolar, Clip, Dense, Lut, Quant, Relu, Requant, Reshape, SoftmaxTable, Threshold
 from ...names import comment, identifier
 
 MAX_CONSTANT_BITS = 64  # parameters of the primitives are at most 64-bit constants
@@ -369,6 +371,134 @@ def _bipolar(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value
     return out
 
 
+def _packed(values, width: int) -> str:
+    """Integers as one Verilog literal of `width` bits each, value k at [k*width +: width]."""
+    mask = (1 << width) - 1
+    return f"{len(values) * width}'h{sum((int(v) & mask) << (k * width) for k, v in enumerate(values)):x}"
+
+
+def _table(net: Netlist, node: Node, base: str, x: Value, table: np.ndarray, lo: int, hi: int,
+           shift: int) -> Value:
+    """table[(clamp(x, lo, hi) - lo) >> shift], with only the entries x's range reaches."""
+    def index(c: int) -> int:
+        return (min(max(c, lo), hi) - lo) >> shift
+    if x.const is not None:
+        return constant(int(table[index(x.const)]))
+    k0, k1 = index(x.iv.lo), index(x.iv.hi)
+    part = [int(v) for v in table[k0:k1 + 1]]
+    if min(part) == max(part):
+        return constant(part[0])
+    lo, hi = lo + (k0 << shift), min(hi, lo + (k1 << shift) + (1 << shift) - 1)
+    for c in (lo, hi):
+        _check_constant(c, node, "table bound")
+    wt = FixedType.holding(x.iv.union(Interval(min(lo, 0), max(hi, hi - lo, 0))).union(Interval(-1, 0)), 0).width
+    iv = Interval(min(part), max(part))
+    stage, depth = net.schedule([x], SATURATE_COST + 1.0)
+    v = net.new(base, iv, stage, depth)
+    mask = (1 << wt) - 1
+    params = {"WI": x.width, "SI": int(x.signed), "WT": wt, "LO": f"{wt}'h{lo & mask:x}",
+              "HI": f"{wt}'h{hi & mask:x}", "SHIFT": shift, "N": len(part), "WO": v.width,
+              "TABLE": _packed(part, v.width)}
+    net.instance("fpgaq_lut", v, params, {"x": x})
+    return v
+
+
+def _lut(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
+    op = node.op
+    assert isinstance(op, Lut)
+    return [_table(net, node, f"{node.name}_{i}", x, op.table, op.lo, op.hi, op.shift) for i, x in enumerate(xs)]
+
+
+def _max(net: Netlist, base: str, a: Value, b: Value) -> Value:
+    """The larger of a and b (a on a tie)."""
+    if a.const is not None and b.const is not None:
+        return constant(max(a.const, b.const))
+    iv = Interval(max(a.iv.lo, b.iv.lo), max(a.iv.hi, b.iv.hi))
+    stage, depth = net.schedule([a, b], SATURATE_COST)
+    v = net.new(base, iv, stage, depth)
+    wc = FixedType.holding(a.iv.union(b.iv).union(Interval(-1, 0)), 0).width
+    net.instance("fpgaq_max", v, {"WA": a.width, "SA": int(a.signed), "WB": b.width, "SB": int(b.signed),
+                                  "WC": wc, "WO": v.width}, {"a": a, "b": b})
+    return v
+
+
+def _max_tree(net: Netlist, base: str, xs: list[Value]) -> Value:
+    """The largest of xs (the first on a tie), pairing neighbours level by level."""
+    level = list(xs)
+    while len(level) > 1:
+        nxt = [_max(net, f"{base}_m", level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        level = nxt + ([level[-1]] if len(level) % 2 else [])
+    return level[0]
+
+
+def _mul(net: Netlist, base: str, a: Value, b: Value) -> Value:
+    if a.const is not None and b.const is not None:
+        return constant(a.const * b.const)
+    ends = [p * q for p in (a.iv.lo, a.iv.hi) for q in (b.iv.lo, b.iv.hi)]
+    stage, depth = net.schedule([a, b], net.budget)      # a product takes a stage of its own
+    v = net.new(base, Interval(min(ends), max(ends)), stage, depth)
+    net.instance("fpgaq_mul", v, {"WA": a.width, "SA": int(a.signed), "WB": b.width, "SB": int(b.signed),
+                                  "WO": v.width}, {"a": a, "b": b})
+    return v
+
+
+def _softmax(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
+    """Per row: the maximum, the differences, the exp table, their sum, the 1/sum table, the
+    products and their rounding: the steps of SoftmaxTable, one primitive each."""
+    op = node.op
+    assert isinstance(op, SoftmaxTable)
+    n = src.out.shape[-1]
+    out = []
+    for r in range(0, len(xs), n):
+        row, base = xs[r:r + n], f"{node.name}_r{r // n}"
+        top = _max_tree(net, base, row)
+        es = []
+        for i, x in enumerate(row):
+            if x.const is not None and top.const is not None:
+                d = constant(top.const - x.const)
+            else:
+                stage, depth = net.schedule([x, top], 1.0)
+                d = net.new(f"{base}_d{i}", Interval(0, max(0, top.iv.hi - x.iv.lo)), stage, depth)
+                net.instance("fpgaq_add", d, _add_params(x, top, 0, True, d), {"a": x, "b": top})
+                net.adders += 1
+            es.append(_table(net, node, f"{base}_e{i}", d, op.exp_table, 0, op.d_hi, op.exp_shift))
+        s = _neuron(net, f"{base}_s", [Term(e, 1, 0) for e in es if e.const is None],
+                    sum(e.const for e in es if e.const is not None))
+        inv = _table(net, node, f"{base}_inv", s, op.inv_table, op.s_lo, op.s_hi, op.inv_shift)
+        for i, e in enumerate(es):
+            p = _mul(net, f"{base}_p{i}", e, inv)
+            out.append(_requant(net, node, f"{node.name}_{r + i}", p, op.out_shift, Rounding.HALF_UP, None, None))
+    return out
+
+
+def _argmax(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
+    """The largest key code * 2**b + (2**b - 1 - index) of each row: its low bits, inverted."""
+    n = src.out.shape[-1]
+    b = max(1, (n - 1).bit_length())
+    out = []
+    for r in range(0, len(xs), n):
+        base = f"{node.name}_r{r // n}"
+        keys = []
+        for i, x in enumerate(xs[r:r + n]):
+            c = constant((1 << b) - 1 - i)
+            if x.const is not None:
+                keys.append(constant((x.const << b) + (1 << b) - 1 - i))
+                continue
+            stage, depth = net.schedule([x], 0.0)
+            k = net.new(f"{base}_k{i}", x.iv.shift_left(b) + c.iv, stage, depth)
+            net.instance("fpgaq_add", k, _add_params(x, c, b, False, k), {"a": x, "b": c})
+            keys.append(k)
+        top = _max_tree(net, base, keys)
+        if top.const is not None:
+            out.append(constant((1 << b) - 1 - (top.const & ((1 << b) - 1))))
+            continue
+        stage, depth = net.schedule([top], 0.0)
+        v = net.new(f"{node.name}_{r // n}", Interval(0, n - 1), stage, depth)
+        net.instance("fpgaq_index", v, {"WI": top.width, "WO": v.width}, {"x": top})
+        out.append(v)
+    return out
+
+
 def _reshape(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
     return xs          # the same wires, in the same order: another shape costs nothing
 
@@ -376,7 +506,7 @@ def _reshape(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value
 # one kernel an op: it builds the op's wires and primitive instances into the netlist
 KERNELS: dict[type, Callable[[Netlist, Node, Node, list[Value]], list[Value]]] = {
     Quant: _quant, Relu: _relu, Clip: _clip, Bipolar: _bipolar, Dense: _dense, Requant: _int_requant,
-    Reshape: _reshape, Threshold: _threshold,
+    Reshape: _reshape, Threshold: _threshold, Lut: _lut, SoftmaxTable: _softmax, Argmax: _argmax,
 }
 
 

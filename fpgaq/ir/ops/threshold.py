@@ -91,7 +91,10 @@ class Threshold(Op):
         x = codes_in(one(xs, "a threshold"), "Threshold")
         need(self.start.size in (1, x.size), f"{self.start.size} threshold rows for {x.size} channels")
         assert x.interval is not None
-        reach = (self.thresholds <= x.interval.hi).sum(axis=1)
+        hi: int | np.ndarray = x.interval.hi         # per channel where known: rows are padded past it
+        if self.start.size > 1 and x.channels is not None and len(x.channels) == self.start.size:
+            hi = np.array([c.hi for c in x.channels], dtype=np.int64)
+        reach = (self.thresholds <= np.reshape(hi, (-1, 1))).sum(axis=1)
         iv = Interval(int(self.start.min()), int((self.start + self.step * reach).max()))
         return Tensor(x.shape, self.type, iv)
 

@@ -218,6 +218,83 @@ void bipolar(const IN_T in[CFG::n], OUT_T out[CFG::n]) {
     }
 }
 
+// --- lut: out = table[(clamp(x, lo, hi) - lo) >> shift], a tabulated activation ---
+// CFG: n, lo, hi, shift, entries, wide_t (holds every code of the input and lo, hi),
+// index_t, table_store_t.
+template <class CFG, class IN_T, class OUT_T>
+void lut(const IN_T in[CFG::n], OUT_T out[CFG::n], const typename CFG::table_store_t table[CFG::entries]) {
+#pragma HLS INLINE
+    for (int i = 0; i < CFG::n; i++) {
+#pragma HLS UNROLL
+        typename CFG::wide_t c = code(in[i]);
+        if (c < typename CFG::wide_t(CFG::lo)) c = CFG::lo;
+        if (c > typename CFG::wide_t(CFG::hi)) c = CFG::hi;
+        typename CFG::index_t k = (c - typename CFG::wide_t(CFG::lo)) >> CFG::shift;
+        set_code(out[i], typename CFG::out_t(table[k]));
+    }
+}
+
+// --- softmax_table: per row of n_classes codes (fpgaq.ir.ops.SoftmaxTable) ---
+//   d = max - x; e = exp_table[min(d, d_hi) >> exp_shift]; s = sum of e;
+//   r = inv_table[(min(s, s_hi) - s_lo) >> inv_shift]; y = (e * r + 2**(out_shift-1)) >> out_shift
+// CFG: n, n_classes, wide_t (the codes and their differences), exp_t, sum_t, inv_t,
+// product_t, d_hi, exp_shift, exp_entries, s_lo, s_hi, inv_shift, inv_entries, out_shift,
+// exp_store_t, inv_store_t, out_t.
+template <class CFG, class IN_T, class OUT_T>
+void softmax_table(const IN_T in[CFG::n], OUT_T out[CFG::n],
+                   const typename CFG::exp_store_t exp_table[CFG::exp_entries],
+                   const typename CFG::inv_store_t inv_table[CFG::inv_entries]) {
+#pragma HLS INLINE
+    for (int row = 0; row < CFG::n; row += CFG::n_classes) {
+#pragma HLS UNROLL
+        typename CFG::wide_t top = code(in[row]);
+        for (int i = 1; i < CFG::n_classes; i++) {
+#pragma HLS UNROLL
+            typename CFG::wide_t c = code(in[row + i]);
+            if (c > top) top = c;
+        }
+        typename CFG::exp_t e[CFG::n_classes];
+#pragma HLS ARRAY_PARTITION variable = e complete
+        typename CFG::sum_t s = 0;
+        for (int i = 0; i < CFG::n_classes; i++) {
+#pragma HLS UNROLL
+            typename CFG::wide_t d = top - typename CFG::wide_t(code(in[row + i]));
+            if (d > typename CFG::wide_t(CFG::d_hi)) d = CFG::d_hi;
+            e[i] = exp_table[int(d >> CFG::exp_shift)];
+            s += e[i];
+        }
+        if (s > typename CFG::sum_t(CFG::s_hi)) s = CFG::s_hi;
+        typename CFG::inv_t r = inv_table[int((s - typename CFG::sum_t(CFG::s_lo)) >> CFG::inv_shift)];
+        for (int i = 0; i < CFG::n_classes; i++) {
+#pragma HLS UNROLL
+            typename CFG::product_t p = typename CFG::product_t(e[i]) * r;
+            p += typename CFG::product_t(1) << (CFG::out_shift - 1);
+            set_code(out[row + i], typename CFG::out_t(p >> CFG::out_shift));
+        }
+    }
+}
+
+// --- argmax: the index of the largest code of each row (the first on a tie) ---
+// CFG: n (rows), n_classes, wide_t, out_t.
+template <class CFG, class IN_T, class OUT_T>
+void argmax(const IN_T in[CFG::n * CFG::n_classes], OUT_T out[CFG::n]) {
+#pragma HLS INLINE
+    for (int row = 0; row < CFG::n; row++) {
+#pragma HLS UNROLL
+        typename CFG::wide_t top = code(in[row * CFG::n_classes]);
+        int best = 0;
+        for (int i = 1; i < CFG::n_classes; i++) {
+#pragma HLS UNROLL
+            typename CFG::wide_t c = code(in[row * CFG::n_classes + i]);
+            if (c > top) {
+                top = c;
+                best = i;
+            }
+        }
+        set_code(out[row], typename CFG::out_t(best));
+    }
+}
+
 } // namespace fpgaq
 
 #endif
