@@ -1,5 +1,6 @@
-"""Table activations and Softmax, on models the real exporters wrote: a Brevitas MLP with
-QuantSigmoid, QuantTanh and a Softmax (tests/fixtures/brevitas_tables), and hls4ml's QKeras
+"""Activations and Softmax, on models the real exporters wrote: a Brevitas MLP with
+QuantSigmoid, QuantTanh and a Softmax, one with torch's LeakyReLU, PReLU and Hardsigmoid
+(tests/fixtures/brevitas_tables), and hls4ml's QKeras
 jet tagger converted by qonnx's own Keras converter, Softmax at the output
 (tests/fixtures/qkeras_jet_tagger).
 
@@ -8,6 +9,7 @@ jet tagger converted by qonnx's own Keras converter, Softmax at the output
 - Softmax's exp and 1/sum tables: within 0.01 of the float softmax, argmax agreement >= 99%,
   and within the deviation fpgaq reports; `argmax` gives the logits' argmax exactly, `skip`
   the logits exactly.
+- LeakyRelu and PRelu are exact (every float slope is a dyadic number).
 - The emulator, the C-simulation and the RTL simulation agree bit for bit."""
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from fpgaq.config import BuildConfig
 from fpgaq.deviation import deviation
 from fpgaq.ir.fixed import FixedType, Rounding
 from fpgaq.ir.interval import Interval
-from fpgaq.ir.ops import Activation, Argmax, Lut, Quant, SoftmaxTable, Threshold
+from fpgaq.ir.ops import Activation, Argmax, LeakyRelu, Lut, Quant, SoftmaxTable, Threshold
 from fpgaq.ir.tensor import Tensor
 from fpgaq.project import build
 from qonnx_reference import run_reference
@@ -168,4 +170,52 @@ def test_rtl_of_argmax(tmp_path):
     project = build(tmp_path / "jet.onnx", tmp_path / "v",
                     BuildConfig(name="jet", backend="verilog", input_type="fixed<16,6>", softmax="argmax"))
     r = run_rtlsim(project, _qkeras_inputs()[:100], sim="icarus")
+    assert r.ok, r.mismatches
+
+
+def _float32_ties(graph, x: np.ndarray) -> np.ndarray:
+    """Rows where a LeakyRelu's product, as float32 computes it, lands exactly on a rounding tie
+    of the quantizer after it while the exact product does not: there ONNX rounds a value that
+    real arithmetic does not have."""
+    codes = emulate.run_codes(graph, x)
+    rows = np.zeros(len(x), dtype=bool)
+    for n in graph.nodes:
+        if not isinstance(n.op, LeakyRelu):
+            continue
+        (q,) = graph.consumers(n.name)
+        src = graph[n.inputs[0]]
+        v = codes[src.name].astype(np.float64) * 2.0 ** -src.type.frac
+        slope = n.op.slopes(n.size).astype(np.float64) * 2.0 ** -n.op.shift
+        p32 = np.where(v >= 0, v, (v.astype(np.float32) * slope.astype(np.float32)).astype(np.float64))
+        t32, exact = p32 * 2.0 ** q.type.frac, np.where(v >= 0, v, v * slope) * 2.0 ** q.type.frac
+        rows |= ((t32 - np.floor(t32) == 0.5) & (exact != t32)).any(axis=1)
+    return rows
+
+
+def test_leaky_relu_prelu_and_hard_sigmoid_are_exact_with_qonnx():
+    model = onnx.load(BREVITAS / "mlp_leaky.onnx")
+    graph = compile_file(BREVITAS / "mlp_leaky.onnx", BuildConfig())
+    x = _brevitas_inputs()
+    want = run_reference(model, x)[0].reshape(len(x), 5)
+    torch_out = np.load(BREVITAS / "outputs_leaky.npy")
+    np.testing.assert_allclose(want[: len(torch_out)], torch_out, rtol=0, atol=1e-6)
+    # equal, except on rows where float32 rounds a product onto a tie (real arithmetic: exact)
+    differ = (emulate.run(graph, x)[0] != want).any(axis=1)
+    ties = _float32_ties(graph, x)
+    assert not np.any(differ & ~ties), np.nonzero(differ & ~ties)
+    assert differ.sum() <= 3
+
+
+def test_csim_and_rtl_of_leaky_relu(tmp_path):
+    from verilog_helpers import need, need_cocotb
+    from fpgaq.backends.verilog.rtlsim import run_rtlsim
+    need_gxx()
+    project = build(BREVITAS / "mlp_leaky.onnx", tmp_path / "p", BuildConfig(name="leaky"))
+    x = _brevitas_inputs(300)
+    r = run_csim(project, x)
+    assert r.ok, r.mismatches
+    need("iverilog", "Icarus Verilog")
+    need_cocotb()
+    project = build(BREVITAS / "mlp_leaky.onnx", tmp_path / "v", BuildConfig(name="leaky", backend="verilog"))
+    r = run_rtlsim(project, x[:150], sim="icarus")
     assert r.ok, r.mismatches

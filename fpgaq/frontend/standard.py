@@ -15,7 +15,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..ir.fixed import is_power_of_two
-from ..ir.ops import Activation, Softmax, Add, BatchNorm, Clip, Gemm, MatMul, Op, Reshape, Transpose
+from ..ir.ops import Activation, LeakyRelu, Softmax, Add, BatchNorm, Clip, Gemm, MatMul, Op, Reshape, Transpose
 from .attributes import Attributes
 from .context import Importer
 from .values import Const, Problem, Value
@@ -156,6 +156,20 @@ def hard_sigmoid(a: Attributes) -> Activation:
     if not alpha > 0:
         raise Problem(f"HardSigmoid with alpha {alpha} is not increasing; fpgaq tabulates increasing functions")
     return Activation("hardsigmoid", alpha, beta)
+
+
+def leaky_relu(imp: Importer, onode) -> list:
+    """LeakyRelu (attribute alpha) and PRelu (a constant slope input, broadcast)."""
+    t = imp.fixed_tensor(onode, 0)
+    if onode.op_type == "PRelu":
+        slope = imp.const(onode, 1, "the slope").value
+    else:
+        slope = np.float32(Attributes(onode).number("alpha", 0.01))
+    try:
+        op = LeakyRelu.of(np.asarray(slope, dtype=np.float32), t.node.shape)
+    except ValueError as e:
+        raise Problem(str(e)) from None
+    return [replace(t, node=imp.add(op.kind, op, (t.node,)))]
 
 
 def softmax(imp: Importer, onode) -> list:

@@ -1,20 +1,20 @@
 """Scale folding: a Scale only relabels codes (a power of two moves the binary point, a float
 factor rides along), so none needs to reach the firmware. In one walk, each Scale becomes a
 relabel pending on its input's codes, and every reader takes it in: a quantizer reads its
-input's binary point and a Clip divides its bounds (both pass the relabel on), a ReLU is
-indifferent to a positive factor (and passes it on), a Dense takes it into its weights' binary
-point or float factor; a requantiser, thresholds and a bipolar quantizer are indifferent to it
-(the multiplier or the thresholds already hold it; a positive factor keeps the sign). At a
-graph output a float factor goes to the host; a power of two there is an integer tensor the
-model never dequantizes: an error. A reader that can take neither gets the Scale back, just
-before it."""
+input's binary point and a Clip divides its bounds (both pass the relabel on), a ReLU and a
+LeakyRelu are indifferent to a positive factor (and pass it on), a Dense takes it into its
+weights' binary point or float factor; a requantiser, thresholds and a bipolar quantizer are
+indifferent to it (the multiplier or the thresholds already hold it; a positive factor keeps
+the sign). At a graph output a float factor goes to the host; a power of two there is an
+integer tensor the model never dequantizes: an error. A reader that can take neither gets the
+Scale back, just before it."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
 from ..errors import ModelError
 from ..ir.graph import Graph, Node, Origin
-from ..ir.ops import Bipolar, Clip, Dense, Op, Quant, Relu, Requant, Scale, Threshold
+from ..ir.ops import Bipolar, Clip, Dense, LeakyRelu, Op, Quant, Relu, Requant, Scale, Threshold
 from ..ir.ops.linear import output_factor
 from ..ir.tensor import Factor
 from .rewrite import Rewrite
@@ -76,7 +76,7 @@ class FoldScales:
         op = n.op
         if isinstance(op, (Requant, Threshold, Bipolar)):
             return op, NONE
-        if isinstance(op, Relu):
+        if isinstance(op, (Relu, LeakyRelu)):        # homogeneous: f(k x) = k f(x) for k > 0
             return op, replace(p, origin=n.origin)
         if isinstance(op, Clip):              # its bounds are values: on the codes before the relabel, divided
             if p.factor is not None and not p.factor.uniform:

@@ -11,7 +11,7 @@ from ...errors import FpgaqError
 from ...ir.fixed import FixedType, Rounding, Saturation, shift_round
 from ...ir.graph import Graph, Node
 from ...ir.interval import Interval
-from ...ir.ops import Argmax, Bipolar, Clip, Dense, Lut, Quant, Relu, Requant, Reshape, SoftmaxTable, Threshold
+from ...ir.ops import Argmax, Bipolar, Clip, Dense, LeakyRelu, Lut, Quant, Relu, Requant, Reshape, SoftmaxTable, Threshold
 from ...names import comment
 
 # ap_fixed quantization modes that match a rounding exactly (CEIL and UP have none).
@@ -186,6 +186,16 @@ def _argmax(node: Node, src: Node) -> dict:
                        "out_t": f"ap_int<{node.type.width + 1}>"}}
 
 
+def _leaky_relu(node: Node, src: Node) -> dict:
+    op = node.op
+    assert isinstance(op, LeakyRelu) and node.type is not None and src.type is not None
+    wide = max(node.type.width, src.type.width + max(op.shift, int(op.slope.max()).bit_length())) + 2
+    return {"kernel": "leaky_relu", "type": ap_type(node.type),
+            "slopes": [literal(m, "slope", node) for m in op.slope],
+            "config": {"shift": op.shift, "n_slopes": int(op.slope.size), "wide_t": f"ap_int<{wide}>",
+                       "slope_store_t": c_integer(_code_width(op.slope))}}
+
+
 def _wide(src: Node) -> str:
     assert src.type is not None
     return f"ap_int<{src.type.width + 2}>"
@@ -217,6 +227,7 @@ def _copy(node: Node, src: Node) -> dict:
 KERNELS: dict[type, Callable[[Node, Node], dict]] = {
     Quant: _quant, Dense: _dense, Requant: _requant, Relu: _relu, Clip: _clip, Bipolar: _bipolar,
     Reshape: _copy, Threshold: _threshold, Lut: _lut, SoftmaxTable: _softmax_table, Argmax: _argmax,
+    LeakyRelu: _leaky_relu,
 }
 
 

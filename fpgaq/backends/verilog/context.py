@@ -20,7 +20,7 @@ from ...ir.cost import ROUND_COST, SATURATE_COST, SIGN_MUX_COST, adder_budget
 from ...ir.fixed import FixedType, Rounding, csd, shift_round
 from ...ir.graph import Graph, Node
 from ...ir.interval import Interval
-from ...ir.ops import Argmax, Bipolar, Clip, Dense, Lut, Quant, Relu, Requant, Reshape, SoftmaxTable, Threshold
+from ...ir.ops import Argmax, Bipolar, Clip, Dense, LeakyRelu, Lut, Quant, Relu, Requant, Reshape, SoftmaxTable, Threshold
 from ...names import comment, identifier
 
 MAX_CONSTANT_BITS = 64  # parameters of the primitives are at most 64-bit constants
@@ -499,6 +499,33 @@ def _argmax(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]
     return out
 
 
+def _leaky_relu(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
+    """x << shift where x >= 0, else x * slope: the slope's odd part in shift-and-add, its
+    power of two and the choice by the sign in one primitive."""
+    op = node.op
+    assert isinstance(op, LeakyRelu)
+    out = []
+    for i, (x, m) in enumerate(zip(xs, op.slopes(len(xs)))):
+        m, base = int(m), f"{node.name}_{i}"
+        if x.const is not None:
+            out.append(constant(x.const << op.shift if x.const >= 0 else x.const * m))
+            continue
+        if x.iv.lo >= 0:
+            out.append(_requant(net, node, base, x, -op.shift, Rounding.FLOOR, None, None))
+            continue
+        t, neg = 0, constant(0)
+        if m:
+            t, _ = multiplier_digits(m)
+            neg = _const_product(net, base, x, m >> t)
+        ends = [x.iv.lo * m, min(x.iv.hi, -1) * m] + ([x.iv.hi << op.shift, 0] if x.iv.hi >= 0 else [])
+        stage, depth = net.schedule([x, neg], SIGN_MUX_COST)
+        v = net.new(base, Interval(min(ends), max(ends)), stage, depth)
+        net.instance("fpgaq_leaky", v, {"WI": x.width, "SI": int(x.signed), "WN": neg.width, "SN": int(neg.signed),
+                                        "SHP": op.shift, "SHN": t, "WO": v.width}, {"x": x, "n": neg})
+        out.append(v)
+    return out
+
+
 def _reshape(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
     return xs          # the same wires, in the same order: another shape costs nothing
 
@@ -507,6 +534,7 @@ def _reshape(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value
 KERNELS: dict[type, Callable[[Netlist, Node, Node, list[Value]], list[Value]]] = {
     Quant: _quant, Relu: _relu, Clip: _clip, Bipolar: _bipolar, Dense: _dense, Requant: _int_requant,
     Reshape: _reshape, Threshold: _threshold, Lut: _lut, SoftmaxTable: _softmax, Argmax: _argmax,
+    LeakyRelu: _leaky_relu,
 }
 
 

@@ -8,10 +8,11 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..cost import Cost
-from ..fixed import FixedType
+from ..cost import Cost, shift_add_luts
+from ..fixed import FixedType, dyadic
+from ..interval import Interval
 from ..tensor import Tensor
-from .base import Args, Op, need, one
+from .base import Args, Op, code_bits, codes_in, frozen, need, one
 
 
 def _mux_cost(out: Tensor) -> Cost:
@@ -95,3 +96,76 @@ class Clip(Op):
     def describe(self) -> str:
         return f"clip [{self.lo}, {self.hi}]"
 
+
+
+@dataclass(frozen=True, eq=False)
+class LeakyRelu(Op):
+    """ONNX LeakyRelu and PRelu on codes, exactly: y = x * 2**shift where x >= 0, else
+    x * slope[c], with slope = the model's slope * 2**shift, an integer (every float is a
+    dyadic number). The output has `shift` more fraction bits; the quantizer after it rounds as
+    the model does (up to float32's rounding of the model's own product)."""
+    slope: np.ndarray          # int64, one value or one an element, >= 0
+    shift: int
+    kind = "leaky_relu"
+    elementwise = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "slope", frozen(self.slope, np.int64))
+
+    @classmethod
+    def of(cls, slopes: np.ndarray, shape: tuple[int, ...]) -> LeakyRelu:
+        """From the model's slopes (a scalar, or broadcast to the tensor's shape)."""
+        s = np.asarray(slopes, dtype=np.float64)
+        need(bool(np.all(np.isfinite(s))), "the slope holds NaN or Inf")
+        need(bool(np.all(s >= 0)), "a negative slope is not supported (the function would not be monotone)")
+        if s.size > 1:
+            try:
+                s = np.broadcast_to(s, (1,) + shape)[0] if s.ndim > len(shape) else np.broadcast_to(s, shape)
+            except ValueError:
+                raise ValueError(f"a slope of shape {list(np.shape(slopes))} does not fit a tensor of shape "
+                                 f"{list(shape)}") from None
+            if np.all(s == s.ravel()[0]):
+                s = s.ravel()[:1]
+        d = dyadic(s.ravel(), max_frac=48)
+        need(d is not None, "the slope needs more than 48 fraction bits")
+        assert d is not None
+        codes, frac = d
+        need(max(abs(int(c)) for c in codes.ravel()).bit_length() <= 48, "the slope needs more than 48 bits")
+        return cls(np.array([int(c) for c in codes.ravel()], dtype=np.int64), frac)
+
+    def slopes(self, n: int) -> np.ndarray:
+        return np.broadcast_to(self.slope, (n,)) if self.slope.size == 1 else self.slope
+
+    def infer(self, xs: Sequence[Tensor]) -> Tensor:
+        x = codes_in(one(xs, "a LeakyRelu"), "LeakyRelu")
+        need(self.slope.size in (1, x.size), f"{self.slope.size} slopes for {x.size} elements")
+        assert x.type is not None and x.interval is not None
+        lo, hi = x.interval.lo, x.interval.hi
+        ends = [max(lo, 0) << self.shift, max(hi, 0) << self.shift]
+        if lo < 0:
+            m_lo, m_hi = int(self.slope.min()), int(self.slope.max())
+            ends += [lo * m_hi, lo * m_lo, min(hi, -1) * m_lo, min(hi, -1) * m_hi]
+        iv = Interval(min(ends), max(ends))
+        return Tensor(x.shape, FixedType.holding(iv, x.type.frac + self.shift), iv, factor=x.factor)
+
+    def peak_bits(self, xs: Sequence[Tensor], out: Tensor) -> int:
+        return code_bits(xs[0]) + max(self.shift, int(self.slope.max()).bit_length()) + 1
+
+    def emulate(self, xs: Sequence[np.ndarray], a: Args) -> np.ndarray:
+        (x,) = xs
+        m = self.slope.reshape(a.ins[0].shape) if self.slope.size > 1 else self.slope[0]
+        if x.dtype == object:
+            m = m.astype(object) if isinstance(m, np.ndarray) else int(m)
+            return np.where(x >= 0, x * (1 << self.shift), x * m)
+        k = float(1 << self.shift) if a.floats else 1 << self.shift
+        return np.where(x >= 0, x * k, x * (m.astype(x.dtype) if isinstance(m, np.ndarray) else m))
+
+    def cost(self, xs: Sequence[Tensor], out: Tensor, clock_ns: float) -> Cost:
+        x = xs[0]
+        assert x.type is not None and out.type is not None
+        products = sum(shift_add_luts(int(m), x.type.width) for m in self.slopes(out.size))
+        return Cost(lut=products + _mux_cost(out).lut)
+
+    def describe(self) -> str:
+        per = f"[{self.slope.size}]" if self.slope.size > 1 else f" {int(self.slope[0])}"
+        return f"leaky_relu slope{per} * 2**-{self.shift}"

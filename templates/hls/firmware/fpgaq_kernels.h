@@ -198,6 +198,20 @@ void clip(const IN_T in[CFG::n], OUT_T out[CFG::n]) {
     }
 }
 
+// --- leaky_relu: x << shift where x >= 0, else x * slope (LeakyRelu, PRelu) ---
+// CFG: n, shift, n_slopes (1: one for all), wide_t (holds every result), slope_store_t.
+template <class CFG, class IN_T, class OUT_T>
+void leaky_relu(const IN_T in[CFG::n], OUT_T out[CFG::n], const typename CFG::slope_store_t slope[CFG::n_slopes]) {
+#pragma HLS INLINE
+    for (int i = 0; i < CFG::n; i++) {
+#pragma HLS UNROLL
+        typename CFG::wide_t c = code(in[i]);
+        typename CFG::wide_t m = slope[CFG::n_slopes == 1 ? 0 : i];
+        typename CFG::wide_t y = c >= 0 ? typename CFG::wide_t(c << CFG::shift) : typename CFG::wide_t(c * m);
+        set_code(out[i], y);
+    }
+}
+
 // --- copy: the same codes, another shape (a reshape or flatten of an N-d tensor) ---
 template <class CFG, class IN_T, class OUT_T>
 void copy(const IN_T in[CFG::n], OUT_T out[CFG::n]) {
