@@ -1,6 +1,7 @@
-"""A float tail after the last quantizer (--requantize): a graph output whose codes carry a
-float scale or a rounded bias (a layer followed by a batch-norm or Brevitas' TensorNorm and no
-quantizer) gets a quantizer of its own, so the firmware gives fixed-point values. Its type has
+"""A float tail after the last quantizer (--requantize): a graph output, or the input of a
+Softmax or a table activation, whose codes carry a float scale or a rounded bias (a layer
+followed by a batch-norm or Brevitas' TensorNorm and no quantizer) gets a quantizer of its own,
+so the firmware gives (or tabulates) fixed-point values. Its type has
 `bits` bits, signed unless no value is negative, and the most fraction bits that still hold the
 exact range of the float model; it rounds half to even. The requantiser pass lowers it."""
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 
 from ..ir.fixed import FixedType, Rounding
 from ..ir.graph import Graph, Node
-from ..ir.ops import Dense, Quant, Scale
+from ..ir.ops import Activation, Dense, Quant, Scale, Softmax
 from .rewrite import Rewrite
 
 
@@ -52,30 +53,44 @@ class QuantizeFloatOutputs:
     def run(self, graph: Graph) -> Graph:
         if not self.requantize:
             return graph
-        tails = {o: tail for o in graph.outputs if (tail := _tail(graph, o)) is not None}
+        tables = {n.inputs[0] for n in graph.nodes if isinstance(n.op, (Softmax, Activation))}
+        tails = {o: tail for o in set(graph.outputs) | tables if (tail := _tail(graph, o)) is not None}
         if not tails:
             return graph
         r = Rewrite(graph)
+        quantized: dict[str, str] = {}        # tail -> its quantizer
+
+        def quantize(o: str) -> str:
+            if o not in quantized:
+                dense, node = tails[o]
+                t = self._type(dense, node)
+                quantized[o] = r.add(r.fresh(f"{o}_out"), Quant(t, Rounding.ROUND, t.min_code, t.max_code),
+                                     (o,), node.origin).name
+            return quantized[o]
+
         for n in graph.nodes:
-            r.keep(n)
-        outputs, quantized = list(graph.outputs), set(graph.quantized_outputs)
-        for i, o in enumerate(graph.outputs):
-            if o not in tails:
-                continue
-            dense, node = tails[o]
-            assert dense.op.__class__ is Dense and node.type is not None
-            delta = np.zeros(node.size) if dense.op.bias_exact is None else dense.op.bias_exact - dense.op.bias
-            if node.out.channels is not None and len(node.out.channels) == node.size:
-                lo = np.array([c.lo for c in node.out.channels], dtype=np.float64)
-                hi = np.array([c.hi for c in node.out.channels], dtype=np.float64)
+            if isinstance(n.op, (Softmax, Activation)) and n.inputs[0] in tails:
+                r.add(n.name, n.op, (quantize(n.inputs[0]),), n.origin)
             else:
-                assert node.interval is not None
-                lo, hi = np.full(node.size, float(node.interval.lo)), np.full(node.size, float(node.interval.hi))
-            scale = np.ldexp(np.ones(node.size), -node.type.frac) * (
-                1.0 if node.out.factor is None else np.broadcast_to(node.out.factor.array, (node.size,)))
-            ends = np.concatenate([(lo + delta) * scale, (hi + delta) * scale])
-            t = fitting_type(float(ends.min()), float(ends.max()), self.bits)
-            q = r.add(r.fresh(f"{o}_out"), Quant(t, Rounding.ROUND, t.min_code, t.max_code), (o,), node.origin)
-            outputs[i] = q.name
-            quantized.add(i)
-        return r.graph(outputs=tuple(outputs), quantized_outputs=tuple(sorted(quantized)))
+                r.keep(n)
+        outputs, chosen = list(graph.outputs), set(graph.quantized_outputs)
+        for i, o in enumerate(graph.outputs):
+            if o in tails:
+                outputs[i] = quantize(o)
+                chosen.add(i)
+        return r.graph(outputs=tuple(outputs), quantized_outputs=tuple(sorted(chosen)))
+
+    def _type(self, dense: Node, node: Node) -> FixedType:
+        """`bits` bits holding the float model's exact range of the tail."""
+        assert isinstance(dense.op, Dense) and node.type is not None
+        delta = np.zeros(node.size) if dense.op.bias_exact is None else dense.op.bias_exact - dense.op.bias
+        if node.out.channels is not None and len(node.out.channels) == node.size:
+            lo = np.array([c.lo for c in node.out.channels], dtype=np.float64)
+            hi = np.array([c.hi for c in node.out.channels], dtype=np.float64)
+        else:
+            assert node.interval is not None
+            lo, hi = np.full(node.size, float(node.interval.lo)), np.full(node.size, float(node.interval.hi))
+        scale = np.ldexp(np.ones(node.size), -node.type.frac) * (
+            1.0 if node.out.factor is None else np.broadcast_to(node.out.factor.array, (node.size,)))
+        ends = np.concatenate([(lo + delta) * scale, (hi + delta) * scale])
+        return fitting_type(float(ends.min()), float(ends.max()), self.bits)
