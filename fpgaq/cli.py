@@ -20,7 +20,7 @@ from .backends.verilog.rtlsim import DEFAULT_N, SIMULATORS, project_design, run_
 from .backends.verilog.synth import run_synth, synth_table
 from .compile import compile_file
 from .config import BuildConfig, load_config
-from .deviation import describe, deviation, deviation_text, is_requantised
+from .deviation import describe, describe_table, deviation, deviation_text, is_requantised
 from .errors import FpgaqError
 from .ir.dump import dump_text
 from .names import identifier
@@ -120,6 +120,8 @@ def cmd_build(args) -> int:
     total = project.report["total"]
     print(f"built {out} in {took:.2f} s: top function {config.name}, {len(project.report['layers'])} dense layers, "
           f"{total['nonzero']} of {total['weights']} weights non-zero, part {config.part} at {config.clock_ns:g} ns")
+    for t in project.report.get("tables", []):
+        print(describe_table(t))
     rq = project.report.get("requantization")
     if rq:
         for q in rq["requantizers"]:

@@ -5,7 +5,7 @@ import numpy as np
 
 from . import emulate
 from .ir.graph import Graph
-from .ir.ops import Requant, Threshold
+from .ir.ops import Argmax, Lut, Requant, SoftmaxTable, Threshold
 
 
 def requantizers(graph: Graph) -> list[dict]:
@@ -29,6 +29,39 @@ def requantizers(graph: Graph) -> list[dict]:
                          thresholds=int(n.op.thresholds.shape[1]))
         out.append(entry)
     return out
+
+
+def tables(graph: Graph) -> list[dict]:
+    """Each Softmax and table activation and what it became: tables (exact or not), thresholds,
+    an argmax, or nothing (the logits)."""
+    out = []
+    for n in graph.nodes:
+        op = n.op
+        if isinstance(op, Threshold) and isinstance(op.model, Lut):
+            entry = {"lowering": "thresholds", "function": op.model.model.fn, "exact": True,
+                     "thresholds": int(op.thresholds.shape[1])}
+        elif isinstance(op, Lut):
+            entry = {"lowering": "table", "function": op.model.fn, "exact": op.exact(), "entries": len(op.table)}
+        elif isinstance(op, SoftmaxTable):
+            entry = {"lowering": "softmax tables", "function": "softmax", "exact": False,
+                     "entries": len(op.exp_table) + len(op.inv_table)}
+        elif isinstance(op, Argmax):
+            entry = {"lowering": "argmax", "function": "softmax", "exact": True}
+        else:
+            continue
+        out.append({"name": n.name, "onnx_node": n.origin.onnx_name, **entry})
+    out += [{"name": "", "onnx_node": s, "lowering": "skipped: the logits", "function": "softmax", "exact": True}
+            for s in graph.skipped]
+    return out
+
+
+def describe_table(t: dict) -> str:
+    """One table in words."""
+    how = {"table": f"a table of {t.get('entries')} entries", "thresholds": f"{t.get('thresholds')} threshold(s) "
+           "a channel", "softmax tables": f"exp and 1/sum tables ({t.get('entries')} entries)",
+           "argmax": "the index of the largest logit"}.get(t["lowering"], t["lowering"])
+    exact = ", exact" if t["exact"] and t["lowering"] in ("table", "thresholds") else ""
+    return f"{t['function']} {t['onnx_node']}: {how}{exact}"
 
 
 def describe(q: dict) -> str:

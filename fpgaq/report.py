@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from .config import BuildConfig
-from .deviation import deviation, deviation_text, is_requantised, requantizers
+from .deviation import describe_table, deviation, deviation_text, is_requantised, requantizers, tables
 from .estimate import estimate
 from .ir.fixed import FixedType
 from .ir.graph import Graph
@@ -76,6 +76,8 @@ def report_data(graph: Graph, config: BuildConfig, x: np.ndarray | None = None) 
         data["input_type"] = str(FixedType.parse(config.input_type))
     if graph.preprocessing:
         data["preprocessing"] = preprocessing(graph)
+    if tables(graph):
+        data["tables"] = tables(graph)
     if is_requantised(graph):
         data["requantization"] = {"requantizers": requantizers(graph),
                                   "deviation": deviation(graph, random_inputs(graph, 1000) if x is None else x)}
@@ -131,7 +133,10 @@ def report_markdown(data: dict) -> str:
     rows.append(
         f"| **total** | | {t['weights']} | {t['nonzero']} | {t['multipliers']} | | | {t['accumulator_bits']} "
         f"| | | {t['latency_cycles']} | {t['ii']} | {t['dsp']} | {t['lut']} | {t['ff']} | {t['bram']} |")
-    if "requantization" in data:
+    if "tables" in data:
+        rows += ["", "## Softmax and table activations", "",
+                 *(f"- {describe_table(t)}" for t in data["tables"])]
+    if "requantization" in data and data["requantization"]["requantizers"]:
         rq = data["requantization"]
         rows += ["", "## Integer requantisation (--requantize)", "",
                  "Each quantizer of a float-scaled value is lowered either to thresholds (comparisons of the "
@@ -158,5 +163,6 @@ def report_markdown(data: dict) -> str:
                              f"fpgaq gives it as `{_ap(FixedType(o['signed'], o['width'], o['frac']))}` "
                              "(--requant-bits bits, the most fraction bits that hold the float model's exact "
                              f"range, rounding half to even), by {q['name']}."]
-        rows += ["", deviation_text(rq["deviation"])]
+    if "requantization" in data:
+        rows += ["", "## Deviation from the float model", "", deviation_text(data["requantization"]["deviation"])]
     return "\n".join(rows) + "\n"

@@ -101,6 +101,7 @@ def test_qkeras_jet_tagger_softmax_modes():
     # skip: the logits, exactly
     graph = compile_model(model, "jet", BuildConfig(input_type="fixed<16,6>", softmax="skip"))
     np.testing.assert_array_equal(emulate.run(graph, x)[0], logits)
+    assert graph.skipped == ("Softmax_0",)
     # argmax: the index of the first largest logit, exactly
     graph = compile_model(model, "jet", BuildConfig(input_type="fixed<16,6>", softmax="argmax"))
     assert isinstance(graph[graph.outputs[0]].op, Argmax)
@@ -147,6 +148,8 @@ def test_csim_of_tables(tmp_path, softmax):
     project = build(BREVITAS / "mlp_tables.onnx", tmp_path / "p", BuildConfig(name="tables", softmax=softmax))
     r = run_csim(project, _brevitas_inputs(300))
     assert r.ok, r.mismatches
+    said = {"table": "exp and 1/sum tables", "argmax": "the index of the largest logit"}[softmax]
+    assert said in (tmp_path / "p" / "report.md").read_text()
 
 
 def test_rtl_of_tables(tmp_path):

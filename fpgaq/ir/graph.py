@@ -63,6 +63,7 @@ class Graph:
     output_scales: tuple[Factor | None, ...] = ()
     output_names: tuple[str, ...] = ()    # the ONNX names of the outputs, for messages
     quantized_outputs: tuple[int, ...] = ()   # outputs whose quantizer fpgaq chose (a float tail)
+    skipped: tuple[str, ...] = ()             # ONNX nodes dropped by choice (softmax: skip)
     _index: dict[str, Node] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:

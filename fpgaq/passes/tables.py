@@ -29,6 +29,7 @@ class LowerTables:
             return graph
         r = Rewrite(graph)
         fused: dict[str, Node] = {}            # quantizer name -> the activation folded into it
+        skipped = list(graph.skipped)
         for n in graph.nodes:
             if n.name in fused:
                 act = fused[n.name]
@@ -46,13 +47,14 @@ class LowerTables:
                 x = r[n.inputs[0]].out
                 if self.softmax == "skip":
                     r.alias(n.name, n.inputs[0])
+                    skipped.append(n.origin.onnx_name)
                 elif self.softmax == "argmax":
                     r.add(n.name, Argmax(), n.inputs, n.origin)
                 else:
                     self._add(r, n, partial(SoftmaxTable.lower, x, self.frac, self.bits), n.inputs)
             else:
                 r.keep(n)
-        return r.graph()
+        return r.graph(skipped=tuple(skipped))
 
     def _into_quant(self, model: Activation, x: Tensor, quant: Quant) -> Op:
         """A table with an entry a code (exact); where the input's range is wider than that,
