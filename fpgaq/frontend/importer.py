@@ -17,7 +17,7 @@ from onnx.reference import ReferenceEvaluator
 from ..errors import ModelError
 from ..ir.fixed import FixedType, Rounding
 from ..ir.graph import Graph, Node, Origin, verify
-from ..ir.ops import Bipolar, Gemm, Input, MatMul, Quant
+from ..ir.ops import Bipolar, ChannelQuant, Gemm, Input, MatMul, Quant
 from .context import FLOAT_TYPES, Importer, type_name
 from .model_file import DEFAULT_MAX_OPS, check_size, load, not_text
 from .standard import ir_shape
@@ -120,7 +120,7 @@ def _check_inputs(imp: Importer) -> None:
         readers = _readers(imp, node)
         if not readers and imp.problems:
             continue  # its readers failed, and have said why
-        if len(readers) != 1 or not isinstance(readers[0].op, (Quant, Bipolar)):
+        if len(readers) != 1 or not isinstance(readers[0].op, (Quant, Bipolar, ChannelQuant)):
             imp.problems.append(
                 f"graph input '{node.origin.onnx_name}' must be read by exactly one quantizer "
                 f"(Quant or QuantizeLinear); it is read by {len(readers)} node(s)")

@@ -6,12 +6,12 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..ir.fixed import FixedType, Rounding, shift_round
+from ..ir.fixed import FixedType, Rounding, round_real, shift_round
 from ..ir.interval import Interval
-from ..ir.ops import Bipolar, Quant, Scale
+from ..ir.ops import Bipolar, ChannelQuant, Constant, Quant, Scale
 from ..ir.tensor import Factor
 from .attributes import Attributes
-from .context import Importer, clipped_input, power_of_two_frac
+from .context import Importer, clipped_input, power_of_two_frac, show
 from .values import Problem, Value
 
 MAX_BITS = 64
@@ -32,6 +32,56 @@ def _bitwidth(imp: Importer, onode, i: int, what: str = "bitwidth") -> int:
     if not math.isfinite(bw) or bw != int(bw) or not 1 <= bw <= MAX_BITS:
         raise Problem(f"{what} {bw:g} is not a whole number of bits from 1 to {MAX_BITS}")
     return int(bw)
+
+
+def _bitwidths(imp: Importer, onode, i: int) -> np.ndarray:
+    """Quant's bit width: one value, or a tensor of them (HGQ, PQuantML: a width an element)."""
+    bw = np.asarray(imp.const(onode, i, "bitwidth").value, dtype=np.float64)
+    bad = bw[~(np.isfinite(bw) & (bw == np.round(bw)) & (bw >= 1) & (bw <= MAX_BITS))]
+    if bad.size:
+        raise Problem(f"bitwidth {show(np.unique(bad))} is not a whole number of bits from 1 to {MAX_BITS}")
+    return bw.astype(np.int64)
+
+
+def _per_element(a: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarray:
+    """A quantizer parameter broadcast to a tensor's shape (ONNX's, with or without its batch
+    axis)."""
+    a = np.asarray(a)
+    try:
+        if a.ndim > len(shape):
+            return np.broadcast_to(a, (1,) + shape)[0]
+        return np.broadcast_to(a, shape)
+    except ValueError:
+        raise Problem(f"{what} of shape {list(a.shape)} does not broadcast to the tensor of shape "
+                      f"{list(shape)}") from None
+
+
+def _heterogeneous(imp: Importer, onode, signed: bool, narrow: bool, rounding: Rounding, bits: np.ndarray,
+                   frac: np.ndarray, float_scale: np.ndarray | None) -> list:
+    """A Quant with a grid and bounds of its own for each element (bit widths or power-of-two
+    scales that are tensors): folded into codes on a constant, a ChannelQuant on a tensor."""
+    if float_scale is not None:
+        raise Problem("per-element bit widths or scales with float (non-power-of-two) scales are not "
+                      "supported; use power-of-two scales (as HGQ and PQuantML train them)")
+    x = imp.data(onode, 0)
+    shape = x.shape
+    fr = _per_element(frac, shape, "scale").astype(np.int64)
+    bw = _per_element(bits, shape, "bitwidth").astype(np.int64)
+    if signed and np.any(bw == 1):
+        raise Problem("a signed 1-bit element among per-element bit widths (QONNX runs it as bipolar) is "
+                      "not supported; give it 2 bits or make the quantizer unsigned")
+    lo = np.where(signed, -(1 << (bw - 1)) + (1 if narrow else 0), 0)
+    hi = np.where(signed, (1 << (bw - 1)) - 1, (1 << bw) - (2 if narrow else 1))
+    if x.out.value is not None:
+        if x.type is not None or not np.all(np.isfinite(x.out.value)):
+            raise Problem("a per-element quantizer of a constant needs finite float values")
+        v = np.asarray(x.out.value, np.float32).astype(np.float64)
+        codes = np.clip(round_real(np.ldexp(v, fr), rounding), lo, hi).astype(np.int64)
+        return [Value(imp.add("c", Constant.codes(codes, 0, Factor.of(np.ldexp(1.0, -fr))), ()))]
+    t = imp.tensor(onode, 0)
+    node = imp.add("quant", ChannelQuant.of(rounding, fr.ravel(), lo.ravel(), hi.ravel()), (t.node,))
+    imp.quantized.add(node.name)            # a quantizer: what reads it reads codes
+    return [replace(t, node=node)]
 
 
 def _no_zero_point(imp: Importer, onode, i: int) -> None:
@@ -70,10 +120,14 @@ def quant(imp: Importer, onode) -> list:
     a = Attributes(onode)
     signed, narrow = a.flag("signed", True), a.flag("narrow", False)
     rounding = _rounding(a, "ROUND")
-    bits = _bitwidth(imp, onode, 3)
+    widths = _bitwidths(imp, onode, 3)
     _no_zero_point(imp, onode, 2)
     scale = imp.const(onode, 1, "scale").value
     frac, float_scale = imp.scale_split(scale, "scale")
+    if np.unique(widths).size > 1 or (np.unique(frac).size > 1 and not imp.is_const(onode, 0)
+                                      and float_scale is None):
+        return _heterogeneous(imp, onode, signed, narrow, rounding, widths, frac, float_scale)
+    bits = int(widths.ravel()[0])
     if signed and bits == 1:
         # QONNX executes a 1-bit signed quantizer as bipolar (+-scale)
         if float_scale is not None:

@@ -11,7 +11,7 @@ from ...errors import FpgaqError
 from ...ir.fixed import FixedType, Rounding, Saturation, shift_round
 from ...ir.graph import Graph, Node
 from ...ir.interval import Interval
-from ...ir.ops import Argmax, Bipolar, Clip, Dense, LeakyRelu, Lut, Quant, Relu, Requant, Reshape, SoftmaxTable, Threshold
+from ...ir.ops import Argmax, Bipolar, ChannelQuant, Clip, Dense, LeakyRelu, Lut, Quant, Relu, Requant, Reshape, SoftmaxTable, Threshold
 from ...names import comment
 
 # ap_fixed quantization modes that match a rounding exactly (CEIL and UP have none).
@@ -196,6 +196,21 @@ def _leaky_relu(node: Node, src: Node) -> dict:
                        "slope_store_t": c_integer(_code_width(op.slope))}}
 
 
+def _channel_quant(node: Node, src: Node) -> dict:
+    """A quantizer with a grid and bounds an element: one call a element, all constant."""
+    op = node.op
+    assert isinstance(op, ChannelQuant) and node.type is not None and src.type is not None
+    shifts = src.type.frac - op.fracs
+    ups = op.type.frac - op.fracs
+    bound = max(_code_width(op.lo), _code_width(op.hi))
+    wide = max(src.type.width + max(0, int(-shifts.min())), bound, node.type.width) + 2
+    return {"kernel": "quantize_channels", "type": ap_type(node.type),
+            "elements": [{"shift": int(s), "up": int(u), "lo": literal(lo, "saturation bound", node),
+                          "hi": literal(hi, "saturation bound", node)}
+                         for s, u, lo, hi in zip(shifts, ups, op.lo, op.hi)],
+            "config": {"mode": mode(op.rounding), "wide_t": f"ap_int<{wide}>"}}
+
+
 def _wide(src: Node) -> str:
     assert src.type is not None
     return f"ap_int<{src.type.width + 2}>"
@@ -227,7 +242,7 @@ def _copy(node: Node, src: Node) -> dict:
 KERNELS: dict[type, Callable[[Node, Node], dict]] = {
     Quant: _quant, Dense: _dense, Requant: _requant, Relu: _relu, Clip: _clip, Bipolar: _bipolar,
     Reshape: _copy, Threshold: _threshold, Lut: _lut, SoftmaxTable: _softmax_table, Argmax: _argmax,
-    LeakyRelu: _leaky_relu,
+    LeakyRelu: _leaky_relu, ChannelQuant: _channel_quant,
 }
 
 

@@ -20,7 +20,7 @@ from ...ir.cost import ROUND_COST, SATURATE_COST, SIGN_MUX_COST, adder_budget
 from ...ir.fixed import FixedType, Rounding, csd, shift_round
 from ...ir.graph import Graph, Node
 from ...ir.interval import Interval
-from ...ir.ops import Argmax, Bipolar, Clip, Dense, LeakyRelu, Lut, Quant, Relu, Requant, Reshape, SoftmaxTable, Threshold
+from ...ir.ops import Argmax, Bipolar, ChannelQuant, Clip, Dense, LeakyRelu, Lut, Quant, Relu, Requant, Reshape, SoftmaxTable, Threshold
 from ...names import comment, identifier
 
 MAX_CONSTANT_BITS = 64  # parameters of the primitives are at most 64-bit constants
@@ -347,6 +347,19 @@ def _quant(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
             for i, x in enumerate(xs)]
 
 
+def _channel_quant(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
+    """Each element its own requantizer (shift, rounding, bounds), then its codes moved onto the
+    tensor's common grid (a shift: wiring)."""
+    op = node.op
+    assert isinstance(op, ChannelQuant) and src.type is not None
+    out = []
+    for i, (x, f, lo, hi) in enumerate(zip(xs, op.fracs, op.lo, op.hi)):
+        base = f"{node.name}_{i}"
+        y = _requant(net, node, base, x, src.type.frac - int(f), op.rounding, int(lo), int(hi))
+        out.append(_requant(net, node, f"{base}_g", y, int(f) - op.type.frac, Rounding.FLOOR, None, None))
+    return out
+
+
 def _relu(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
     return [_requant(net, node, f"{node.name}_{i}", x, 0, Rounding.FLOOR, 0, None) for i, x in enumerate(xs)]
 
@@ -534,7 +547,7 @@ def _reshape(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value
 KERNELS: dict[type, Callable[[Netlist, Node, Node, list[Value]], list[Value]]] = {
     Quant: _quant, Relu: _relu, Clip: _clip, Bipolar: _bipolar, Dense: _dense, Requant: _int_requant,
     Reshape: _reshape, Threshold: _threshold, Lut: _lut, SoftmaxTable: _softmax, Argmax: _argmax,
-    LeakyRelu: _leaky_relu,
+    LeakyRelu: _leaky_relu, ChannelQuant: _channel_quant,
 }
 
 

@@ -1,5 +1,6 @@
 """The IR's ops, each a frozen dataclass holding its own rules (see base.py)."""
 from .base import Args, Op
+from .channel_quant import ChannelQuant
 from .elementwise import Clip, LeakyRelu, Relu
 from .arith import Add, Div, Mul, Sub
 from .linear import BatchNorm, Dense, Gemm, MatMul
@@ -11,4 +12,4 @@ from .threshold import Threshold
 
 __all__ = ["Args", "Op", "Input", "Constant", "Quant", "Bipolar", "Requant", "Scale", "Gemm", "MatMul",
            "Add", "Sub", "Mul", "Div", "BatchNorm", "Dense", "Relu", "Clip", "Reshape", "Transpose",
-           "Threshold", "LeakyRelu", "Activation", "Softmax", "Lut", "SoftmaxTable", "Argmax"]
+           "Threshold", "ChannelQuant", "LeakyRelu", "Activation", "Softmax", "Lut", "SoftmaxTable", "Argmax"]

@@ -153,6 +153,25 @@ void requantize(const IN_T in[CFG::n], OUT_T out[CFG::n],
     }
 }
 
+// --- quantize_one: one element of a per-element quantizer (HGQ's heterogeneous quantization):
+// rounded right by SHIFT with MODE (or widened, SHIFT <= 0), saturated to [lo, hi] on its own
+// grid, then given UP more fraction bits (the tensor's common grid). WIDE_T holds every step.
+template <rounding_t MODE, int SHIFT, int UP, class WIDE_T, class IN_T, class OUT_T>
+void quantize_one(const IN_T &in, OUT_T &out, const long long lo, const long long hi) {
+#pragma HLS INLINE
+    WIDE_T c = code(in);
+    WIDE_T y;
+    if (SHIFT > 0) {
+        y = shift_round<MODE, (SHIFT > 0 ? SHIFT : 1)>(c);
+    } else {
+        y = c << (SHIFT < 0 ? -SHIFT : 0);
+    }
+    if (y < WIDE_T(lo)) y = lo;
+    if (y > WIDE_T(hi)) y = hi;
+    y = y << UP;
+    set_code(out, y);
+}
+
 // --- threshold: out = start[c] + step * (the number of thresholds[c][k] that code <= x) ---
 // CFG: n, n_rows (1: one row for all channels), k (thresholds a row), step, wide_t (holds
 // the input's codes and every threshold), threshold_store_t, start_store_t, count_t.
