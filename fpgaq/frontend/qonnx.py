@@ -37,6 +37,8 @@ def _bitwidth(imp: Importer, onode, i: int, what: str = "bitwidth") -> int:
 def _bitwidths(imp: Importer, onode, i: int) -> np.ndarray:
     """Quant's bit width: one value, or a tensor of them (HGQ, PQuantML: a width an element)."""
     bw = np.asarray(imp.const(onode, i, "bitwidth").value, dtype=np.float64)
+    if bw.size == 0:
+        raise Problem("bitwidth is empty; give one value, or one an element")
     bad = bw[~(np.isfinite(bw) & (bw == np.round(bw)) & (bw >= 1) & (bw <= MAX_BITS))]
     if bad.size:
         raise Problem(f"bitwidth {show(np.unique(bad))} is not a whole number of bits from 1 to {MAX_BITS}")
@@ -123,6 +125,8 @@ def quant(imp: Importer, onode) -> list:
     widths = _bitwidths(imp, onode, 3)
     _no_zero_point(imp, onode, 2)
     scale = imp.const(onode, 1, "scale").value
+    if np.size(scale) == 0:
+        raise Problem("scale is empty; give one value, or one a channel")
     frac, float_scale = imp.scale_split(scale, "scale")
     if np.unique(widths).size > 1 or (np.unique(frac).size > 1 and not imp.is_const(onode, 0)
                                       and float_scale is None):
