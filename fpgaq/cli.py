@@ -60,14 +60,25 @@ def _reuse(text: str) -> int | str:
     return value
 
 
+def _requant_bits(text: str) -> int | str:
+    """'auto' or a whole number (the config checks its range)."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 'auto' or a whole number of bits") from None
+
+
 # --- the flags, each defined once ------------------------------------------------------------
 
 def _model_options(p: argparse.ArgumentParser) -> None:
     """How a model is read: shared by build, emulate and inspect."""
     p.add_argument("--requantize", action="store_true", default=None, help="lower float (non-power-of-two) "
                    "scales to integer requantisation and report the deviation from the float model")
-    p.add_argument("--requant-bits", type=_count, metavar="B",
-                   help="significant bits of each requantisation multiplier (default 16)")
+    p.add_argument("--requant-bits", type=_requant_bits, metavar="B",
+                   help="significant bits of each requantisation multiplier, or 'auto' (the default: per "
+                   "requantiser, the fewest that give the float model's rounding)")
     p.add_argument("--max-ops", type=_count, metavar="N", help="refuse models needing more than N "
                    "multiply-accumulates an input (default 10,000,000)")
     p.add_argument("--input-type", metavar="TYPE", help="quantize the model's unquantized input to this type "

@@ -36,7 +36,7 @@ class BuildConfig:
     tb_samples: int = 1000             # test-bench samples written into the project
     max_ops: int = 10_000_000          # refuse models needing more multiply-accumulates an input
     requantize: bool = False           # lower float scales to integer multiplier-and-shift
-    requant_bits: int = 16             # significant bits of each requantisation multiplier
+    requant_bits: int | str = "auto"   # significant bits of each requantisation multiplier, or "auto"
     thresholds: str = "auto"           # a float-scaled quantizer as thresholds: auto (where cheaper), always, never
     input_type: str | None = None      # quantize an unquantized model input: 'fixed<16,6>', ...
     softmax: str = "table"             # a Softmax: table (exp and 1/sum lookup tables), argmax, or skip (the logits)
@@ -68,8 +68,9 @@ class BuildConfig:
         for k, v in self.layer_reuse.items():
             if not _whole(v, 1):
                 raise ConfigError(f"layer_reuse['{k}'] = {v!r} must be a positive integer")
-        if not (_whole(self.requant_bits, 2) and self.requant_bits <= 32):
-            raise ConfigError(f"requant_bits {self.requant_bits!r} must be an integer from 2 to 32")
+        bits = self.requant_bits
+        if not (bits == "auto" or (isinstance(bits, int) and _whole(bits, 2) and bits <= 32)):
+            raise ConfigError(f"requant_bits {self.requant_bits!r} must be 'auto' or an integer from 2 to 32")
         if not isinstance(self.requantize, bool):
             raise ConfigError(f"requantize {self.requantize!r} must be true or false")
         if self.thresholds not in ("auto", "always", "never"):

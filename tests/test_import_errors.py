@@ -130,10 +130,13 @@ def test_non_zero_zero_point():
                    r"or fold the offset into the bias\)", msg)
 
 
-def test_non_zero_zero_point_qdq():
-    msg = problem(mg.nonzero_zeropt_model(zeropt=3, qdq=True, style="clean"))
-    assert_matches(r"node '[^']+' \(QuantizeLinear\): zero-point \[3\] is not zero; fixed point needs "
-                   r"symmetric quantization \(zero-point 0\)", msg)
+def test_qdq_zero_points_that_differ():
+    """QDQ zero-points fold exactly (tests/test_ort_int8.py), but a DequantizeLinear must use
+    its QuantizeLinear's."""
+    model = mg.qdq_mlp([8, 16, 4], rng=0, style="clean")
+    msg = problem(mg.with_quant_param(model, mg._find_quant(model, "input"), zeropt=3, pair=False))
+    assert_matches(r"node '[^']+' \(DequantizeLinear\): zero-point 0 differs from the zero-point 3 of the "
+                   r"QuantizeLinear it reads \(node '[^']+' \(QuantizeLinear\)\); give both the same zero-point", msg)
 
 
 @pytest.mark.parametrize("mode", ["STOCHASTIC", ""])

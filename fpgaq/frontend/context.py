@@ -31,6 +31,11 @@ class Importer:
         self.origin = Origin("", "")
         self.shapes: dict[str, list] = {}
         self.quantized: set[str] = set()      # nodes computed from the model input through a quantizer
+        # QDQ zero-points: IR node name -> the zero-point z of the QuantizeLinear whose codes the
+        # node holds. Codes are always centred (q - z); DequantizeLinear checks it reads its own z.
+        self.zero_points: dict[str, np.ndarray] = {}
+        self.graph_outputs = {o.name for o in model.graph.output}
+        self.by_name: dict[str, Node] = {}
         self._materialized: dict[str, Node] = {}
 
     # --- nodes ---------------------------------------------------------------------------
@@ -45,6 +50,7 @@ class Importer:
         except ValueError as e:
             raise Problem(str(e)) from None
         self.nodes.append(node)
+        self.by_name[name] = node
         if (isinstance(op, (Quant, Bipolar)) and node.out.value is None) or any(n.name in self.quantized for n in inputs):
             self.quantized.add(name)
         return node

@@ -17,6 +17,8 @@ from ..ir.ops.linear import BatchNorm
 from ..ir.tensor import Factor, Tensor
 from .rewrite import Rewrite
 
+FLOAT32_EPS = 2.0 ** -23     # float32's machine epsilon: its relative spacing at 1
+
 
 def _per_output(values: np.ndarray, out: int) -> np.ndarray:
     return np.broadcast_to(values.reshape(-1) if values.size == out else values, (out,))
@@ -63,6 +65,10 @@ def _rounded(r: Rewrite, node: Node, acc: Tensor, d: Dense, acc_frac: int, real:
     if np.any(np.abs(codes) >= 2.0 ** 62):
         r.problem(node, "the bias is too large for the accumulator's grid")
         return None
+    # on the grid within float32's precision (2**-23 of the value) counts as exact: a QDQ int32
+    # bias has the float32 scale float32(x_scale * w_scale), the accumulator the exact product,
+    # which differ by float32's rounding only; the model's float32 arithmetic cannot tell them apart
+    exact = np.where(np.abs(exact - codes) <= np.abs(codes) * FLOAT32_EPS, codes, exact)
     return codes.astype(np.int64), (None if np.array_equal(codes, exact) else exact)
 
 

@@ -14,7 +14,7 @@ from .fold_input_clips import FoldInputClips
 from .float_outputs import QuantizeFloatOutputs
 from .fold_scales import FoldScales
 from .lower_gemm import LowerGemm
-from .requantizers import ChooseRequantizers
+from .requantizers import ChooseRequantizers, tail_bits
 from .tables import LowerTables
 from .reuse import TileByReuse
 from .zero_weights import EliminateZeroWeights
@@ -38,7 +38,7 @@ def pipeline(config: BuildConfig = BuildConfig()) -> tuple[Pass, ...]:
         LowerGemm(),                      # alpha, beta, transB: MatMul + Add
         FoldAffine(requantize=config.requantize),   # MatMul, then + - * / constants: Dense
         FoldBatchNorm(requantize=config.requantize),
-        QuantizeFloatOutputs(requantize=config.requantize, bits=config.requant_bits),  # a float tail
+        QuantizeFloatOutputs(requantize=config.requantize, bits=tail_bits(config.requant_bits)),  # a float tail
         LowerTables(softmax=config.softmax, bits=config.table_bits, frac=config.table_frac),  # Sigmoid, Softmax, ...
         ChooseRequantizers(bits=config.requant_bits, thresholds=config.thresholds),  # float scales
         EliminateDeadNodes(),             # what the folds above left behind
