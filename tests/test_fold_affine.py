@@ -140,3 +140,52 @@ def test_float_constants_requantized_with_the_deviation_measured(tmp_path):
     dev = deviation(graph, x)["outputs"][0]
     assert dev["max_abs_error"] == np.max(np.abs(ours - reference))
     assert dev["max_abs_error"] <= 2 ** -4                   # one output step at the default multiplier width
+
+
+# --- constants between a quantizer and the next layer (fold_affine_forward) ---------------------
+
+def _between(chain: list[tuple[str, object]], const_first: bool = False) -> onnx.ModelProto:
+    """modelgen's 8-12-4 QONNX MLP with `chain` of constant ops between the first activation
+    quantizer and the second layer."""
+    import modelgen
+    m = modelgen.qonnx_mlp([8, 12, 4], rng=0)
+    gemms = [n for n in m.graph.node if n.op_type in ("Gemm", "MatMul")]
+    src, pos = gemms[1].input[0], list(m.graph.node).index(gemms[1])
+    for j, (op, c) in enumerate(chain):
+        m.graph.initializer.append(numpy_helper.from_array(np.asarray(c, np.float32), f"k{j}"))
+        ins = [f"k{j}", src] if const_first else [src, f"k{j}"]
+        m.graph.node.insert(pos + j, helper.make_node(op, ins, [f"s{j}"], name=f"between_{op}{j}"))
+        src = f"s{j}"
+    gemms[1].input[0] = src
+    m.ir_version = 10
+    return m
+
+
+@pytest.mark.parametrize("chain", [
+    [("Mul", 0.5)], [("Div", 4.0)], [("Add", 0.25)], [("Sub", 0.125)],
+    [("Mul", np.arange(1, 13) / 8.0)],                              # per feature
+    [("Mul", -0.75), ("Add", np.linspace(-1, 1, 12) // 0.0625 * 0.0625), ("Sub", 0.5)],
+])
+def test_constants_before_a_layer_fold_into_it_exactly(tmp_path, chain):
+    model = _between(chain)
+    graph = _compile(tmp_path, model)
+    assert not any(isinstance(n.op, (Add, Sub, Mul, Div)) for n in graph.nodes)
+    x = np.concatenate([_inputs(n=2000), _inputs(n=2000, seed=2)], axis=1)[:, :8]
+    np.testing.assert_array_equal(emulate.run(graph, x)[0], run_reference(model, x)[0].reshape(len(x), -1))
+
+
+def test_constant_minus_a_quantized_tensor_folds(tmp_path):
+    model = _between([("Sub", 0.5)], const_first=True)
+    graph = _compile(tmp_path, model)
+    x = np.concatenate([_inputs(n=500), _inputs(n=500, seed=2)], axis=1)[:, :8]
+    np.testing.assert_array_equal(emulate.run(graph, x)[0], run_reference(model, x)[0].reshape(len(x), -1))
+
+
+def test_constants_before_a_layer_that_are_not_fixed_point(tmp_path):
+    with pytest.raises(ModelError, match=r"between_Mul0.*not fixed point \(more than 16 fraction bits\); "
+                                         r"build with --requantize"):
+        _compile(tmp_path, _between([("Mul", 0.3)]))
+    graph = _compile(tmp_path, _between([("Mul", 0.3)]), requantize=True)
+    assert not any(isinstance(n.op, Mul) for n in graph.nodes)
+    with pytest.raises(ModelError, match=r"between_Div0.*not a power of two; its reciprocal is not a fixed-point"):
+        _compile(tmp_path, _between([("Div", 3.0)]), requantize=True)

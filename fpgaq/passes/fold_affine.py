@@ -15,6 +15,7 @@ from ..ir.graph import Graph, Node
 from ..ir.ops import Add, Dense, Div, MatMul, Mul, Sub
 from ..ir.ops.linear import BatchNorm
 from ..ir.tensor import Factor, Tensor
+from .fold_affine_forward import MAX_FRAC
 from .rewrite import Rewrite
 
 FLOAT32_EPS = 2.0 ** -23     # float32's machine epsilon: its relative spacing at 1
@@ -88,7 +89,17 @@ class FoldAffine:
         refused: set[str] = set()   # nodes with a problem: what follows them is not reported again
         for n in graph.nodes:
             if isinstance(n.op, MatMul):
-                r.add(n.name, n.op.dense([r[i].out for i in n.inputs]), n.inputs[:1], n.origin)
+                if refused.intersection(n.inputs):
+                    r.keep(n)
+                    refused.add(n.name)
+                    continue
+                try:
+                    dense = n.op.dense([r[i].out for i in n.inputs])
+                except ValueError as e:
+                    r.problem(n, str(e))
+                    refused.add(n.name)
+                    continue
+                r.add(n.name, dense, n.inputs[:1], n.origin)
             elif isinstance(n.op, (Add, Sub, Mul, Div)) and not n.out.const and n.name not in host:
                 if refused.intersection(n.inputs):
                     r.keep(n)
@@ -107,8 +118,19 @@ class FoldAffine:
         dn, c = (a, b) if b.out.const else (b, a)
         verb = {"Add": "adds", "Sub": "subtracts", "Mul": "multiplies", "Div": "divides"}[type(n.op).__name__]
         if not isinstance(dn.op, Dense) or not c.out.const:
-            r.problem(n, f"{verb} with a constant something other than a MatMul/Gemm result; fpgaq folds such "
-                         "constants into the layer before them; move the constant there, or quantize here")
+            if isinstance(n.op, Div) and dn.type is not None:
+                r.problem(n, f"{verb} a quantized tensor by a constant that is not a power of two; its "
+                             "reciprocal is not a fixed-point number, so fpgaq cannot fold it into the next "
+                             "layer: multiply by a fixed-point constant instead, or divide after the layer")
+                return
+            if dn.type is not None and not self.requantize:
+                r.problem(n, f"{verb} a quantized tensor by a constant that is not fixed point (more than "
+                             f"{MAX_FRAC} fraction bits); build with --requantize to fold it into the next layer "
+                             "exactly, or quantize it")
+                return
+            r.problem(n, f"{verb} with a constant something other than a MatMul/Gemm result or what a layer "
+                         "reads; fpgaq folds such constants into the layer before or after them; move the "
+                         "constant there, or quantize here")
             return
         if c is a and isinstance(n.op, (Sub, Div)):
             r.problem(n, f"{verb} a MatMul/Gemm result from a constant (c - x, c / x); fpgaq folds only "

@@ -9,6 +9,7 @@ from ..ir.graph import Graph, verify
 from .dead_nodes import EliminateDeadNodes
 from .fold_batchnorm import FoldBatchNorm
 from .fold_affine import FoldAffine
+from .fold_affine_forward import FoldAffineForward
 from .fold_constants import FoldConstants
 from .fold_input_clips import FoldInputClips
 from .float_outputs import QuantizeFloatOutputs
@@ -36,6 +37,7 @@ def pipeline(config: BuildConfig = BuildConfig()) -> tuple[Pass, ...]:
     return (
         FoldConstants(),                  # quantized weights and biases become constants
         LowerGemm(),                      # alpha, beta, transB: MatMul + Add
+        FoldAffineForward(requantize=config.requantize),  # a x + b between a quantizer and MatMuls: into their weights and bias
         FoldAffine(requantize=config.requantize),   # MatMul, then + - * / constants: Dense
         FoldBatchNorm(requantize=config.requantize),
         QuantizeFloatOutputs(requantize=config.requantize, bits=tail_bits(config.requant_bits)),  # a float tail
