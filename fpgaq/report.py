@@ -161,7 +161,7 @@ def report_markdown(data: dict) -> str:
                 o = q["output"]
                 rows += ["", f"The output of {q['onnx_node']} has no quantizer in the model (a float tail): "
                              f"fpgaq gives it as `{_ap(FixedType(o['signed'], o['width'], o['frac']))}` "
-                             "(--requant-bits bits, the most fraction bits that hold the float model's exact "
+                             "(16 bits, or --requant-bits; the most fraction bits that hold the float model's exact "
                              f"range, rounding half to even), by {q['name']}."]
     if "requantization" in data:
         rows += ["", "## Deviation from the float model", "", deviation_text(data["requantization"]["deviation"])]
