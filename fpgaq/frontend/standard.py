@@ -15,7 +15,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..ir.fixed import is_power_of_two
-from ..ir.ops import Activation, LeakyRelu, Softmax, Add, BatchNorm, Clip, Gemm, MatMul, Op, Reshape, Transpose
+from ..ir.ops import Activation, Conv, LeakyRelu, Softmax, Add, BatchNorm, Clip, Gemm, MatMul, Op, Reshape, Transpose
 from .attributes import Attributes
 from .context import Importer
 from .values import Const, Problem, Value
@@ -170,6 +170,43 @@ def leaky_relu(imp: Importer, onode) -> list:
     except ValueError as e:
         raise Problem(str(e)) from None
     return [replace(t, node=imp.add(op.kind, op, (t.node,)))]
+
+
+def conv(imp: Importer, onode) -> list:
+    """Conv, any rank: strides, explicit or automatic padding, dilations, groups."""
+    t = imp.fixed_tensor(onode, 0)
+    w = imp.data(onode, 1, "the weight")
+    if w.out.value is None:
+        raise Problem("the weight is computed at run time; fpgaq needs a constant weight")
+    nd = len(w.shape) - 2
+    if nd < 1 or len(t.node.shape) != nd + 1:
+        raise Problem(f"a Conv of weight shape {list(w.shape)} on a tensor of shape {list(t.node.shape)} (batch "
+                      "excluded); fpgaq takes 1-D and 2-D (any rank) convolutions, channels first")
+    a = Attributes(onode)
+    kernel = list(w.shape[2:])
+    given = a.integers("kernel_shape", None)
+    if given is not None and list(given) != kernel:
+        raise Problem(f"kernel_shape {list(given)} does not match the weight's {kernel}")
+    strides = a.integers("strides", [1] * nd) or [1] * nd
+    dilations = a.integers("dilations", [1] * nd) or [1] * nd
+    pads = a.integers("pads", [0] * (2 * nd)) or [0] * (2 * nd)
+    auto = a.text("auto_pad", "NOTSET")
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        pads = [0] * (2 * nd)
+        for i in range(nd):
+            size = t.node.shape[1 + i]
+            total = max((-(-size // strides[i]) - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - size, 0)
+            small = total // 2
+            pads[i], pads[nd + i] = (small, total - small) if auto == "SAME_UPPER" else (total - small, small)
+    elif auto == "VALID":
+        pads = [0] * (2 * nd)
+    elif auto != "NOTSET":
+        raise Problem(f"auto_pad '{auto}' is unknown; use NOTSET, SAME_UPPER, SAME_LOWER or VALID")
+    if len(strides) != nd or len(dilations) != nd or len(pads) != 2 * nd or min(strides + dilations) < 1 or min(pads) < 0:
+        raise Problem(f"strides {strides}, dilations {dilations} or pads {pads} do not fit a {nd}-D convolution")
+    op = Conv(tuple(strides), tuple(pads), tuple(dilations), a.integer("group", 1))
+    ins = (t.node, w) + ((imp.data(onode, 2, "the bias"),) if len(onode.input) > 2 and onode.input[2] else ())
+    return [replace(t, node=imp.add("conv", op, ins))]
 
 
 def softmax(imp: Importer, onode) -> list:

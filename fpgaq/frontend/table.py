@@ -20,7 +20,7 @@ STANDARD: dict[str, Lowering] = {
     "Sigmoid": standard.elementwise(lambda a: Activation("sigmoid")),
     "Tanh": standard.elementwise(lambda a: Activation("tanh")),
     "HardSigmoid": standard.elementwise(standard.hard_sigmoid), "Softmax": standard.softmax,
-    "LeakyRelu": standard.leaky_relu, "PRelu": standard.leaky_relu,
+    "LeakyRelu": standard.leaky_relu, "PRelu": standard.leaky_relu, "Conv": standard.conv,
     "QuantizeLinear": qdq.quantize_linear, "DequantizeLinear": qdq.dequantize_linear,
 }
 QONNX: dict[str, Lowering] = {

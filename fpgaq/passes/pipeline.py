@@ -14,6 +14,7 @@ from .fold_constants import FoldConstants
 from .fold_input_clips import FoldInputClips
 from .float_outputs import QuantizeFloatOutputs
 from .fold_scales import FoldScales
+from .lower_conv import LowerConv
 from .lower_gemm import LowerGemm
 from .requantizers import ChooseRequantizers, tail_bits
 from .tables import LowerTables
@@ -36,6 +37,7 @@ def pipeline(config: BuildConfig = BuildConfig()) -> tuple[Pass, ...]:
     """The passes, in the order they run; their options come from the build config."""
     return (
         FoldConstants(),                  # quantized weights and biases become constants
+        LowerConv(),                      # Conv (io_parallel): the dense layer of its unrolled matrix
         LowerGemm(),                      # alpha, beta, transB: MatMul + Add
         FoldAffineForward(requantize=config.requantize),  # a x + b between a quantizer and MatMuls: into their weights and bias
         FoldAffine(requantize=config.requantize),   # MatMul, then + - * / constants: Dense

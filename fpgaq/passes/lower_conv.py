@@ -1,0 +1,84 @@
+"""Convolutions, fully parallel (io_parallel): each Conv becomes the dense layer of its
+unrolled matrix, a column an output element, a non-zero an (output, tap) pair that reads the
+input (padding reads nothing): Reshape -> MatMul -> Add (the bias, an output channel's to each
+of its positions) -> Reshape. Every pass after it treats the layer as any dense layer: its
+zero weights cost nothing, its exact widths, its bias, the batch-norm and the quantizer after
+it."""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ir.graph import Graph, Node
+from ..ir.ops import Add, Constant, Conv, MatMul, Reshape
+from ..ir.tensor import Factor
+from .rewrite import Rewrite
+
+MAX_UNROLLED = 1 << 24        # inputs x outputs of one unrolled convolution
+
+
+def unrolled(conv: Conv, x_shape: tuple[int, ...], codes: np.ndarray) -> np.ndarray:
+    """The (inputs, outputs) matrix of the convolution on flattened tensors."""
+    out_shape = conv.out_shape(x_shape, codes.shape)
+    nd = len(x_shape) - 1
+    matrix = np.zeros((math.prod(x_shape), math.prod(out_shape)), dtype=codes.dtype)
+    cig, cog = codes.shape[1], codes.shape[0] // conv.group
+    grids = np.meshgrid(*[np.arange(n) for n in out_shape[1:]], indexing="ij")
+    for o in range(codes.shape[0]):
+        g = o // cog
+        for k in itertools.product(*(range(n) for n in codes.shape[2:])):
+            q = [grids[i] * conv.strides[i] - conv.pads[i] + k[i] * conv.dilations[i] for i in range(nd)]
+            valid = np.logical_and.reduce([(q[i] >= 0) & (q[i] < x_shape[1 + i]) for i in range(nd)])
+            out_idx = np.ravel_multi_index((np.full(int(valid.sum()), o),) + tuple(gr[valid] for gr in grids), out_shape)
+            for ci in range(cig):
+                w = codes[(o, ci) + tuple(k)]
+                if w == 0:
+                    continue
+                in_idx = np.ravel_multi_index((np.full(int(valid.sum()), g * cig + ci),) + tuple(qq[valid] for qq in q),
+                                              x_shape)
+                matrix[in_idx, out_idx] = w
+    return matrix
+
+
+@dataclass(frozen=True)
+class LowerConv:
+    name: str = "lower_conv"
+
+    def run(self, graph: Graph) -> Graph:
+        if not any(isinstance(n.op, Conv) for n in graph.nodes):
+            return graph
+        r = Rewrite(graph)
+        for n in graph.nodes:
+            if isinstance(n.op, Conv):
+                self._lower(r, n, n.op)
+            else:
+                r.keep(n)
+        return r.graph()
+
+    def _lower(self, r: Rewrite, n: Node, conv: Conv) -> None:
+        ins = [r[i].out for i in n.inputs]
+        x, w = ins[0], ins[1]
+        codes, frac, rows = conv.parts(ins)
+        out_shape = conv.out_shape(x.shape, codes.shape)
+        positions = math.prod(out_shape[1:])
+        if x.size * math.prod(out_shape) > MAX_UNROLLED:
+            r.problem(n, f"a convolution of {x.size} inputs and {math.prod(out_shape)} outputs is too large to unroll "
+                         "(io_parallel); use smaller inputs, or wait for io_stream")
+            return
+        matrix = unrolled(conv, x.shape, np.asarray(codes))
+        factor = None if rows is None else Factor.of(np.repeat(rows, positions))
+        flat = r.add(r.fresh(f"{n.name}_in"), Reshape((x.size,)), n.inputs[:1], n.origin)
+        wn = r.add(r.fresh(f"{n.name}_w"), Constant.codes(matrix, frac, factor), (), n.origin)
+        mm = r.add(r.fresh(f"{n.name}_mm"), MatMul(), (flat.name, wn.name), n.origin)
+        last = mm.name
+        if len(n.inputs) == 3:
+            b = ins[2]
+            assert b.value is not None
+            values = np.repeat(np.ravel(b.value), positions)
+            bc = Constant(values) if b.type is None else Constant.codes(values, b.type.frac)
+            bn = r.add(r.fresh(f"{n.name}_b"), bc, (), n.origin)
+            last = r.add(r.fresh(f"{n.name}_add"), Add(), (mm.name, bn.name), n.origin).name
+        r.add(n.name, Reshape(out_shape), (last,), n.origin)

@@ -1,0 +1,106 @@
+"""Convolutions (io_parallel: each Conv unrolled into the dense layer of its matrix), on
+Brevitas-exported pruned CNNs (tests/fixtures/brevitas_cnn: 1-D with padding, stride and
+dilation; 2-D with a depthwise layer, asymmetric padding and a 1x1) and on generated Conv
+nodes over ONNX's attributes (auto_pad, strides, dilations, groups, 1-D to 3-D): the emulator
+equals qonnx's execution exactly, the C-simulation and the RTL simulation equal the emulator."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from conftest import TESTS, need_gxx
+from fpgaq import emulate
+from fpgaq.backends.hls.csim import run_csim
+from fpgaq.compile import compile_file, compile_model
+from fpgaq.config import BuildConfig
+from fpgaq.errors import ModelError
+from fpgaq.ir.ops import Conv, Dense
+from fpgaq.project import build
+from qonnx_reference import run_reference
+
+CNN = TESTS / "fixtures" / "brevitas_cnn"
+QONNX = "qonnx.custom_op.general"
+
+
+@pytest.mark.parametrize("name", ["conv1d", "conv2d"])
+def test_brevitas_cnn_equals_qonnx(name):
+    model = onnx.load(CNN / f"{name}.onnx")
+    graph = compile_file(CNN / f"{name}.onnx", BuildConfig())
+    assert not any(isinstance(n.op, Conv) for n in graph.nodes)
+    x = np.load(CNN / f"inputs_{name}.npy")
+    want = run_reference(model, x)[0].reshape(len(x), -1)
+    np.testing.assert_array_equal(want, np.load(CNN / f"outputs_{name}.npy"))     # qonnx runs it as PyTorch
+    more = (np.random.default_rng(4).normal(size=(300,) + x.shape[1:]) * 3).astype(np.float32)
+    both = np.concatenate([x, more])
+    np.testing.assert_array_equal(emulate.run(graph, both)[0], run_reference(model, both)[0].reshape(len(both), -1))
+
+
+def test_zero_taps_and_padding_cost_nothing():
+    graph = compile_file(CNN / "conv2d.onnx", BuildConfig())
+    first = next(n.op for n in graph.nodes if isinstance(n.op, Dense))
+    # the unrolled matrix holds a product for each non-zero tap at each output position it
+    # reaches inside the input: 3x3 taps of 4 channels on 8x8, half of them pruned, the border's
+    # taps on the padding gone
+    taps = 4 * 9
+    assert np.count_nonzero(first.weight) <= taps * 64 * 0.6
+    assert first.weight.shape == (4 * 64, 64)
+
+
+def _conv_model(x_shape, w_shape, rng, **attrs) -> onnx.ModelProto:
+    """Quant(input) -> Conv(weight Quant'd, bias on the accumulator grid) -> output."""
+    w = np.round(rng.normal(size=w_shape) * 8) / 16
+    w[rng.random(w_shape) < 0.3] = 0
+    inits = [numpy_helper.from_array(np.float32(v), n) for v, n in
+             [(2.0 ** -4, "s_in"), (0.0, "z"), (8.0, "b8"), (2.0 ** -4, "s_w")]]
+    inits.append(numpy_helper.from_array(w.astype(np.float32), "w"))
+    inits.append(numpy_helper.from_array((np.round(rng.normal(size=w_shape[0]) * 64) / 256).astype(np.float32), "b"))
+    nodes = [helper.make_node("Quant", ["x", "s_in", "z", "b8"], ["xq"], domain=QONNX, signed=1, narrow=0,
+                              rounding_mode="ROUND"),
+             helper.make_node("Quant", ["w", "s_w", "z", "b8"], ["wq"], domain=QONNX, signed=1, narrow=1,
+                              rounding_mode="ROUND"),
+             helper.make_node("Conv", ["xq", "wq", "b"], ["y"], **attrs)]
+    graph = helper.make_graph(nodes, "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, *x_shape])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(QONNX, 1)])
+    model.ir_version = 10
+    return model
+
+
+@pytest.mark.parametrize("x_shape, w_shape, attrs", [
+    ((3, 11), (4, 3, 3), dict(auto_pad="SAME_UPPER", strides=[2])),
+    ((3, 11), (4, 3, 4), dict(auto_pad="SAME_LOWER")),
+    ((2, 9, 7), (4, 1, 3, 2), dict(group=2, strides=[2, 1], dilations=[1, 2], pads=[1, 0, 2, 1])),
+    ((4, 6, 6), (4, 1, 3, 3), dict(group=4, auto_pad="VALID")),
+    ((2, 4, 5, 4), (3, 2, 2, 3, 2), dict(pads=[1, 1, 0, 0, 1, 1])),
+])
+def test_conv_attributes_equal_qonnx(x_shape, w_shape, attrs):
+    rng = np.random.default_rng(sum(x_shape))
+    model = _conv_model(x_shape, w_shape, rng, **attrs)
+    graph = compile_model(model, "conv", BuildConfig())
+    x = (rng.normal(size=(64,) + x_shape) * 3).astype(np.float32)
+    want = run_reference(model, x)[0]
+    got = emulate.run(graph, x)[0]
+    np.testing.assert_array_equal(got.reshape(want.shape), want)
+
+
+def test_a_conv_too_large_to_unroll_says_so():
+    model = _conv_model((8, 64, 64), (8, 8, 3, 3), np.random.default_rng(0), pads=[1, 1, 1, 1])
+    with pytest.raises(ModelError, match=r"too large to unroll \(io_parallel\)"):
+        compile_model(model, "big", BuildConfig())
+
+
+def test_csim_and_rtl_of_a_cnn(tmp_path):
+    from verilog_helpers import need, need_cocotb
+    from fpgaq.backends.verilog.rtlsim import run_rtlsim
+    need_gxx()
+    x = np.load(CNN / "inputs_conv2d.npy")
+    project = build(CNN / "conv2d.onnx", tmp_path / "p", BuildConfig(name="cnn"))
+    r = run_csim(project, x)
+    assert r.ok, r.mismatches
+    need("iverilog", "Icarus Verilog")
+    need_cocotb()
+    project = build(CNN / "conv1d.onnx", tmp_path / "v", BuildConfig(name="cnn", backend="verilog"))
+    r = run_rtlsim(project, np.load(CNN / "inputs_conv1d.npy")[:64], sim="icarus")
+    assert r.ok, r.mismatches
