@@ -104,3 +104,50 @@ def test_csim_and_rtl_of_a_cnn(tmp_path):
     project = build(CNN / "conv1d.onnx", tmp_path / "v", BuildConfig(name="cnn", backend="verilog"))
     r = run_rtlsim(project, np.load(CNN / "inputs_conv1d.npy")[:64], sim="icarus")
     assert r.ok, r.mismatches
+
+
+def test_average_pool_of_nine_needs_requantize_and_is_within_the_deviation():
+    model = onnx.load(CNN / "pool2d.onnx")
+    with pytest.raises(ModelError, match=r"AveragePool.*averages windows of 9 values.*--requantize"):
+        compile_file(CNN / "pool2d.onnx", BuildConfig())
+    graph = compile_file(CNN / "pool2d.onnx", BuildConfig(requantize=True))
+    x = np.load(CNN / "inputs_pool2d.npy")
+    want = run_reference(model, x)[0].reshape(len(x), -1)
+    np.testing.assert_array_equal(want, np.load(CNN / "outputs_pool2d.npy"))
+    np.testing.assert_allclose(emulate.run_reference(graph, x)[0], want, rtol=0, atol=1e-6)
+    from fpgaq.deviation import deviation
+    error = np.max(np.abs(emulate.run(graph, x)[0] - want))
+    assert deviation(graph, x)["outputs"][0]["max_abs_error"] == pytest.approx(error, abs=1e-6)
+
+
+def _pool_model(x_shape, node: onnx.NodeProto) -> onnx.ModelProto:
+    """Quant(input) -> the pooling node (or Pad) -> Quant -> output."""
+    inits = [numpy_helper.from_array(np.float32(v), n) for v, n in
+             [(2.0 ** -4, "s_in"), (0.0, "z"), (8.0, "b8"), (2.0 ** -5, "s_out")]]
+    nodes = [helper.make_node("Quant", ["x", "s_in", "z", "b8"], ["xq"], domain=QONNX, signed=1, narrow=0,
+                              rounding_mode="ROUND"),
+             node,
+             helper.make_node("Quant", ["p", "s_out", "z", "b8"], ["y"], domain=QONNX, signed=1, narrow=0,
+                              rounding_mode="ROUND")]
+    graph = helper.make_graph(nodes, "pool", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, *x_shape])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(QONNX, 1)])
+    model.ir_version = 10
+    return model
+
+
+@pytest.mark.parametrize("x_shape, node", [
+    ((3, 8, 8), helper.make_node("AveragePool", ["xq"], ["p"], kernel_shape=[2, 2], strides=[2, 2])),
+    ((3, 9), helper.make_node("AveragePool", ["xq"], ["p"], kernel_shape=[4], strides=[1], pads=[1, 2],
+                              count_include_pad=1)),
+    ((2, 4, 4), helper.make_node("GlobalAveragePool", ["xq"], ["p"])),
+    ((2, 5, 6), helper.make_node("Pad", ["xq", "pads"], ["p"], mode="constant")),
+])
+def test_pooling_and_padding_equal_qonnx(x_shape, node):
+    model = _pool_model(x_shape, node)
+    if node.op_type == "Pad":
+        model.graph.initializer.append(numpy_helper.from_array(np.array([0, 0, 1, 2, 0, 0, 0, 1], np.int64), "pads"))
+    graph = compile_model(model, "pool", BuildConfig())
+    x = (np.random.default_rng(1).normal(size=(200,) + x_shape) * 3).astype(np.float32)
+    want = run_reference(model, x)[0]
+    np.testing.assert_array_equal(emulate.run(graph, x)[0].reshape(want.shape), want)

@@ -15,7 +15,10 @@ import onnx
 from onnx import numpy_helper
 
 from ..ir.fixed import is_power_of_two
-from ..ir.ops import Activation, Conv, LeakyRelu, Softmax, Add, BatchNorm, Clip, Gemm, MatMul, Op, Reshape, Transpose
+from ..ir.graph import Node
+from ..ir.ops import (Activation, Add, BatchNorm, Clip, Constant, Conv, Gemm, LeakyRelu, MatMul, Op, Reshape, Scale,
+                      Softmax, Transpose)
+from ..ir.tensor import Factor
 from .attributes import Attributes
 from .context import Importer
 from .values import Const, Problem, Value
@@ -207,6 +210,85 @@ def conv(imp: Importer, onode) -> list:
     op = Conv(tuple(strides), tuple(pads), tuple(dilations), a.integer("group", 1))
     ins = (t.node, w) + ((imp.data(onode, 2, "the bias"),) if len(onode.input) > 2 and onode.input[2] else ())
     return [replace(t, node=imp.add("conv", op, ins))]
+
+
+def _ones(imp: Importer, channels: int, kernel: list[int], frac: int = 0) -> Node:
+    """The weight of a depthwise convolution that sums each window: 2**-frac, exact codes."""
+    return imp.add("c", Constant.codes(np.ones((channels, 1, *kernel), dtype=np.int64), frac), ())
+
+
+def average_pool(imp: Importer, onode) -> list:
+    """AveragePool, GlobalAveragePool and ReduceMean over the spatial axes: a depthwise
+    convolution: by 1 / window where that is a power of two (the average, exactly); otherwise
+    by ones (the window's sum, exact), then a scale of 1 / window, which needs --requantize and
+    goes into the requantiser of the quantizer after it (the deviation is reported)."""
+    t = imp.fixed_tensor(onode, 0)
+    shape = t.node.shape
+    nd = len(shape) - 1
+    a = Attributes(onode)
+    if onode.op_type == "AveragePool":
+        kernel = a.integers("kernel_shape", None)
+        if kernel is None or len(kernel) != nd:
+            raise Problem(f"kernel_shape {kernel} does not fit a {nd}-D pooling")
+        strides = a.integers("strides", None) or [1] * nd
+        pads = a.integers("pads", None) or [0] * (2 * nd)
+        dilations = a.integers("dilations", None) or [1] * nd
+        if a.text("auto_pad", "NOTSET") != "NOTSET":
+            raise Problem("AveragePool with auto_pad is not supported; give explicit pads")
+        if any(pads) and not a.flag("count_include_pad", False):
+            raise Problem("AveragePool over padding that does not count the pad (count_include_pad 0) divides "
+                          "each border window by another number; pad explicitly (a Pad node) or set "
+                          "count_include_pad 1")
+        if a.flag("ceil_mode", False):
+            raise Problem("AveragePool with ceil_mode 1 is not supported")
+    else:
+        if onode.op_type == "ReduceMean":
+            axes = a.integers("axes", None)
+            if axes is None and len(onode.input) > 1 and onode.input[1]:
+                axes = [int(v) for v in np.ravel(imp.const(onode, 1, "axes").value)]
+            rank = nd + 2
+            if axes is None or sorted(v % rank for v in axes) != list(range(2, rank)):
+                raise Problem(f"ReduceMean over axes {axes}; fpgaq averages over all spatial axes (2 and after)")
+            if not a.flag("keepdims", True):
+                raise Problem("ReduceMean with keepdims 0 is not supported; keep the dimensions and Flatten after")
+        kernel, strides, pads, dilations = list(shape[1:]), [1] * nd, [0] * (2 * nd), [1] * nd
+    window = int(np.prod(kernel))
+    if not is_power_of_two(float(window)) and not imp.requantize:
+        raise Problem(f"averages windows of {window} values: dividing by {window} (not a power of two) exactly is "
+                      "not built yet; use a power-of-two window, or build with --requantize to carry 1/"
+                      f"{window} into the next quantizer's requantiser (the deviation is reported)")
+    conv = Conv(tuple(strides), tuple(pads), tuple(dilations), shape[0])
+    if is_power_of_two(float(window)):          # weights of 1 / window: the average, exactly
+        ones = _ones(imp, shape[0], kernel, window.bit_length() - 1)
+        return [replace(t, node=imp.add("pool", conv, (t.node, ones)))]
+    summed = imp.add("pool_sum", conv, (t.node, _ones(imp, shape[0], kernel)))
+    return [replace(t, node=imp.add("pool", Scale(Factor.of(np.array([1.0 / window]))), (summed,)))]
+
+
+def pad(imp: Importer, onode) -> list:
+    """Pad with zeros (constant mode) on the spatial axes: a depthwise 1x1 convolution by one
+    with those pads."""
+    t = imp.fixed_tensor(onode, 0)
+    shape = t.node.shape
+    a = Attributes(onode)
+    if a.text("mode", "constant") != "constant":
+        raise Problem(f"Pad mode '{a.text('mode', 'constant')}' is not supported; use constant (zero) padding")
+    pads = a.integers("pads", None)
+    if pads is None and len(onode.input) > 1 and onode.input[1]:
+        pads = [int(v) for v in np.ravel(imp.const(onode, 1, "pads").value)]
+    if len(onode.input) > 2 and onode.input[2] and np.any(imp.const(onode, 2, "constant_value").value != 0):
+        raise Problem("Pad with a value other than zero is not supported")
+    if len(onode.input) > 3 and onode.input[3]:
+        raise Problem("Pad with axes is not supported; give pads for every axis")
+    rank = len(shape) + 1
+    if pads is None or len(pads) != 2 * rank or any(pads[i] or pads[rank + i] for i in (0, 1)):
+        raise Problem(f"pads {pads}: fpgaq pads the spatial axes only (not the batch or the channels)")
+    if min(pads) < 0:
+        raise Problem("negative pads (cropping) are not supported")
+    spatial = pads[2:rank] + pads[rank + 2:]
+    nd = rank - 2
+    conv = Conv((1,) * nd, tuple(spatial), (1,) * nd, shape[0])
+    return [replace(t, node=imp.add("pad", conv, (t.node, _ones(imp, shape[0], [1] * nd))))]
 
 
 def softmax(imp: Importer, onode) -> list:

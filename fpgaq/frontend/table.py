@@ -21,6 +21,8 @@ STANDARD: dict[str, Lowering] = {
     "Tanh": standard.elementwise(lambda a: Activation("tanh")),
     "HardSigmoid": standard.elementwise(standard.hard_sigmoid), "Softmax": standard.softmax,
     "LeakyRelu": standard.leaky_relu, "PRelu": standard.leaky_relu, "Conv": standard.conv,
+    "AveragePool": standard.average_pool, "GlobalAveragePool": standard.average_pool,
+    "ReduceMean": standard.average_pool, "Pad": standard.pad,
     "QuantizeLinear": qdq.quantize_linear, "DequantizeLinear": qdq.dequantize_linear,
 }
 QONNX: dict[str, Lowering] = {

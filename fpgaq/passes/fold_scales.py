@@ -1,8 +1,8 @@
 """Scale folding: a Scale only relabels codes (a power of two moves the binary point, a float
 factor rides along), so none needs to reach the firmware. In one walk, each Scale becomes a
 relabel pending on its input's codes, and every reader takes it in: a quantizer reads its
-input's binary point and a Clip divides its bounds (both pass the relabel on), a ReLU and a
-LeakyRelu are indifferent to a positive factor (and pass it on), a Dense takes it into its
+input's binary point and a Clip divides its bounds (both pass the relabel on), a Reshape, a
+ReLU and a LeakyRelu are indifferent to a positive factor (and pass it on), a Dense takes it into its
 weights' binary point or float factor; a requantiser, thresholds and a bipolar quantizer are
 indifferent to it (the multiplier or the thresholds already hold it; a positive factor keeps
 the sign). At a graph output a float factor goes to the host; a power of two there is an
@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from ..errors import ModelError
 from ..ir.graph import Graph, Node, Origin
-from ..ir.ops import Bipolar, Clip, Dense, LeakyRelu, Op, Quant, Relu, Requant, Scale, Threshold
+from ..ir.ops import Bipolar, Clip, Dense, LeakyRelu, Op, Quant, Relu, Requant, Reshape, Scale, Threshold
 from ..ir.ops.linear import output_factor
 from ..ir.tensor import Factor
 from .rewrite import Rewrite
@@ -77,6 +77,8 @@ class FoldScales:
         if isinstance(op, (Requant, Threshold, Bipolar)):
             return op, NONE
         if isinstance(op, (Relu, LeakyRelu)):        # homogeneous: f(k x) = k f(x) for k > 0
+            return op, replace(p, origin=n.origin)
+        if isinstance(op, Reshape) and (p.factor is None or p.factor.uniform):   # the same codes
             return op, replace(p, origin=n.origin)
         if isinstance(op, Clip):              # its bounds are values: on the codes before the relabel, divided
             if p.factor is not None and not p.factor.uniform:
