@@ -24,7 +24,7 @@ CNN = TESTS / "fixtures" / "brevitas_cnn"
 QONNX = "qonnx.custom_op.general"
 
 
-@pytest.mark.parametrize("name", ["conv1d", "conv2d"])
+@pytest.mark.parametrize("name", ["conv1d", "conv2d", "maxpool2d"])
 def test_brevitas_cnn_equals_qonnx(name):
     model = onnx.load(CNN / f"{name}.onnx")
     graph = compile_file(CNN / f"{name}.onnx", BuildConfig())
@@ -142,6 +142,10 @@ def _pool_model(x_shape, node: onnx.NodeProto) -> onnx.ModelProto:
                               count_include_pad=1)),
     ((2, 4, 4), helper.make_node("GlobalAveragePool", ["xq"], ["p"])),
     ((2, 5, 6), helper.make_node("Pad", ["xq", "pads"], ["p"], mode="constant")),
+    ((2, 7, 7), helper.make_node("MaxPool", ["xq"], ["p"], kernel_shape=[3, 2], strides=[2, 2], pads=[1, 0, 1, 1])),
+    ((3, 10), helper.make_node("MaxPool", ["xq"], ["p"], kernel_shape=[3], strides=[2], auto_pad="SAME_UPPER")),
+    ((3, 10), helper.make_node("MaxPool", ["xq"], ["p"], kernel_shape=[3], dilations=[2], pads=[2, 1])),
+    ((2, 3, 3), helper.make_node("GlobalMaxPool", ["xq"], ["p"])),
 ])
 def test_pooling_and_padding_equal_qonnx(x_shape, node):
     model = _pool_model(x_shape, node)
@@ -151,3 +155,21 @@ def test_pooling_and_padding_equal_qonnx(x_shape, node):
     x = (np.random.default_rng(1).normal(size=(200,) + x_shape) * 3).astype(np.float32)
     want = run_reference(model, x)[0]
     np.testing.assert_array_equal(emulate.run(graph, x)[0].reshape(want.shape), want)
+
+
+def test_csim_of_max_pools_and_rtl_of_one(tmp_path):
+    from verilog_helpers import need, need_cocotb
+    from fpgaq.backends.verilog.rtlsim import run_rtlsim
+    need_gxx()
+    project = build(CNN / "maxpool2d.onnx", tmp_path / "p", BuildConfig(name="cnn"))
+    r = run_csim(project, np.load(CNN / "inputs_maxpool2d.npy"))
+    assert r.ok, r.mismatches
+    need("iverilog", "Icarus Verilog")
+    need_cocotb()
+    model = _pool_model((2, 7, 7), helper.make_node("MaxPool", ["xq"], ["p"], kernel_shape=[3, 3], strides=[2, 2],
+                                                    pads=[1, 1, 1, 1]))
+    onnx.save(model, tmp_path / "pool.onnx")
+    project = build(tmp_path / "pool.onnx", tmp_path / "v", BuildConfig(name="pool", backend="verilog"))
+    x = (np.random.default_rng(2).normal(size=(100, 2, 7, 7)) * 3).astype(np.float32)
+    r = run_rtlsim(project, x, sim="icarus")
+    assert r.ok, r.mismatches

@@ -41,7 +41,9 @@ def compare(expected: Sequence[np.ndarray], produced: Sequence[np.ndarray]) -> t
     count, base = 0, 0
     first: list[tuple] = []
     for exp, got in zip(expected, produced):
-        diff = np.argwhere(np.asarray(exp, dtype=object) != np.asarray(got, dtype=object))
+        exp = np.asarray(exp, dtype=object).reshape(len(exp), -1)      # N-d outputs: flattened, as on the ports
+        got = np.asarray(got, dtype=object).reshape(len(got), -1)
+        diff = np.argwhere(exp != got)
         count += len(diff)
         for s, o in diff[:max(0, 10 - len(first))]:
             g = got[s, o]

@@ -16,7 +16,7 @@ from onnx import numpy_helper
 
 from ..ir.fixed import is_power_of_two
 from ..ir.graph import Node
-from ..ir.ops import (Activation, Add, BatchNorm, Clip, Constant, Conv, Gemm, LeakyRelu, MatMul, Op, Reshape, Scale,
+from ..ir.ops import (Activation, Add, BatchNorm, Clip, Constant, Conv, Gemm, LeakyRelu, MatMul, MaxPool, Op, Reshape, Scale,
                       Softmax, Transpose)
 from ..ir.tensor import Factor
 from .attributes import Attributes
@@ -175,6 +175,34 @@ def leaky_relu(imp: Importer, onode) -> list:
     return [replace(t, node=imp.add(op.kind, op, (t.node,)))]
 
 
+def _window(a: Attributes, shape: tuple[int, ...], kernel: list[int]) -> tuple[list[int], list[int], list[int]]:
+    """Strides, pads (begins, then ends; auto_pad resolved) and dilations of a sliding window
+    (Conv, AveragePool, MaxPool) of `kernel` over a channels-first tensor of `shape`."""
+    nd = len(shape) - 1
+    strides = a.integers("strides", [1] * nd) or [1] * nd
+    dilations = a.integers("dilations", [1] * nd) or [1] * nd
+    pads = a.integers("pads", [0] * (2 * nd)) or [0] * (2 * nd)
+    auto = a.text("auto_pad", "NOTSET")
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        pads = [0] * (2 * nd)
+        for i in range(min(nd, len(strides), len(dilations), len(kernel))):
+            size = shape[1 + i]
+            total = max((-(-size // strides[i]) - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - size, 0)
+            small = total // 2
+            pads[i], pads[nd + i] = (small, total - small) if auto == "SAME_UPPER" else (total - small, small)
+    elif auto == "VALID":
+        pads = [0] * (2 * nd)
+    elif auto != "NOTSET":
+        raise Problem(f"auto_pad '{auto}' is unknown; use NOTSET, SAME_UPPER, SAME_LOWER or VALID")
+    if (len(kernel) != nd or len(strides) != nd or len(dilations) != nd or len(pads) != 2 * nd
+            or min(strides + dilations) < 1 or min(pads) < 0):
+        raise Problem(f"kernel {kernel}, strides {strides}, dilations {dilations} or pads {pads} do not fit a "
+                      f"{nd}-D window")
+    if a.flag("ceil_mode", False):
+        raise Problem("ceil_mode 1 is not supported; pad explicitly instead")
+    return strides, pads, dilations
+
+
 def conv(imp: Importer, onode) -> list:
     """Conv, any rank: strides, explicit or automatic padding, dilations, groups."""
     t = imp.fixed_tensor(onode, 0)
@@ -190,23 +218,7 @@ def conv(imp: Importer, onode) -> list:
     given = a.integers("kernel_shape", None)
     if given is not None and list(given) != kernel:
         raise Problem(f"kernel_shape {list(given)} does not match the weight's {kernel}")
-    strides = a.integers("strides", [1] * nd) or [1] * nd
-    dilations = a.integers("dilations", [1] * nd) or [1] * nd
-    pads = a.integers("pads", [0] * (2 * nd)) or [0] * (2 * nd)
-    auto = a.text("auto_pad", "NOTSET")
-    if auto in ("SAME_UPPER", "SAME_LOWER"):
-        pads = [0] * (2 * nd)
-        for i in range(nd):
-            size = t.node.shape[1 + i]
-            total = max((-(-size // strides[i]) - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - size, 0)
-            small = total // 2
-            pads[i], pads[nd + i] = (small, total - small) if auto == "SAME_UPPER" else (total - small, small)
-    elif auto == "VALID":
-        pads = [0] * (2 * nd)
-    elif auto != "NOTSET":
-        raise Problem(f"auto_pad '{auto}' is unknown; use NOTSET, SAME_UPPER, SAME_LOWER or VALID")
-    if len(strides) != nd or len(dilations) != nd or len(pads) != 2 * nd or min(strides + dilations) < 1 or min(pads) < 0:
-        raise Problem(f"strides {strides}, dilations {dilations} or pads {pads} do not fit a {nd}-D convolution")
+    strides, pads, dilations = _window(a, t.node.shape, kernel)
     op = Conv(tuple(strides), tuple(pads), tuple(dilations), a.integer("group", 1))
     ins = (t.node, w) + ((imp.data(onode, 2, "the bias"),) if len(onode.input) > 2 and onode.input[2] else ())
     return [replace(t, node=imp.add("conv", op, ins))]
@@ -228,19 +240,13 @@ def average_pool(imp: Importer, onode) -> list:
     a = Attributes(onode)
     if onode.op_type == "AveragePool":
         kernel = a.integers("kernel_shape", None)
-        if kernel is None or len(kernel) != nd:
-            raise Problem(f"kernel_shape {kernel} does not fit a {nd}-D pooling")
-        strides = a.integers("strides", None) or [1] * nd
-        pads = a.integers("pads", None) or [0] * (2 * nd)
-        dilations = a.integers("dilations", None) or [1] * nd
-        if a.text("auto_pad", "NOTSET") != "NOTSET":
-            raise Problem("AveragePool with auto_pad is not supported; give explicit pads")
+        if kernel is None:
+            raise Problem("AveragePool without kernel_shape")
+        strides, pads, dilations = _window(a, shape, list(kernel))
         if any(pads) and not a.flag("count_include_pad", False):
             raise Problem("AveragePool over padding that does not count the pad (count_include_pad 0) divides "
                           "each border window by another number; pad explicitly (a Pad node) or set "
                           "count_include_pad 1")
-        if a.flag("ceil_mode", False):
-            raise Problem("AveragePool with ceil_mode 1 is not supported")
     else:
         if onode.op_type == "ReduceMean":
             axes = a.integers("axes", None)
@@ -263,6 +269,28 @@ def average_pool(imp: Importer, onode) -> list:
         return [replace(t, node=imp.add("pool", conv, (t.node, ones)))]
     summed = imp.add("pool_sum", conv, (t.node, _ones(imp, shape[0], kernel)))
     return [replace(t, node=imp.add("pool", Scale(Factor.of(np.array([1.0 / window]))), (summed,)))]
+
+
+def max_pool(imp: Importer, onode) -> list:
+    """MaxPool and GlobalMaxPool: the largest code of each window (padding never wins)."""
+    t = imp.fixed_tensor(onode, 0)
+    shape = t.node.shape
+    if len(shape) < 2:
+        raise Problem(f"a pooling of a tensor of shape {list(shape)}; fpgaq pools channels-first tensors")
+    a = Attributes(onode)
+    if onode.op_type == "GlobalMaxPool":
+        kernel, strides, pads, dilations = list(shape[1:]), [1] * (len(shape) - 1), [0] * (2 * len(shape) - 2), \
+            [1] * (len(shape) - 1)
+    else:
+        given = a.integers("kernel_shape", None)
+        if given is None:
+            raise Problem("MaxPool without kernel_shape")
+        kernel = list(given)
+        if len(onode.output) > 1 and onode.output[1]:
+            raise Problem("MaxPool's Indices output is not supported")
+        strides, pads, dilations = _window(a, shape, list(kernel))
+    op = MaxPool(tuple(kernel), tuple(strides), tuple(pads), tuple(dilations))
+    return [replace(t, node=imp.add("maxpool", op, (t.node,)))]
 
 
 def pad(imp: Importer, onode) -> list:

@@ -11,7 +11,7 @@ from ...errors import FpgaqError
 from ...ir.fixed import FixedType, Rounding, Saturation, shift_round
 from ...ir.graph import Graph, Node
 from ...ir.interval import Interval
-from ...ir.ops import Argmax, Bipolar, ChannelQuant, Clip, Dense, LeakyRelu, Lut, Quant, Relu, Requant, Reshape, SoftmaxTable, Threshold
+from ...ir.ops import Argmax, Bipolar, ChannelQuant, Clip, Dense, LeakyRelu, Lut, MaxPool, Quant, Relu, Requant, Reshape, SoftmaxTable, Threshold
 from ...names import comment
 
 # ap_fixed quantization modes that match a rounding exactly (CEIL and UP have none).
@@ -211,6 +211,15 @@ def _channel_quant(node: Node, src: Node) -> dict:
             "config": {"mode": mode(op.rounding), "wide_t": f"ap_int<{wide}>"}}
 
 
+def _max_pool(node: Node, src: Node) -> dict:
+    op = node.op
+    assert isinstance(op, MaxPool) and node.type is not None
+    windows = op.windows(src.out.shape)
+    return {"kernel": "max_windows", "type": ap_type(node.type),
+            "index": [[int(i) for i in row] for row in windows],
+            "config": {"n_in": src.size, "taps": int(windows.shape[1]), "wide_t": _wide(src)}}
+
+
 def _wide(src: Node) -> str:
     assert src.type is not None
     return f"ap_int<{src.type.width + 2}>"
@@ -242,7 +251,7 @@ def _copy(node: Node, src: Node) -> dict:
 KERNELS: dict[type, Callable[[Node, Node], dict]] = {
     Quant: _quant, Dense: _dense, Requant: _requant, Relu: _relu, Clip: _clip, Bipolar: _bipolar,
     Reshape: _copy, Threshold: _threshold, Lut: _lut, SoftmaxTable: _softmax_table, Argmax: _argmax,
-    LeakyRelu: _leaky_relu, ChannelQuant: _channel_quant,
+    LeakyRelu: _leaky_relu, ChannelQuant: _channel_quant, MaxPool: _max_pool,
 }
 
 

@@ -20,7 +20,7 @@ from ...ir.cost import ROUND_COST, SATURATE_COST, SIGN_MUX_COST, adder_budget
 from ...ir.fixed import FixedType, Rounding, csd, shift_round
 from ...ir.graph import Graph, Node
 from ...ir.interval import Interval
-from ...ir.ops import Argmax, Bipolar, ChannelQuant, Clip, Dense, LeakyRelu, Lut, Quant, Relu, Requant, Reshape, SoftmaxTable, Threshold
+from ...ir.ops import Argmax, Bipolar, ChannelQuant, Clip, Dense, LeakyRelu, Lut, MaxPool, Quant, Relu, Requant, Reshape, SoftmaxTable, Threshold
 from ...names import comment, identifier
 
 MAX_CONSTANT_BITS = 64  # parameters of the primitives are at most 64-bit constants
@@ -539,6 +539,14 @@ def _leaky_relu(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Va
     return out
 
 
+def _max_pool(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
+    """Each output the largest of its window: a tree of comparisons."""
+    op = node.op
+    assert isinstance(op, MaxPool)
+    return [_max_tree(net, f"{node.name}_{o}", [xs[int(i)] for i in dict.fromkeys(row)])
+            for o, row in enumerate(op.windows(src.out.shape))]
+
+
 def _reshape(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
     return xs          # the same wires, in the same order: another shape costs nothing
 
@@ -547,7 +555,7 @@ def _reshape(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value
 KERNELS: dict[type, Callable[[Netlist, Node, Node, list[Value]], list[Value]]] = {
     Quant: _quant, Relu: _relu, Clip: _clip, Bipolar: _bipolar, Dense: _dense, Requant: _int_requant,
     Reshape: _reshape, Threshold: _threshold, Lut: _lut, SoftmaxTable: _softmax, Argmax: _argmax,
-    LeakyRelu: _leaky_relu, ChannelQuant: _channel_quant,
+    LeakyRelu: _leaky_relu, ChannelQuant: _channel_quant, MaxPool: _max_pool,
 }
 
 

@@ -1,7 +1,7 @@
 """The IR's ops, each a frozen dataclass holding its own rules (see base.py)."""
 from .base import Args, Op
 from .channel_quant import ChannelQuant
-from .conv import Conv
+from .conv import Conv, MaxPool
 from .elementwise import Clip, LeakyRelu, Relu
 from .arith import Add, Div, Mul, Sub
 from .linear import BatchNorm, Dense, Gemm, MatMul
@@ -13,4 +13,4 @@ from .threshold import Threshold
 
 __all__ = ["Args", "Op", "Input", "Constant", "Quant", "Bipolar", "Requant", "Scale", "Gemm", "MatMul",
            "Add", "Sub", "Mul", "Div", "BatchNorm", "Dense", "Relu", "Clip", "Reshape", "Transpose",
-           "Threshold", "ChannelQuant", "Conv", "LeakyRelu", "Activation", "Softmax", "Lut", "SoftmaxTable", "Argmax"]
+           "Threshold", "ChannelQuant", "Conv", "MaxPool", "LeakyRelu", "Activation", "Softmax", "Lut", "SoftmaxTable", "Argmax"]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..cost import Cost, compare_luts
 from ..interval import Interval
 from ..fixed import FixedType
 from ..tensor import Factor, Tensor
@@ -122,3 +123,70 @@ def convolve(x: np.ndarray, w: np.ndarray, conv: Conv) -> np.ndarray:
             y[:, g * cog:(g + 1) * cog] += np.tensordot(xs, taps.astype(dtype), axes=([1], [1])).transpose(
                 (0, nd + 1) + tuple(range(1, nd + 1)))
     return y
+
+
+@dataclass(frozen=True)
+class MaxPool(Op):
+    """ONNX MaxPool (and GlobalMaxPool: the window is the whole input): the largest code of
+    each window, per channel; padding never wins. The codes keep the input's type."""
+    kernel: tuple[int, ...]
+    strides: tuple[int, ...]
+    pads: tuple[int, ...]
+    dilations: tuple[int, ...]
+    kind = "maxpool"
+    elementwise = False
+
+    def _geometry(self) -> Conv:
+        return Conv(self.strides, self.pads, self.dilations, 1)
+
+    def out_shape(self, x_shape: tuple[int, ...]) -> tuple[int, ...]:
+        c = x_shape[0]
+        return (c,) + self._geometry().out_shape((1,) + x_shape[1:], (1, 1) + self.kernel)[1:]
+
+    def windows(self, x_shape: tuple[int, ...]) -> np.ndarray:
+        """(outputs, taps): the flat input index each output reads at each tap; a tap on the
+        padding repeats one inside the window (the maximum does not change)."""
+        out_shape = self.out_shape(x_shape)
+        nd = len(x_shape) - 1
+        grids = [g.ravel() for g in np.meshgrid(*[np.arange(n) for n in out_shape[1:]], indexing="ij")]
+        taps = []
+        for k in itertools.product(*(range(n) for n in self.kernel)):
+            taps.append([grids[i] * self.strides[i] - self.pads[i] + k[i] * self.dilations[i] for i in range(nd)])
+        positions = len(grids[0])
+        index = np.full((out_shape[0], positions, len(taps)), -1, dtype=np.int64)
+        for j, q in enumerate(taps):
+            valid = np.logical_and.reduce([(q[i] >= 0) & (q[i] < x_shape[1 + i]) for i in range(nd)])
+            for c in range(x_shape[0]):
+                flat = np.ravel_multi_index((np.full(int(valid.sum()), c),) + tuple(v[valid] for v in q), x_shape)
+                index[c, valid, j] = flat
+        rows = index.reshape(-1, len(taps))
+        need(bool(np.all(rows.max(axis=1) >= 0)), "a pooling window lies entirely in the padding")
+        first = np.take_along_axis(rows, np.argmax(rows >= 0, axis=1)[:, None], axis=1)
+        return np.where(rows >= 0, rows, first)
+
+    def infer(self, xs: Sequence[Tensor]) -> Tensor:
+        x = xs[0]
+        need(len(xs) == 1 and len(x.shape) == len(self.kernel) + 1, f"a {len(self.kernel)}-D pooling of a tensor "
+             f"of shape {list(x.shape)} (channels first, batch excluded)")
+        shape = self.out_shape(x.shape)
+        self.windows(x.shape)
+        if x.type is None:
+            return Tensor(shape)
+        return Tensor(shape, x.type, x.interval, factor=x.factor if x.factor is None or x.factor.uniform else None)
+
+    def emulate(self, xs: Sequence[np.ndarray], a: Args) -> np.ndarray:
+        x = np.asarray(xs[0])
+        flat = x.reshape((len(x), -1) if a.batched[0] else (1, -1))
+        y = flat[:, self.windows(a.ins[0].shape)].max(axis=-1)
+        return y.reshape(((len(x),) if a.batched[0] else ()) + a.out.shape)
+
+    def cost(self, xs: Sequence[Tensor], out: Tensor, clock_ns: float) -> Cost:
+        x = xs[0]
+        if x.type is None:
+            return Cost()
+        taps = int(np.prod(self.kernel))
+        # a comparison and a multiplexer for each tap after the first
+        return Cost(lut=out.size * (taps - 1) * (compare_luts(x.type.width) + x.type.width))
+
+    def describe(self) -> str:
+        return f"maxpool kernel {list(self.kernel)} strides {list(self.strides)} pads {list(self.pads)}"

@@ -307,6 +307,23 @@ void softmax_table(const IN_T in[CFG::n], OUT_T out[CFG::n],
     }
 }
 
+// --- max_windows: out[o] = the largest of in[index[o][k]] over the taps k (MaxPool) ---
+// CFG: n (outputs), n_in, taps, wide_t.
+template <class CFG, class IN_T, class OUT_T>
+void max_windows(const IN_T in[CFG::n_in], OUT_T out[CFG::n], const int index[CFG::n][CFG::taps]) {
+#pragma HLS INLINE
+    for (int o = 0; o < CFG::n; o++) {
+#pragma HLS UNROLL
+        typename CFG::wide_t top = code(in[index[o][0]]);
+        for (int k = 1; k < CFG::taps; k++) {
+#pragma HLS UNROLL
+            typename CFG::wide_t c = code(in[index[o][k]]);
+            if (c > top) top = c;
+        }
+        set_code(out[o], top);
+    }
+}
+
 // --- argmax: the index of the largest code of each row (the first on a tie) ---
 // CFG: n (rows), n_classes, wide_t, out_t.
 template <class CFG, class IN_T, class OUT_T>
