@@ -173,3 +173,21 @@ def test_csim_of_max_pools_and_rtl_of_one(tmp_path):
     x = (np.random.default_rng(2).normal(size=(100, 2, 7, 7)) * 3).astype(np.float32)
     r = run_rtlsim(project, x, sim="icarus")
     assert r.ok, r.mismatches
+
+
+def test_batchnorm_after_a_conv_folds_into_it(tmp_path):
+    model = onnx.load(CNN / "bn2d.onnx")
+    graph = compile_file(CNN / "bn2d.onnx", BuildConfig(requantize=True))
+    assert [n.op.kind for n in graph.nodes if n.op.kind in ("batchnorm", "scale", "conv")] == []
+    x = np.load(CNN / "inputs_bn2d.npy")
+    want = run_reference(model, x)[0].reshape(len(x), -1)
+    np.testing.assert_allclose(want, np.load(CNN / "outputs_bn2d.npy"), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(emulate.run_reference(graph, x)[0], want, rtol=0, atol=1e-5)
+    from fpgaq.deviation import deviation
+    got = emulate.run(graph, x)[0]
+    assert np.max(np.abs(got - want)) <= deviation(graph, x)["outputs"][0]["max_abs_error"] + 1e-6
+    assert np.array_equal(got.argmax(1), want.argmax(1))
+    need_gxx()
+    project = build(CNN / "bn2d.onnx", tmp_path / "p", BuildConfig(name="bn", requantize=True))
+    r = run_csim(project, x)
+    assert r.ok, r.mismatches

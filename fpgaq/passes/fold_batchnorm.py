@@ -2,7 +2,8 @@
 when s and t are fixed point (the weights times s, the bias times s plus t); otherwise, with
 `requantize`, |s| joins the accumulator's float factor (a Scale after it, which a requantiser
 absorbs; a channel with s < 0 negates its weights and bias) and t its bias, rounded onto the
-grid with the exact value kept for the float model's reference."""
+grid with the exact value kept for the float model's reference. After a convolution (a Dense
+behind a Reshape to channels first), each channel's s and t apply to all its positions."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ import numpy as np
 
 from ..ir.fixed import compact_codes, regrid
 from ..ir.graph import Graph, Node
-from ..ir.ops import BatchNorm, Dense, Scale
+from ..ir.ops import BatchNorm, Dense, Reshape, Scale
 from ..ir.tensor import Factor
 from .rewrite import Rewrite
 
@@ -32,21 +33,39 @@ class FoldBatchNorm:
 
     def _fold(self, r: Rewrite, bn: Node, op: BatchNorm) -> None:
         dn = r[bn.inputs[0]]
+        name = bn.name
+        shape = dn.shape
+        if (isinstance(dn.op, Reshape) and len(shape) >= 2 and op.gamma.size == shape[0]
+                and isinstance(r[dn.inputs[0]].op, Dense)):
+            positions = int(np.prod(shape[1:]))          # a convolution's output, channels first
+            op = BatchNorm(np.repeat(op.gamma, positions), np.repeat(op.beta, positions), np.repeat(op.mean, positions),
+                           np.repeat(op.var, positions), op.eps)
+            dn, name = r[dn.inputs[0]], r.fresh(f"{bn.name}_dense")
         if not isinstance(dn.op, Dense):
-            r.problem(bn, "BatchNormalization must follow a Gemm/MatMul, into which it is folded")
+            r.problem(bn, "BatchNormalization must follow a Gemm/MatMul or a Conv, into which it is folded")
             return
-        d: Dense = dn.op
+        last = self._into(r, bn, op, dn, name)
+        if last is None:
+            return
+        if name != bn.name:
+            r.add(bn.name, Reshape(shape), (last,), bn.origin)
+        elif last != bn.name:
+            r.alias(bn.name, last)
+
+    def _into(self, r: Rewrite, bn: Node, op: BatchNorm, dn: Node, name: str) -> str | None:
+        """The batch-norm folded into the Dense dn, as node `name`; the name of the last node made."""
+        d = dn.op
+        assert isinstance(d, Dense)
         exact = op.exact(dn.out)
         if exact is None:
             if self.requantize:
-                self._float(r, bn, op, dn, d)
-                return
+                return self._float(r, bn, op, dn, d, name)
             s, _ = op.folded()
             r.problem(bn, f"the folded scale gamma/sqrt(var+eps) ({float(np.ravel(s)[0]):g}) or shift is not "
                           "exactly fixed point; fold batch-norm into the weights before quantizing them "
                           "(Brevitas/qonnx: merge BN into the preceding layer, then quantize), or build with "
                           "--requantize to carry its scale into the next quantizer's integer requantisation")
-            return
+            return None
         (sc, sf), (tc, tf) = exact
         assert dn.type is not None
         acc_frac = dn.type.frac + sf
@@ -54,13 +73,14 @@ class FoldBatchNorm:
         if on_grid is None:
             r.problem(bn, f"the folded batch-norm shift needs {tf} fraction bits, more than the "
                           f"accumulator's {acc_frac}; fold it into a quantized bias before export")
-            return
+            return None
         weight = d.weight.astype(object) * np.asarray(sc, dtype=object)[:, None]
         bias = [int(b) * int(k) + int(c) for b, k, c in zip(d.bias, sc, on_grid)]
-        r.add(bn.name, Dense(compact_codes(weight), d.weight_frac + sf, compact_codes(bias), factor=d.factor),
+        r.add(name, Dense(compact_codes(weight), d.weight_frac + sf, compact_codes(bias), factor=d.factor),
               dn.inputs, bn.origin)
+        return name
 
-    def _float(self, r: Rewrite, bn: Node, op: BatchNorm, dn: Node, d: Dense) -> None:
+    def _float(self, r: Rewrite, bn: Node, op: BatchNorm, dn: Node, d: Dense, name: str) -> str | None:
         """y = s * acc + t: the accumulator's codes stay exact; the shift joins its bias."""
         s, t = op.folded()
         assert dn.type is not None
@@ -71,10 +91,9 @@ class FoldBatchNorm:
         codes = np.rint(exact)
         if np.any(np.abs(codes) >= 2.0 ** 62):
             r.problem(bn, "the folded batch-norm shift is too large for the accumulator's grid")
-            return
+            return None
         weight = compact_codes(d.weight.astype(object) * sign[:, None].astype(object))
         folded = Dense(weight, d.weight_frac, codes.astype(np.int64),
                        bias_exact=None if np.array_equal(codes, exact) else exact, factor=d.factor)
-        r.add(bn.name, folded, dn.inputs, bn.origin)
-        scale = r.add(r.fresh(f"{bn.name}_scale"), Scale(Factor.of(np.abs(s))), (bn.name,), bn.origin)
-        r.alias(bn.name, scale.name)
+        r.add(name, folded, dn.inputs, bn.origin)
+        return r.add(r.fresh(f"{bn.name}_scale"), Scale(Factor.of(np.abs(s))), (name,), bn.origin).name

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from ..errors import ModelError
 from ..ir.graph import Graph, Node, Origin
 from ..ir.ops import Bipolar, Clip, Dense, LeakyRelu, Op, Quant, Relu, Requant, Reshape, Scale, Threshold
@@ -78,8 +80,12 @@ class FoldScales:
             return op, NONE
         if isinstance(op, (Relu, LeakyRelu)):        # homogeneous: f(k x) = k f(x) for k > 0
             return op, replace(p, origin=n.origin)
-        if isinstance(op, Reshape) and (p.factor is None or p.factor.uniform):   # the same codes
-            return op, replace(p, origin=n.origin)
+        if isinstance(op, Reshape):                   # the same codes; a factor an element moves with them
+            factor = p.factor
+            if factor is not None and not factor.uniform:
+                x = r[n.inputs[0]].out
+                factor = Factor.of(np.broadcast_to(factor.array, x.shape).reshape(op.shape))
+            return op, replace(p, factor=factor, origin=n.origin)
         if isinstance(op, Clip):              # its bounds are values: on the codes before the relabel, divided
             if p.factor is not None and not p.factor.uniform:
                 r.problem(n, "a Clip on a tensor with per-channel float scales is not supported")

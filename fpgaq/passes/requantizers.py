@@ -74,7 +74,7 @@ class ChooseRequantizers:
         return r.graph()
 
     def _requantizer(self, r: Rewrite, n: Node, q: Quant, x: Tensor) -> None:
-        ratio = q.ratio(x)
+        ratio = q.ratio(x).ravel()          # one a channel, or one an element of an N-d tensor
         if ratio.size not in (1, x.size):
             r.problem(n, f"{ratio.size} scale factors for {x.size} channels")
             return

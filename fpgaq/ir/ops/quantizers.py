@@ -203,7 +203,8 @@ class Requant(Op):
         return v.reshape(shape) if v.size > 1 else v.reshape(())
 
     def reference(self, xs: Sequence[np.ndarray], a: Args) -> np.ndarray:
-        return np.clip(round_real(np.asarray(xs[0], dtype=np.float64) * self.ratio, self.rounding), self.lo, self.hi)
+        ratio = self._per(self.ratio, a.ins[0].shape)
+        return np.clip(round_real(np.asarray(xs[0], dtype=np.float64) * ratio, self.rounding), self.lo, self.hi)
 
     def approximates(self) -> bool:
         return True
