@@ -1,8 +1,10 @@
-"""Convolutions (io_parallel: each Conv unrolled into the dense layer of its matrix), on
-Brevitas-exported pruned CNNs (tests/fixtures/brevitas_cnn: 1-D with padding, stride and
-dilation; 2-D with a depthwise layer, asymmetric padding and a 1x1) and on generated Conv
-nodes over ONNX's attributes (auto_pad, strides, dilations, groups, 1-D to 3-D): the emulator
-equals qonnx's execution exactly, the C-simulation and the RTL simulation equal the emulator."""
+"""Convolutional networks (io_parallel: each Conv unrolled into the dense layer of its matrix),
+on Brevitas-exported pruned CNNs (tests/fixtures/brevitas_cnn: 1-D with padding, stride and
+dilation; 2-D with a depthwise layer, asymmetric padding and a 1x1; average, global-average
+and max pools; a batch-norm after a conv; a residual Add; concatenated branches) and on
+generated Conv, pool and Pad nodes over ONNX's attributes (auto_pad, strides, dilations,
+groups, 1-D to 3-D): the emulator equals qonnx's execution exactly (or within the reported
+deviation under --requantize), the C-simulation and the RTL simulation equal the emulator."""
 from __future__ import annotations
 
 import numpy as np
@@ -24,7 +26,7 @@ CNN = TESTS / "fixtures" / "brevitas_cnn"
 QONNX = "qonnx.custom_op.general"
 
 
-@pytest.mark.parametrize("name", ["conv1d", "conv2d", "maxpool2d"])
+@pytest.mark.parametrize("name", ["conv1d", "conv2d", "maxpool2d", "residual", "branches"])
 def test_brevitas_cnn_equals_qonnx(name):
     model = onnx.load(CNN / f"{name}.onnx")
     graph = compile_file(CNN / f"{name}.onnx", BuildConfig())
@@ -190,4 +192,20 @@ def test_batchnorm_after_a_conv_folds_into_it(tmp_path):
     need_gxx()
     project = build(CNN / "bn2d.onnx", tmp_path / "p", BuildConfig(name="bn", requantize=True))
     r = run_csim(project, x)
+    assert r.ok, r.mismatches
+
+
+@pytest.mark.parametrize("name", ["residual", "branches"])
+def test_csim_and_rtl_of_residual_and_branches(tmp_path, name):
+    from verilog_helpers import need, need_cocotb
+    from fpgaq.backends.verilog.rtlsim import run_rtlsim
+    need_gxx()
+    x = np.load(CNN / f"inputs_{name}.npy")
+    project = build(CNN / f"{name}.onnx", tmp_path / "p", BuildConfig(name=name))
+    r = run_csim(project, x)
+    assert r.ok, r.mismatches
+    need("iverilog", "Icarus Verilog")
+    need_cocotb()
+    project = build(CNN / f"{name}.onnx", tmp_path / "v", BuildConfig(name=name, backend="verilog"))
+    r = run_rtlsim(project, x[:64], sim="icarus")
     assert r.ok, r.mismatches

@@ -56,7 +56,7 @@ def check_kernels(graph: Graph, kernels: Mapping[type, Callable], backend: str, 
     """Every node (but the inputs and `skip`) has a kernel in `kernels`; else one problem a
     node, each naming its ONNX node."""
     problems = [f"{n.origin}: the {backend} back-end has no kernel for {n.op.kind} (fpgaq's IR op of this "
-                f"node); use the other back-end, or export the model without it"
+                f"node) yet; export the model without it"
                 for n in graph.nodes if n.name not in skip and type(n.op) not in kernels and n.inputs]
     if problems:
         raise ModelError(problems)

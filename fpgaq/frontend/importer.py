@@ -68,6 +68,10 @@ def _topological(g, imp: Importer) -> list:
     return order
 
 
+# ops with a lowering for run-time tensors that shape sub-graphs also use on constants
+SHAPE_ARITHMETIC = frozenset({"Concat", "Pad", "ReduceMean"})
+
+
 def _constant(imp: Importer, onode) -> bool:
     """Whether every input of the node is known at import (and it has one)."""
     present = [i for i, name in enumerate(onode.input) if name]
@@ -198,7 +202,8 @@ def import_model(model: onnx.ModelProto, name: str = "model", max_ops: int = DEF
         else:
             try:
                 lower = lowering(onode)
-                if lower is None and (onode.domain or "") in ("", "ai.onnx") and _constant(imp, onode):
+                standard = (onode.domain or "") in ("", "ai.onnx")
+                if (lower is None or onode.op_type in SHAPE_ARITHMETIC) and standard and _constant(imp, onode):
                     outs = _evaluate(imp, onode)
                 elif lower is None:
                     raise Problem(unsupported(onode) or "")

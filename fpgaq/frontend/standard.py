@@ -16,7 +16,7 @@ from onnx import numpy_helper
 
 from ..ir.fixed import is_power_of_two
 from ..ir.graph import Node
-from ..ir.ops import (Activation, Add, BatchNorm, Clip, Constant, Conv, Gemm, LeakyRelu, MatMul, MaxPool, Op, Reshape, Scale,
+from ..ir.ops import (Activation, Add, BatchNorm, Clip, Concat, Constant, Conv, Gemm, LeakyRelu, MatMul, MaxPool, Op, Reshape, Scale,
                       Softmax, Transpose)
 from ..ir.tensor import Factor
 from .attributes import Attributes
@@ -129,10 +129,15 @@ def arithmetic(make: Callable[[], Op]) -> Callable[[Importer, object], list]:
 
 
 def add(imp: Importer, onode) -> list:
+    """Add: of a constant (a bias, a shift), on the host's pre-processing, or of two quantized
+    run-time tensors (a residual connection: both aligned to the finer grid, exactly)."""
     if not (imp.is_const(onode, 0) or imp.is_const(onode, 1) or _host(imp, imp.get(onode, 0))
             or _host(imp, imp.get(onode, 1))):
-        raise Problem("adds two run-time tensors (a residual connection); fpgaq supports only "
-                      "Add of a constant (a bias, a shift) after MatMul/Gemm for now")
+        a, b = imp.fixed_tensor(onode, 0), imp.fixed_tensor(onode, 1)
+        if a.node.shape != b.node.shape:
+            raise Problem(f"adds tensors of shapes {list(a.node.shape)} and {list(b.node.shape)}; fpgaq adds "
+                          "run-time tensors of the same shape")
+        return [replace(a, node=imp.add("add", Add(), (a.node, b.node)))]
     return arithmetic(Add)(imp, onode)
 
 
@@ -291,6 +296,17 @@ def max_pool(imp: Importer, onode) -> list:
         strides, pads, dilations = _window(a, shape, list(kernel))
     op = MaxPool(tuple(kernel), tuple(strides), tuple(pads), tuple(dilations))
     return [replace(t, node=imp.add("maxpool", op, (t.node,)))]
+
+
+def concat(imp: Importer, onode) -> list:
+    """Concat of quantized run-time tensors (inception-like branches) along a non-batch axis."""
+    ts = [imp.fixed_tensor(onode, i) for i in range(len(onode.input))]
+    rank = len(ts[0].node.shape) + 1
+    axis = Attributes(onode).integer("axis", 1)
+    axis = axis + rank if axis < 0 else axis
+    if axis < 1 or axis >= rank:
+        raise Problem(f"Concat along axis {axis} of rank-{rank} tensors; fpgaq concatenates along a non-batch axis")
+    return [replace(ts[0], node=imp.add("concat", Concat(axis - 1), tuple(t.node for t in ts)))]
 
 
 def pad(imp: Importer, onode) -> list:

@@ -23,7 +23,7 @@ STANDARD: dict[str, Lowering] = {
     "LeakyRelu": standard.leaky_relu, "PRelu": standard.leaky_relu, "Conv": standard.conv,
     "AveragePool": standard.average_pool, "GlobalAveragePool": standard.average_pool,
     "ReduceMean": standard.average_pool, "Pad": standard.pad,
-    "MaxPool": standard.max_pool, "GlobalMaxPool": standard.max_pool,
+    "MaxPool": standard.max_pool, "GlobalMaxPool": standard.max_pool, "Concat": standard.concat,
     "QuantizeLinear": qdq.quantize_linear, "DequantizeLinear": qdq.dequantize_linear,
 }
 QONNX: dict[str, Lowering] = {

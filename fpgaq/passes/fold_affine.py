@@ -115,6 +115,13 @@ class FoldAffine:
 
     def _fold(self, r: Rewrite, n: Node) -> None:
         a, b = (r[i] for i in n.inputs)
+        if isinstance(n.op, Add) and not a.out.const and not b.out.const:
+            if a.type is None or b.type is None or n.type is None:
+                r.problem(n, "adds run-time tensors that are not both fixed point (a float scale on one); "
+                             "quantize both with the same power-of-two scale before the Add")
+            else:
+                r.keep(n)        # a residual connection: exact on codes
+            return
         dn, c = (a, b) if b.out.const else (b, a)
         verb = {"Add": "adds", "Sub": "subtracts", "Mul": "multiplies", "Div": "divides"}[type(n.op).__name__]
         if not isinstance(dn.op, Dense) or not c.out.const:

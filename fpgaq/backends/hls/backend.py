@@ -9,7 +9,7 @@ from ...ir.graph import Graph
 from ...passes.pipeline import Pass
 from ...projectdir import Project
 from ..base import Simulation, check_kernels
-from .context import KERNELS
+from .context import KERNELS, MULTI
 from .csim import run_csim
 from .writer import render_project
 
@@ -22,7 +22,7 @@ class HlsBackend:
         return ()
 
     def check(self, graph: Graph, config: BuildConfig) -> None:
-        check_kernels(graph, KERNELS, "HLS", graph.host | {q.name for q in graph.firmware_inputs})
+        check_kernels(graph, {**KERNELS, **MULTI}, "HLS", graph.host | {q.name for q in graph.firmware_inputs})
 
     def render(self, graph: Graph, config: BuildConfig) -> dict[str, str]:
         self.check(graph, config)

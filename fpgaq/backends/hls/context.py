@@ -11,7 +11,7 @@ from ...errors import FpgaqError
 from ...ir.fixed import FixedType, Rounding, Saturation, shift_round
 from ...ir.graph import Graph, Node
 from ...ir.interval import Interval
-from ...ir.ops import Argmax, Bipolar, ChannelQuant, Clip, Dense, LeakyRelu, Lut, MaxPool, Quant, Relu, Requant, Reshape, SoftmaxTable, Threshold
+from ...ir.ops import Add, Argmax, Bipolar, ChannelQuant, Concat, Clip, Dense, LeakyRelu, Lut, MaxPool, Quant, Relu, Requant, Reshape, SoftmaxTable, Threshold
 from ...names import comment
 
 # ap_fixed quantization modes that match a rounding exactly (CEIL and UP have none).
@@ -255,8 +255,38 @@ KERNELS: dict[type, Callable[[Node, Node], dict]] = {
 }
 
 
+def _add2(node: Node, srcs: list[Node]) -> dict:
+    """Two run-time tensors, each shifted onto the output's grid, added."""
+    src, other = srcs
+    assert node.type is not None and src.type is not None and other.type is not None
+    return {"kernel": "add2", "type": ap_type(node.type), "second": other.name,
+            "config": {"shift_a": node.type.frac - src.type.frac, "shift_b": node.type.frac - other.type.frac,
+                       "wide_t": f"ap_int<{node.type.width + 2}>"}}
+
+
+def _concat(node: Node, srcs: list[Node]) -> dict:
+    """Each output element a copy of one input's, shifted onto the output's grid."""
+    op = node.op
+    assert isinstance(op, Concat) and node.type is not None
+    shifts = [node.type.frac - s.type.frac for s in srcs if s.type is not None]
+    return {"kernel": "concat", "type": ap_type(node.type),
+            "elements": [{"input": srcs[int(j)].name, "index": int(k), "shift": shifts[int(j)]}
+                         for j, k in op.sources([s.out for s in srcs])],
+            "config": {"wide_t": f"ap_int<{node.type.width + 2}>"}}
+
+
+# ops of several run-time inputs: one kernel plan each, given all of them
+MULTI: dict[type, Callable[[Node, list[Node]], dict]] = {Add: _add2, Concat: _concat}
+
+
 def node_context(node: Node, graph: Graph) -> dict:
     src = graph[node.inputs[0]]
+    if type(node.op) in MULTI and (len(node.inputs) > 1 or isinstance(node.op, Concat)):
+        ctx = {"name": node.name, "input": src.name, "n": node.size,
+               "origin": comment(str(node.origin)), "range": str(node.interval)}
+        ctx.update(MULTI[type(node.op)](node, [graph[i] for i in node.inputs]))
+        ctx.setdefault("config", {})
+        return ctx
     ctx = {"name": node.name, "input": src.name, "n": node.size,
            "origin": comment(str(node.origin)), "range": str(node.interval)}
     ctx.update(KERNELS[type(node.op)](node, src))

@@ -12,7 +12,7 @@ from ...passes.fuse_relu_quant import FuseReluQuant
 from ...passes.pipeline import Pass
 from ...projectdir import Project
 from ..base import Simulation, check_kernels
-from .context import KERNELS
+from .context import KERNELS, MULTI
 from .rtlsim import run_rtlsim
 from .writer import render_project
 
@@ -33,7 +33,7 @@ class VerilogBackend:
                               f"{names}. Use reuse 1 with --backend verilog, or the HLS back-end for reuse > 1"])
         if len(graph.inputs) != 1:
             raise ModelError([f"the Verilog back-end takes models with one input; this one has {len(graph.inputs)}"])
-        check_kernels(graph, KERNELS, "Verilog", graph.host | {q.name for q in graph.firmware_inputs})
+        check_kernels(graph, {**KERNELS, **MULTI}, "Verilog", graph.host | {q.name for q in graph.firmware_inputs})
 
     def render(self, graph: Graph, config: BuildConfig) -> dict[str, str]:
         self.check(graph, config)

@@ -20,7 +20,7 @@ from ...ir.cost import ROUND_COST, SATURATE_COST, SIGN_MUX_COST, adder_budget
 from ...ir.fixed import FixedType, Rounding, csd, shift_round
 from ...ir.graph import Graph, Node
 from ...ir.interval import Interval
-from ...ir.ops import Argmax, Bipolar, ChannelQuant, Clip, Dense, LeakyRelu, Lut, MaxPool, Quant, Relu, Requant, Reshape, SoftmaxTable, Threshold
+from ...ir.ops import Add, Argmax, Bipolar, ChannelQuant, Concat, Clip, Dense, LeakyRelu, Lut, MaxPool, Quant, Relu, Requant, Reshape, SoftmaxTable, Threshold
 from ...names import comment, identifier
 
 MAX_CONSTANT_BITS = 64  # parameters of the primitives are at most 64-bit constants
@@ -559,6 +559,46 @@ KERNELS: dict[type, Callable[[Netlist, Node, Node, list[Value]], list[Value]]] =
 }
 
 
+def _add2(net: Netlist, node: Node, srcs: list[Node], values: list[list[Value]]) -> list[Value]:
+    """Two run-time tensors on the output's grid, added: one adder an element, the coarser
+    input shifted (wiring)."""
+    assert node.type is not None
+    out = []
+    (sa, sb), (xa, xb) = srcs, values
+    assert sa.type is not None and sb.type is not None
+    for i, (a, b) in enumerate(zip(xa, xb)):
+        ka, kb = node.type.frac - sa.type.frac, node.type.frac - sb.type.frac
+        u, v, sh = (b, a, ka) if ka >= kb else (a, b, kb)       # v << sh added to u (the finer one)
+        if a.const is not None and b.const is not None:
+            out.append(constant((a.const << ka) + (b.const << kb)))
+            continue
+        stage, depth = net.schedule([u, v], 1.0)
+        w = net.new(f"{node.name}_{i}", u.iv + v.iv.shift_left(sh), stage, depth)
+        net.instance("fpgaq_add", w, _add_params(v, u, sh, False, w), {"a": v, "b": u})
+        net.adders += 1
+        out.append(w)
+    return out
+
+
+def _concat(net: Netlist, node: Node, srcs: list[Node], values: list[list[Value]]) -> list[Value]:
+    """Wiring: each output element one input's, shifted onto the output's grid."""
+    op = node.op
+    assert isinstance(op, Concat) and node.type is not None
+    out = []
+    for i, (j, k) in enumerate(op.sources([s.out for s in srcs])):
+        src = srcs[int(j)]
+        assert src.type is not None
+        x = values[int(j)][int(k)]
+        out.append(_requant(net, node, f"{node.name}_{i}", x, src.type.frac - node.type.frac, Rounding.FLOOR,
+                            None, None))
+    return out
+
+
+# ops of several run-time inputs, given all of them
+MULTI: dict[type, Callable[[Netlist, Node, list[Node], list[list[Value]]], list[Value]]] = {Add: _add2,
+                                                                                             Concat: _concat}
+
+
 # --- the whole design ---
 
 def _port(name: str, n: int, t: FixedType, offset: int, origin: str) -> dict:
@@ -592,7 +632,11 @@ def project_context(graph: Graph, config: BuildConfig) -> dict:
         if not node.inputs or node.name in skip:
             continue
         src = graph[node.inputs[0]]
-        values[node.name] = KERNELS[type(node.op)](net, node, src, values[src.name])
+        if type(node.op) in MULTI and (len(node.inputs) > 1 or isinstance(node.op, Concat)):
+            srcs = [graph[i] for i in node.inputs]
+            values[node.name] = MULTI[type(node.op)](net, node, srcs, [values[i] for i in node.inputs])
+        else:
+            values[node.name] = KERNELS[type(node.op)](net, node, src, values[src.name])
         layers.append({"name": node.name, "op": type(node.op).__name__, "origin": comment(str(node.origin)),
                        "type": str(node.type), "range": str(node.interval),
                        "fused": isinstance(node.op, Quant) and node.op.relu})

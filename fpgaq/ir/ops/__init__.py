@@ -6,11 +6,11 @@ from .elementwise import Clip, LeakyRelu, Relu
 from .arith import Add, Div, Mul, Sub
 from .linear import BatchNorm, Dense, Gemm, MatMul
 from .quantizers import Bipolar, Quant, Requant, Scale
-from .shape import Reshape, Transpose
+from .shape import Concat, Reshape, Transpose
 from .source import Constant, Input
 from .tables import Activation, Argmax, Lut, Softmax, SoftmaxTable
 from .threshold import Threshold
 
 __all__ = ["Args", "Op", "Input", "Constant", "Quant", "Bipolar", "Requant", "Scale", "Gemm", "MatMul",
            "Add", "Sub", "Mul", "Div", "BatchNorm", "Dense", "Relu", "Clip", "Reshape", "Transpose",
-           "Threshold", "ChannelQuant", "Conv", "MaxPool", "LeakyRelu", "Activation", "Softmax", "Lut", "SoftmaxTable", "Argmax"]
+           "Threshold", "ChannelQuant", "Conv", "MaxPool", "Concat", "LeakyRelu", "Activation", "Softmax", "Lut", "SoftmaxTable", "Argmax"]

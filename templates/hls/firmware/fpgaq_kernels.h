@@ -324,6 +324,25 @@ void max_windows(const IN_T in[CFG::n_in], OUT_T out[CFG::n], const int index[CF
     }
 }
 
+// --- add2: out = (a << shift_a) + (b << shift_b), two run-time tensors (a residual Add) ---
+template <class CFG, class A_T, class B_T, class OUT_T>
+void add2(const A_T a[CFG::n], const B_T b[CFG::n], OUT_T out[CFG::n]) {
+#pragma HLS INLINE
+    for (int i = 0; i < CFG::n; i++) {
+#pragma HLS UNROLL
+        typename CFG::wide_t x = code(a[i]), y = code(b[i]);
+        set_code(out[i], typename CFG::wide_t((x << CFG::shift_a) + (y << CFG::shift_b)));
+    }
+}
+
+// --- copy_shift: one element copied onto a finer grid (a Concat's) ---
+template <int SHIFT, class WIDE_T, class IN_T, class OUT_T>
+void copy_shift(const IN_T &in, OUT_T &out) {
+#pragma HLS INLINE
+    WIDE_T c = code(in);
+    set_code(out, WIDE_T(c << SHIFT));
+}
+
 // --- argmax: the index of the largest code of each row (the first on a tie) ---
 // CFG: n (rows), n_classes, wide_t, out_t.
 template <class CFG, class IN_T, class OUT_T>
