@@ -209,3 +209,37 @@ def test_csim_and_rtl_of_residual_and_branches(tmp_path, name):
     project = build(CNN / f"{name}.onnx", tmp_path / "v", BuildConfig(name=name, backend="verilog"))
     r = run_rtlsim(project, x[:64], sim="icarus")
     assert r.ok, r.mismatches
+
+
+def test_a_transpose_between_conv_and_dense_parts(tmp_path):
+    """Channels-last before the dense part (as tf2onnx and some PyTorch models write it): a
+    Transpose of a run-time tensor is a permutation, exact in both back-ends."""
+    from verilog_helpers import need, need_cocotb
+    from fpgaq.backends.verilog.rtlsim import run_rtlsim
+    rng = np.random.default_rng(3)
+    w = (np.round(rng.normal(size=(5, 12)) * 8) / 16).astype(np.float32)
+    inits = [numpy_helper.from_array(np.float32(v), n) for v, n in [(2.0 ** -4, "s"), (0.0, "z"), (8.0, "b8")]]
+    inits += [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.array([1, 12], np.int64), "flat")]
+    nodes = [helper.make_node("Quant", ["x", "s", "z", "b8"], ["xq"], domain=QONNX, signed=1, narrow=0,
+                              rounding_mode="ROUND"),
+             helper.make_node("Transpose", ["xq"], ["t"], perm=[0, 2, 1]),
+             helper.make_node("Reshape", ["t", "flat"], ["f"]),
+             helper.make_node("Quant", ["w", "s", "z", "b8"], ["wq"], domain=QONNX, signed=1, narrow=1,
+                              rounding_mode="ROUND"),
+             helper.make_node("Gemm", ["f", "wq"], ["y"], transB=1)]
+    graph = helper.make_graph(nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(QONNX, 1)])
+    model.ir_version = 10
+    x = (rng.normal(size=(100, 3, 4)) * 3).astype(np.float32)
+    compiled = compile_model(model, "t", BuildConfig())
+    np.testing.assert_array_equal(emulate.run(compiled, x)[0], run_reference(model, x)[0].reshape(len(x), 5))
+    onnx.save(model, tmp_path / "t.onnx")
+    need_gxx()
+    r = run_csim(build(tmp_path / "t.onnx", tmp_path / "p", BuildConfig(name="t")), x)
+    assert r.ok, r.mismatches
+    need("iverilog", "Icarus Verilog")
+    need_cocotb()
+    r = run_rtlsim(build(tmp_path / "t.onnx", tmp_path / "v", BuildConfig(name="t", backend="verilog")), x,
+                   sim="icarus")
+    assert r.ok, r.mismatches

@@ -140,18 +140,20 @@ def test_qdq_model_and_real_outputs(tmp_path):
 
 
 def test_a_backend_names_each_node_it_cannot_build():
-    """An op without a kernel in a back-end (here the Add of two tensors, which the IR has and
-    the back-ends do not build yet) is refused with the node's ONNX origin, for each back-end."""
+    """An op without a kernel in a back-end (here a real-valued Sigmoid that no table pass
+    lowered, which the back-ends never build) is refused with the node's ONNX origin, for each
+    back-end."""
     from fpgaq.errors import ModelError
     from fpgaq.ir.graph import Graph, Origin, make_node
     from fpgaq.ir.fixed import FixedType
-    from fpgaq.ir.ops import Add, Input, Quant
-    x = make_node("x", Input((4,)), (), Origin("x", "graph input"))
+    from fpgaq.ir.ops import Activation, Input, Quant
+    x = make_node("x", Input((2, 3)), (), Origin("x", "graph input"))
     q = make_node("q", Quant(FixedType(True, 8, 4), Rounding.ROUND, -128, 127), (x,), Origin("qin", "Quant"))
-    s = make_node("s", Add(), (q, q), Origin("residual", "Add"))
-    graph = Graph((x, q, s), ("s",))
+    a = make_node("a", Activation("sigmoid"), (q,), Origin("flip", "Sigmoid"))
+    s = make_node("s", Quant(FixedType(True, 8, 4), Rounding.ROUND, -128, 127), (a,), Origin("qout", "Quant"))
+    graph = Graph((x, q, a, s), ("s",))
     for name in ("hls", "verilog"):
         config = BuildConfig(backend=name)
-        with pytest.raises(ModelError, match=r"^node 'residual' \(Add\): the (HLS|Verilog) back-end has no "
-                                             r"kernel for add"):
+        with pytest.raises(ModelError, match=r"^node 'flip' \(Sigmoid\): the (HLS|Verilog) back-end has no "
+                                             r"kernel for activation"):
             backend(name).render(graph, config)

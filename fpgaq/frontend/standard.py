@@ -510,10 +510,14 @@ def transpose(imp: Importer, onode) -> list:
                           f"perm {perm} does not fit it")
         return [Value(imp.add("transpose", Transpose(tuple(perm)), (node,)))]
     assert isinstance(v, Value)
-    perm = [1, 0] if perm is None else perm
+    rank = len(v.node.shape) + 1
+    perm = list(reversed(range(rank))) if perm is None else perm
+    if rank > 2 and sorted(perm) == list(range(rank)) and perm[0] == 0:
+        # the batch axis stays first: a permutation of each input's values (channels last, ...)
+        return [replace(v, node=imp.add("transpose", Transpose(tuple(p - 1 for p in perm[1:])), (v.node,)))]
     if perm != [1, 0]:
-        raise Problem(f"Transpose perm={perm} on an activation; only a 2-D transpose (perm [1, 0]) "
-                      "feeding a Gemm with transA=1 is supported")
+        raise Problem(f"Transpose perm={perm} on an activation; fpgaq takes a permutation that keeps the batch "
+                      "axis first, or a 2-D transpose (perm [1, 0]) feeding a Gemm with transA=1")
     return [replace(v, transposed=not v.transposed)]
 
 

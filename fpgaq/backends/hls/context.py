@@ -11,7 +11,7 @@ from ...errors import FpgaqError
 from ...ir.fixed import FixedType, Rounding, Saturation, shift_round
 from ...ir.graph import Graph, Node
 from ...ir.interval import Interval
-from ...ir.ops import Add, Argmax, Bipolar, ChannelQuant, Concat, Clip, Dense, LeakyRelu, Lut, MaxPool, Quant, Relu, Requant, Reshape, SoftmaxTable, Threshold
+from ...ir.ops import Add, Argmax, Bipolar, ChannelQuant, Concat, Clip, Dense, LeakyRelu, Lut, MaxPool, Quant, Relu, Requant, Reshape, SoftmaxTable, Threshold, Transpose
 from ...names import comment
 
 # ap_fixed quantization modes that match a rounding exactly (CEIL and UP have none).
@@ -220,6 +220,16 @@ def _max_pool(node: Node, src: Node) -> dict:
             "config": {"n_in": src.size, "taps": int(windows.shape[1]), "wide_t": _wide(src)}}
 
 
+def _transpose(node: Node, src: Node) -> dict:
+    """A permutation of the elements: a copy each."""
+    op = node.op
+    assert isinstance(op, Transpose) and node.type is not None
+    order = np.arange(src.size).reshape(src.out.shape).transpose(op.perm).ravel()
+    return {"kernel": "concat", "type": ap_type(node.type),
+            "elements": [{"input": src.name, "index": int(i), "shift": 0} for i in order],
+            "config": {"wide_t": f"ap_int<{node.type.width + 2}>"}}
+
+
 def _wide(src: Node) -> str:
     assert src.type is not None
     return f"ap_int<{src.type.width + 2}>"
@@ -251,7 +261,7 @@ def _copy(node: Node, src: Node) -> dict:
 KERNELS: dict[type, Callable[[Node, Node], dict]] = {
     Quant: _quant, Dense: _dense, Requant: _requant, Relu: _relu, Clip: _clip, Bipolar: _bipolar,
     Reshape: _copy, Threshold: _threshold, Lut: _lut, SoftmaxTable: _softmax_table, Argmax: _argmax,
-    LeakyRelu: _leaky_relu, ChannelQuant: _channel_quant, MaxPool: _max_pool,
+    LeakyRelu: _leaky_relu, ChannelQuant: _channel_quant, MaxPool: _max_pool, Transpose: _transpose,
 }
 
 

@@ -20,7 +20,7 @@ from ...ir.cost import ROUND_COST, SATURATE_COST, SIGN_MUX_COST, adder_budget
 from ...ir.fixed import FixedType, Rounding, csd, shift_round
 from ...ir.graph import Graph, Node
 from ...ir.interval import Interval
-from ...ir.ops import Add, Argmax, Bipolar, ChannelQuant, Concat, Clip, Dense, LeakyRelu, Lut, MaxPool, Quant, Relu, Requant, Reshape, SoftmaxTable, Threshold
+from ...ir.ops import Add, Argmax, Bipolar, ChannelQuant, Concat, Clip, Dense, LeakyRelu, Lut, MaxPool, Quant, Relu, Requant, Reshape, SoftmaxTable, Threshold, Transpose
 from ...names import comment, identifier
 
 MAX_CONSTANT_BITS = 64  # parameters of the primitives are at most 64-bit constants
@@ -547,6 +547,12 @@ def _max_pool(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Valu
             for o, row in enumerate(op.windows(src.out.shape))]
 
 
+def _transpose(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
+    op = node.op
+    assert isinstance(op, Transpose)
+    return [xs[int(i)] for i in np.arange(len(xs)).reshape(src.out.shape).transpose(op.perm).ravel()]
+
+
 def _reshape(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
     return xs          # the same wires, in the same order: another shape costs nothing
 
@@ -555,7 +561,7 @@ def _reshape(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value
 KERNELS: dict[type, Callable[[Netlist, Node, Node, list[Value]], list[Value]]] = {
     Quant: _quant, Relu: _relu, Clip: _clip, Bipolar: _bipolar, Dense: _dense, Requant: _int_requant,
     Reshape: _reshape, Threshold: _threshold, Lut: _lut, SoftmaxTable: _softmax, Argmax: _argmax,
-    LeakyRelu: _leaky_relu, ChannelQuant: _channel_quant, MaxPool: _max_pool,
+    LeakyRelu: _leaky_relu, ChannelQuant: _channel_quant, MaxPool: _max_pool, Transpose: _transpose,
 }
 
 
