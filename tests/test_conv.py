@@ -50,24 +50,32 @@ def test_zero_taps_and_padding_cost_nothing():
     assert first.weight.shape == (4 * 64, 64)
 
 
+def _quant(src: str, scale: str, dst: str, narrow: int = 0) -> onnx.NodeProto:
+    return helper.make_node("Quant", [src, scale, "z", "b8"], [dst], domain=QONNX, signed=1, narrow=narrow,
+                            rounding_mode="ROUND")
+
+
+def _model(x_shape, nodes: list, inits: list, out_shape=None) -> onnx.ModelProto:
+    """A QONNX model of `nodes` from input x (batch 1) to output y, with the scalars z = 0 and
+    b8 = 8 among its initializers."""
+    inits = inits + [numpy_helper.from_array(np.float32(0.0), "z"), numpy_helper.from_array(np.float32(8.0), "b8")]
+    graph = helper.make_graph(nodes, "m", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, *x_shape])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(QONNX, 1)])
+    model.ir_version = 10
+    return model
+
+
 def _conv_model(x_shape, w_shape, rng, **attrs) -> onnx.ModelProto:
     """Quant(input) -> Conv(weight Quant'd, bias on the accumulator grid) -> output."""
     w = np.round(rng.normal(size=w_shape) * 8) / 16
     w[rng.random(w_shape) < 0.3] = 0
-    inits = [numpy_helper.from_array(np.float32(v), n) for v, n in
-             [(2.0 ** -4, "s_in"), (0.0, "z"), (8.0, "b8"), (2.0 ** -4, "s_w")]]
+    inits = [numpy_helper.from_array(np.float32(2.0 ** -4), n) for n in ("s_in", "s_w")]
     inits.append(numpy_helper.from_array(w.astype(np.float32), "w"))
     inits.append(numpy_helper.from_array((np.round(rng.normal(size=w_shape[0]) * 64) / 256).astype(np.float32), "b"))
-    nodes = [helper.make_node("Quant", ["x", "s_in", "z", "b8"], ["xq"], domain=QONNX, signed=1, narrow=0,
-                              rounding_mode="ROUND"),
-             helper.make_node("Quant", ["w", "s_w", "z", "b8"], ["wq"], domain=QONNX, signed=1, narrow=1,
-                              rounding_mode="ROUND"),
+    nodes = [_quant("x", "s_in", "xq"), _quant("w", "s_w", "wq", narrow=1),
              helper.make_node("Conv", ["xq", "wq", "b"], ["y"], **attrs)]
-    graph = helper.make_graph(nodes, "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, *x_shape])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(QONNX, 1)])
-    model.ir_version = 10
-    return model
+    return _model(x_shape, nodes, inits)
 
 
 @pytest.mark.parametrize("x_shape, w_shape, attrs", [
@@ -124,18 +132,8 @@ def test_average_pool_of_nine_needs_requantize_and_is_within_the_deviation():
 
 def _pool_model(x_shape, node: onnx.NodeProto) -> onnx.ModelProto:
     """Quant(input) -> the pooling node (or Pad) -> Quant -> output."""
-    inits = [numpy_helper.from_array(np.float32(v), n) for v, n in
-             [(2.0 ** -4, "s_in"), (0.0, "z"), (8.0, "b8"), (2.0 ** -5, "s_out")]]
-    nodes = [helper.make_node("Quant", ["x", "s_in", "z", "b8"], ["xq"], domain=QONNX, signed=1, narrow=0,
-                              rounding_mode="ROUND"),
-             node,
-             helper.make_node("Quant", ["p", "s_out", "z", "b8"], ["y"], domain=QONNX, signed=1, narrow=0,
-                              rounding_mode="ROUND")]
-    graph = helper.make_graph(nodes, "pool", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, *x_shape])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(QONNX, 1)])
-    model.ir_version = 10
-    return model
+    inits = [numpy_helper.from_array(np.float32(v), n) for v, n in [(2.0 ** -4, "s_in"), (2.0 ** -5, "s_out")]]
+    return _model(x_shape, [_quant("x", "s_in", "xq"), node, _quant("p", "s_out", "y")], inits)
 
 
 @pytest.mark.parametrize("x_shape, node", [
@@ -218,19 +216,12 @@ def test_a_transpose_between_conv_and_dense_parts(tmp_path):
     from fpgaq.backends.verilog.rtlsim import run_rtlsim
     rng = np.random.default_rng(3)
     w = (np.round(rng.normal(size=(5, 12)) * 8) / 16).astype(np.float32)
-    inits = [numpy_helper.from_array(np.float32(v), n) for v, n in [(2.0 ** -4, "s"), (0.0, "z"), (8.0, "b8")]]
-    inits += [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.array([1, 12], np.int64), "flat")]
-    nodes = [helper.make_node("Quant", ["x", "s", "z", "b8"], ["xq"], domain=QONNX, signed=1, narrow=0,
-                              rounding_mode="ROUND"),
-             helper.make_node("Transpose", ["xq"], ["t"], perm=[0, 2, 1]),
-             helper.make_node("Reshape", ["t", "flat"], ["f"]),
-             helper.make_node("Quant", ["w", "s", "z", "b8"], ["wq"], domain=QONNX, signed=1, narrow=1,
-                              rounding_mode="ROUND"),
+    inits = [numpy_helper.from_array(np.float32(2.0 ** -4), "s"), numpy_helper.from_array(w, "w"),
+             numpy_helper.from_array(np.array([1, 12], np.int64), "flat")]
+    nodes = [_quant("x", "s", "xq"), helper.make_node("Transpose", ["xq"], ["t"], perm=[0, 2, 1]),
+             helper.make_node("Reshape", ["t", "flat"], ["f"]), _quant("w", "s", "wq", narrow=1),
              helper.make_node("Gemm", ["f", "wq"], ["y"], transB=1)]
-    graph = helper.make_graph(nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(QONNX, 1)])
-    model.ir_version = 10
+    model = _model((3, 4), nodes, inits, [1, 5])
     x = (rng.normal(size=(100, 3, 4)) * 3).astype(np.float32)
     compiled = compile_model(model, "t", BuildConfig())
     np.testing.assert_array_equal(emulate.run(compiled, x)[0], run_reference(model, x)[0].reshape(len(x), 5))
