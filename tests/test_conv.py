@@ -116,7 +116,7 @@ def test_csim_and_rtl_of_a_cnn(tmp_path):
     assert r.ok, r.mismatches
 
 
-def test_average_pool_of_nine_needs_requantize_and_is_within_the_deviation():
+def test_average_pool_of_nine_needs_requantize_and_is_within_the_deviation(tmp_path):
     model = onnx.load(CNN / "pool2d.onnx")
     with pytest.raises(ModelError, match=r"AveragePool.*averages windows of 9 values.*--requantize"):
         compile_file(CNN / "pool2d.onnx", BuildConfig())
@@ -128,6 +128,9 @@ def test_average_pool_of_nine_needs_requantize_and_is_within_the_deviation():
     from fpgaq.deviation import deviation
     error = np.max(np.abs(emulate.run(graph, x)[0] - want))
     assert deviation(graph, x)["outputs"][0]["max_abs_error"] == pytest.approx(error, abs=1e-6)
+    need_gxx()
+    r = run_csim(build(CNN / "pool2d.onnx", tmp_path / "p", BuildConfig(name="pool", requantize=True)), x)
+    assert r.ok, r.mismatches
 
 
 def _pool_model(x_shape, node: onnx.NodeProto) -> onnx.ModelProto:
