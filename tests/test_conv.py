@@ -39,6 +39,16 @@ def test_brevitas_cnn_equals_qonnx(name):
     np.testing.assert_array_equal(emulate.run(graph, both)[0], run_reference(model, both)[0].reshape(len(both), -1))
 
 
+def test_qcdq_cnn_equals_onnxruntime():
+    from qonnx_reference import run_onnxruntime
+    model = onnx.load(CNN / "conv1d_qcdq.onnx")
+    graph = compile_file(CNN / "conv1d_qcdq.onnx", BuildConfig())
+    x = np.load(CNN / "inputs_conv1d.npy")
+    want = run_onnxruntime(model, x)[0].reshape(len(x), -1)
+    np.testing.assert_array_equal(want, np.load(CNN / "outputs_conv1d.npy"))
+    np.testing.assert_array_equal(emulate.run(graph, x)[0], want)
+
+
 def test_zero_taps_and_padding_cost_nothing():
     graph = compile_file(CNN / "conv2d.onnx", BuildConfig())
     first = next(n.op for n in graph.nodes if isinstance(n.op, Dense))
