@@ -18,7 +18,7 @@ from fpgaq.backends.hls.csim import run_csim
 from fpgaq.compile import compile_file, compile_model
 from fpgaq.config import BuildConfig
 from fpgaq.errors import ModelError
-from fpgaq.ir.ops import Conv, Dense
+from fpgaq.ir.ops import Conv, Dense, DivQuant
 from fpgaq.project import build
 from qonnx_reference import run_reference
 
@@ -126,20 +126,48 @@ def test_csim_and_rtl_of_a_cnn(tmp_path):
     assert r.ok, r.mismatches
 
 
-def test_average_pool_of_nine_needs_requantize_and_is_within_the_deviation(tmp_path):
+def test_average_pool_of_nine_divides_exactly(tmp_path):
+    """A 3x3 average into a quantizer: the exact integer division with that quantizer's rounding,
+    equal to qonnx without --requantize."""
     model = onnx.load(CNN / "pool2d.onnx")
-    with pytest.raises(ModelError, match=r"AveragePool.*averages windows of 9 values.*--requantize"):
-        compile_file(CNN / "pool2d.onnx", BuildConfig())
-    graph = compile_file(CNN / "pool2d.onnx", BuildConfig(requantize=True))
+    graph = compile_file(CNN / "pool2d.onnx", BuildConfig())
+    assert [n.op.count for n in graph.nodes if isinstance(n.op, DivQuant)] == [9]
     x = np.load(CNN / "inputs_pool2d.npy")
-    want = run_reference(model, x)[0].reshape(len(x), -1)
-    np.testing.assert_array_equal(want, np.load(CNN / "outputs_pool2d.npy"))
-    np.testing.assert_allclose(emulate.run_reference(graph, x)[0], want, rtol=0, atol=1e-6)
-    from fpgaq.deviation import deviation
-    error = np.max(np.abs(emulate.run(graph, x)[0] - want))
-    assert deviation(graph, x)["outputs"][0]["max_abs_error"] == pytest.approx(error, abs=1e-6)
+    np.testing.assert_array_equal(run_reference(model, x)[0].reshape(len(x), -1), np.load(CNN / "outputs_pool2d.npy"))
+    more = np.concatenate([x, (np.random.default_rng(4).normal(size=(600,) + x.shape[1:]) * 3).astype(np.float32)])
+    np.testing.assert_array_equal(emulate.run(graph, more)[0], run_reference(model, more)[0].reshape(len(more), -1))
     need_gxx()
-    r = run_csim(build(CNN / "pool2d.onnx", tmp_path / "p", BuildConfig(name="pool", requantize=True)), x)
+    r = run_csim(build(CNN / "pool2d.onnx", tmp_path / "p", BuildConfig(name="pool")), more)
+    assert r.ok, r.mismatches
+
+
+def _average_into(rounding: str, kernel: list[int], x_shape) -> onnx.ModelProto:
+    """Quant -> AveragePool(kernel) -> Quant(rounding), a finer output grid than the input's."""
+    inits = [numpy_helper.from_array(np.float32(v), n) for v, n in [(2.0 ** -3, "s_in"), (2.0 ** -5, "s_out")]]
+    out = helper.make_node("Quant", ["p", "s_out", "z", "b8"], ["y"], domain=QONNX, signed=1, narrow=0,
+                           rounding_mode=rounding)
+    pool = helper.make_node("AveragePool", ["xq"], ["p"], kernel_shape=kernel, strides=kernel)
+    return _model(x_shape, [_quant("x", "s_in", "xq"), pool, out], inits)
+
+
+@pytest.mark.parametrize("rounding", ["ROUND", "HALF_UP", "HALF_DOWN", "FLOOR", "CEIL", "DOWN", "UP"])
+def test_an_average_rounds_as_its_quantizer(rounding):
+    model = _average_into(rounding, [3, 2], (2, 6, 4))
+    graph = compile_model(model, "avg", BuildConfig())
+    x = (np.round(np.random.default_rng(5).normal(size=(400, 2, 6, 4)) * 24) / 8).astype(np.float32)
+    want = run_reference(model, x)[0]
+    np.testing.assert_array_equal(emulate.run(graph, x)[0].reshape(want.shape), want)
+
+
+def test_rtl_of_an_exact_average(tmp_path):
+    from verilog_helpers import need, need_cocotb
+    from fpgaq.backends.verilog.rtlsim import run_rtlsim
+    need("iverilog", "Icarus Verilog")
+    need_cocotb()
+    onnx.save(_average_into("ROUND", [3, 3], (2, 6, 6)), tmp_path / "avg.onnx")
+    project = build(tmp_path / "avg.onnx", tmp_path / "v", BuildConfig(name="avg", backend="verilog"))
+    x = (np.round(np.random.default_rng(6).normal(size=(200, 2, 6, 6)) * 24) / 8).astype(np.float32)
+    r = run_rtlsim(project, x, sim="icarus")
     assert r.ok, r.mismatches
 
 

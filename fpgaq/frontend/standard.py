@@ -16,9 +16,8 @@ from onnx import numpy_helper
 
 from ..ir.fixed import is_power_of_two
 from ..ir.graph import Node
-from ..ir.ops import (Activation, Add, BatchNorm, Clip, Concat, Constant, Conv, Gemm, LeakyRelu, MatMul, MaxPool, Op, Reshape, Scale,
+from ..ir.ops import (Activation, Add, Average, BatchNorm, Clip, Concat, Constant, Conv, Gemm, LeakyRelu, MatMul, MaxPool, Op, Reshape,
                       Softmax, Transpose)
-from ..ir.tensor import Factor
 from .attributes import Attributes
 from .context import Importer
 from .values import Const, Problem, Value
@@ -237,8 +236,8 @@ def _ones(imp: Importer, channels: int, kernel: list[int], frac: int = 0) -> Nod
 def average_pool(imp: Importer, onode) -> list:
     """AveragePool, GlobalAveragePool and ReduceMean over the spatial axes: a depthwise
     convolution: by 1 / window where that is a power of two (the average, exactly); otherwise
-    by ones (the window's sum, exact), then a scale of 1 / window, which needs --requantize and
-    goes into the requantiser of the quantizer after it (the deviation is reported)."""
+    by ones (the window's sum, exact), then the division, which the quantizer after it does
+    exactly (lower_averages)."""
     t = imp.fixed_tensor(onode, 0)
     shape = t.node.shape
     nd = len(shape) - 1
@@ -264,16 +263,12 @@ def average_pool(imp: Importer, onode) -> list:
                 raise Problem("ReduceMean with keepdims 0 is not supported; keep the dimensions and Flatten after")
         kernel, strides, pads, dilations = list(shape[1:]), [1] * nd, [0] * (2 * nd), [1] * nd
     window = int(np.prod(kernel))
-    if not is_power_of_two(float(window)) and not imp.requantize:
-        raise Problem(f"averages windows of {window} values: dividing by {window} (not a power of two) exactly is "
-                      "not built yet; use a power-of-two window, or build with --requantize to carry 1/"
-                      f"{window} into the next quantizer's requantiser (the deviation is reported)")
     conv = Conv(tuple(strides), tuple(pads), tuple(dilations), shape[0])
     if is_power_of_two(float(window)):          # weights of 1 / window: the average, exactly
         ones = _ones(imp, shape[0], kernel, window.bit_length() - 1)
         return [replace(t, node=imp.add("pool", conv, (t.node, ones)))]
     summed = imp.add("pool_sum", conv, (t.node, _ones(imp, shape[0], kernel)))
-    return [replace(t, node=imp.add("pool", Scale(Factor.of(np.array([1.0 / window]))), (summed,)))]
+    return [replace(t, node=imp.add("pool", Average(window), (summed,)))]
 
 
 def max_pool(imp: Importer, onode) -> list:

@@ -6,6 +6,7 @@ from typing import Protocol
 
 from ..config import BuildConfig
 from ..ir.graph import Graph, verify
+from .averages import LowerAverages
 from .dead_nodes import EliminateDeadNodes
 from .fold_batchnorm import FoldBatchNorm
 from .fold_affine import FoldAffine
@@ -42,6 +43,7 @@ def pipeline(config: BuildConfig = BuildConfig()) -> tuple[Pass, ...]:
         FoldAffineForward(requantize=config.requantize),  # a x + b between a quantizer and MatMuls: into their weights and bias
         FoldAffine(requantize=config.requantize),   # MatMul, then + - * / constants: Dense
         FoldBatchNorm(requantize=config.requantize),
+        LowerAverages(requantize=config.requantize),  # an average's division: into the quantizer after it
         QuantizeFloatOutputs(requantize=config.requantize, bits=tail_bits(config.requant_bits)),  # a float tail
         LowerTables(softmax=config.softmax, bits=config.table_bits, frac=config.table_frac),  # Sigmoid, Softmax, ...
         ChooseRequantizers(bits=config.requant_bits, thresholds=config.thresholds),  # float scales

@@ -11,7 +11,7 @@ from ...errors import FpgaqError
 from ...ir.fixed import FixedType, Rounding, Saturation, shift_round
 from ...ir.graph import Graph, Node
 from ...ir.interval import Interval
-from ...ir.ops import Add, Argmax, Bipolar, ChannelQuant, Concat, Clip, Dense, LeakyRelu, Lut, MaxPool, Quant, Relu, Requant, Reshape, SoftmaxTable, Threshold, Transpose
+from ...ir.ops import Add, Argmax, Bipolar, ChannelQuant, Concat, DivQuant, Clip, Dense, LeakyRelu, Lut, MaxPool, Quant, Relu, Requant, Reshape, SoftmaxTable, Threshold, Transpose
 from ...names import comment
 
 # ap_fixed quantization modes that match a rounding exactly (CEIL and UP have none).
@@ -230,6 +230,18 @@ def _transpose(node: Node, src: Node) -> dict:
             "config": {"wide_t": f"ap_int<{node.type.width + 2}>"}}
 
 
+def _div_quant(node: Node, src: Node) -> dict:
+    """The exact division of an average's sum, with the quantizer's rounding."""
+    op = node.op
+    assert isinstance(op, DivQuant) and node.type is not None and src.type is not None
+    up, den = op.scaling(src.out)
+    wide = max(src.type.width + up, (2 * den).bit_length(), node.type.width) + 2
+    return {"kernel": "divide_quantize", "type": ap_type(node.type),
+            "config": {"up": up, "den": literal(den, "divisor", node), "mode": mode(op.rounding),
+                       "lo": literal(op.lo, "saturation bound", node), "hi": literal(op.hi, "saturation bound", node),
+                       "wide_t": f"ap_int<{wide}>"}}
+
+
 def _wide(src: Node) -> str:
     assert src.type is not None
     return f"ap_int<{src.type.width + 2}>"
@@ -262,6 +274,7 @@ KERNELS: dict[type, Callable[[Node, Node], dict]] = {
     Quant: _quant, Dense: _dense, Requant: _requant, Relu: _relu, Clip: _clip, Bipolar: _bipolar,
     Reshape: _copy, Threshold: _threshold, Lut: _lut, SoftmaxTable: _softmax_table, Argmax: _argmax,
     LeakyRelu: _leaky_relu, ChannelQuant: _channel_quant, MaxPool: _max_pool, Transpose: _transpose,
+    DivQuant: _div_quant,
 }
 
 

@@ -20,7 +20,7 @@ from ...ir.cost import ROUND_COST, SATURATE_COST, SIGN_MUX_COST, adder_budget
 from ...ir.fixed import FixedType, Rounding, csd, shift_round
 from ...ir.graph import Graph, Node
 from ...ir.interval import Interval
-from ...ir.ops import Add, Argmax, Bipolar, ChannelQuant, Concat, Clip, Dense, LeakyRelu, Lut, MaxPool, Quant, Relu, Requant, Reshape, SoftmaxTable, Threshold, Transpose
+from ...ir.ops import Add, Args, Argmax, Bipolar, ChannelQuant, Concat, DivQuant, Clip, Dense, LeakyRelu, Lut, MaxPool, Quant, Relu, Requant, Reshape, SoftmaxTable, Threshold, Transpose
 from ...names import comment, identifier
 
 MAX_CONSTANT_BITS = 64  # parameters of the primitives are at most 64-bit constants
@@ -553,6 +553,29 @@ def _transpose(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Val
     return [xs[int(i)] for i in np.arange(len(xs)).reshape(src.out.shape).transpose(op.perm).ravel()]
 
 
+def _div_quant(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
+    """The exact division of an average's sum by a constant, rounded and saturated: a stage of
+    its own (a constant divider)."""
+    op = node.op
+    assert isinstance(op, DivQuant) and node.interval is not None
+    up, den = op.scaling(src.out)
+    out = []
+    for i, x in enumerate(xs):
+        if x.const is not None:
+            from_codes = op.emulate([np.array([x.const])], Args((src.out,), node.out, False, (False,)))
+            out.append(constant(int(np.ravel(from_codes)[0])))
+            continue
+        wc = FixedType.holding(x.iv.shift_left(up).union(Interval(-2 * den, 2 * den)).union(
+            Interval(op.lo, op.hi)), 0).width + 1
+        stage, depth = net.schedule([x], net.budget)
+        v = net.new(f"{node.name}_{i}", node.interval, stage, depth)
+        net.instance("fpgaq_divq", v, {"WI": x.width, "SI": int(x.signed), "UP": up, "MODE": op.rounding.value,
+                                       "WC": wc, "DEN": _signed_literal(den, wc), "LO": _signed_literal(op.lo, wc),
+                                       "HI": _signed_literal(op.hi, wc), "WO": v.width}, {"x": x})
+        out.append(v)
+    return out
+
+
 def _reshape(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
     return xs          # the same wires, in the same order: another shape costs nothing
 
@@ -562,6 +585,7 @@ KERNELS: dict[type, Callable[[Netlist, Node, Node, list[Value]], list[Value]]] =
     Quant: _quant, Relu: _relu, Clip: _clip, Bipolar: _bipolar, Dense: _dense, Requant: _int_requant,
     Reshape: _reshape, Threshold: _threshold, Lut: _lut, SoftmaxTable: _softmax, Argmax: _argmax,
     LeakyRelu: _leaky_relu, ChannelQuant: _channel_quant, MaxPool: _max_pool, Transpose: _transpose,
+    DivQuant: _div_quant,
 }
 
 

@@ -14,7 +14,7 @@ PARAMS = "fpgaq_params.vh"
 MODES = "fpgaq_modes.vh"        # the rounding modes, for fpgaq_requant
 # the hand-written modules every design uses, in compile order
 PRIMITIVES = ("fpgaq_ext.v", "fpgaq_add.v", "fpgaq_requant.v", "fpgaq_bipolar.v", "fpgaq_threshold.v",
-              "fpgaq_lut.v", "fpgaq_max.v", "fpgaq_mul.v", "fpgaq_index.v", "fpgaq_leaky.v")
+              "fpgaq_lut.v", "fpgaq_max.v", "fpgaq_mul.v", "fpgaq_index.v", "fpgaq_leaky.v", "fpgaq_divq.v")
 # integration wrappers for firmware engineers (copied alongside, not part of the core)
 WRAPPERS = ("fpgaq_trigger_top.v", "fpgaq_axis.v")
 

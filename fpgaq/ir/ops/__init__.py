@@ -2,6 +2,7 @@
 from .base import Args, Op
 from .channel_quant import ChannelQuant
 from .conv import Conv, MaxPool
+from .divide import Average, DivQuant
 from .elementwise import Clip, LeakyRelu, Relu
 from .arith import Add, Div, Mul, Sub
 from .linear import BatchNorm, Dense, Gemm, MatMul
@@ -13,4 +14,4 @@ from .threshold import Threshold
 
 __all__ = ["Args", "Op", "Input", "Constant", "Quant", "Bipolar", "Requant", "Scale", "Gemm", "MatMul",
            "Add", "Sub", "Mul", "Div", "BatchNorm", "Dense", "Relu", "Clip", "Reshape", "Transpose",
-           "Threshold", "ChannelQuant", "Conv", "MaxPool", "Concat", "LeakyRelu", "Activation", "Softmax", "Lut", "SoftmaxTable", "Argmax"]
+           "Threshold", "ChannelQuant", "Conv", "MaxPool", "Concat", "Average", "DivQuant", "LeakyRelu", "Activation", "Softmax", "Lut", "SoftmaxTable", "Argmax"]

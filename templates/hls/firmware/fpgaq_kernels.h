@@ -343,6 +343,38 @@ void copy_shift(const IN_T &in, OUT_T &out) {
     set_code(out, WIDE_T(c << SHIFT));
 }
 
+// --- divide_quantize: clamp(round(x * 2**up / den)) exactly, an average's quantizer ---
+// CFG: n, up, den, mode, lo, hi, wide_t (holds x << up, and 2 * den).
+template <class CFG, class IN_T, class OUT_T>
+void divide_quantize(const IN_T in[CFG::n], OUT_T out[CFG::n]) {
+#pragma HLS INLINE
+    for (int i = 0; i < CFG::n; i++) {
+#pragma HLS UNROLL
+        typename CFG::wide_t num = typename CFG::wide_t(code(in[i])) << CFG::up;
+        const typename CFG::wide_t den = CFG::den;
+        typename CFG::wide_t q = num / den, r = num % den;     // toward zero
+        if (r < 0) {                                           // floor
+            q -= 1;
+            r += den;
+        }
+        const typename CFG::wide_t twice = r << 1;
+        bool up;
+        switch (CFG::mode) {
+        case RND_FLOOR: up = false; break;
+        case RND_CEIL: up = r != 0; break;
+        case RND_DOWN: up = r != 0 && num < 0; break;
+        case RND_UP: up = r != 0 && num > 0; break;
+        case RND_ROUND: up = twice > den || (twice == den && q[0]); break;
+        case RND_HALF_UP: up = twice > den || (twice == den && num > 0); break;
+        default: up = twice > den || (twice == den && num < 0); break;
+        }
+        q += up ? 1 : 0;
+        if (q < typename CFG::wide_t(CFG::lo)) q = CFG::lo;
+        if (q > typename CFG::wide_t(CFG::hi)) q = CFG::hi;
+        set_code(out[i], q);
+    }
+}
+
 // --- argmax: the index of the largest code of each row (the first on a tie) ---
 // CFG: n (rows), n_classes, wide_t, out_t.
 template <class CFG, class IN_T, class OUT_T>
