@@ -275,3 +275,14 @@ def test_a_transpose_between_conv_and_dense_parts(tmp_path):
     r = run_rtlsim(build(tmp_path / "t.onnx", tmp_path / "v", BuildConfig(name="t", backend="verilog")), x,
                    sim="icarus")
     assert r.ok, r.mismatches
+
+
+def test_reuse_on_a_conv_layer(tmp_path):
+    """A reuse factor applies to an unrolled convolution like to any dense layer: fewer
+    multipliers, a new input every R cycles, still bit-exact."""
+    need_gxx()
+    project = build(CNN / "conv1d.onnx", tmp_path / "p", BuildConfig(name="cnn", reuse=4))
+    first = project.report["layers"][0]
+    assert first["reuse"] == 4 and first["multipliers"] == -(-first["nonzero"] // 4)
+    r = run_csim(project, np.load(CNN / "inputs_conv1d.npy"))
+    assert r.ok, r.mismatches
