@@ -129,7 +129,7 @@ def cmd_build(args) -> int:
     took = time.perf_counter() - start
     assert project.report is not None
     total = project.report["total"]
-    print(f"built {out} in {took:.2f} s: top function {config.name}, {len(project.report['layers'])} dense layers, "
+    print(f"built {out} in {took:.2f} s: top function {config.name}, {len(project.report['layers'])} layers, "
           f"{total['nonzero']} of {total['weights']} weights non-zero, part {config.part} at {config.clock_ns:g} ns")
     for t in project.report.get("tables", []):
         print(describe_table(t))

@@ -283,6 +283,10 @@ def test_reuse_on_a_conv_layer(tmp_path):
     need_gxx()
     project = build(CNN / "conv1d.onnx", tmp_path / "p", BuildConfig(name="cnn", reuse=4))
     first = project.report["layers"][0]
-    assert first["reuse"] == 4 and first["multipliers"] == -(-first["nonzero"] // 4)
+    products = np.count_nonzero(next(n.op for n in compile_file(CNN / "conv1d.onnx", BuildConfig()).nodes
+                                     if isinstance(n.op, Dense)).weight)
+    assert first["reuse"] == 4 and first["multipliers"] == -(-products // 4)
+    # the report counts the convolution's own weights (8 x 4 x 3) and its non-zero taps
+    assert first["weights"] == 96 and first["nonzero"] < 96 < products
     r = run_csim(project, np.load(CNN / "inputs_conv1d.npy"))
     assert r.ok, r.mismatches

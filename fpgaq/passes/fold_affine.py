@@ -164,7 +164,7 @@ class FoldAffine:
             bias = _exact_bias((lambda *_: None) if self.requantize else r.problem, n, d, acc_frac, x_frac, exact)
             if bias is not None:
                 total = compact_codes([int(u) + int(v) for u, v in zip(d.bias, bias)])
-                r.add(n.name, Dense(d.weight, d.weight_frac, total, factor=d.factor), dn.inputs, n.origin)
+                r.add(n.name, replace(d, bias=total), dn.inputs, n.origin)
                 return
             if not self.requantize:
                 return
@@ -187,7 +187,7 @@ class FoldAffine:
         if kc is not None and kf <= BatchNorm.MAX_SCALE_FRAC and dn.out.factor is None and d.bias_exact is None:
             weight = d.weight.astype(object) * np.asarray(kc, dtype=object)[:, None]
             bias = d.bias.astype(object) * np.asarray(kc, dtype=object)
-            r.add(n.name, Dense(compact_codes(weight), d.weight_frac + kf, compact_codes(bias), factor=d.factor),
+            r.add(n.name, replace(d, weight=compact_codes(weight), weight_frac=d.weight_frac + kf, bias=compact_codes(bias)),
                   dn.inputs, n.origin)
             return
         if not self.requantize:
@@ -199,8 +199,8 @@ class FoldAffine:
         sign = np.where(k < 0, -1, 1)
         rows = np.ones(k.shape) if d.factor is None else np.broadcast_to(d.factor.array, k.shape)
         exact = None if d.bias_exact is None else sign * d.bias_exact
-        folded = Dense(compact_codes(d.weight.astype(object) * sign[:, None].astype(object)), d.weight_frac,
-                       compact_codes(d.bias.astype(object) * sign.astype(object)), bias_exact=exact,
-                       factor=Factor.of(np.abs(k) * rows))
+        folded = replace(d, weight=compact_codes(d.weight.astype(object) * sign[:, None].astype(object)),
+                         bias=compact_codes(d.bias.astype(object) * sign.astype(object)), bias_exact=exact,
+                         factor=Factor.of(np.abs(k) * rows))
         r.add(n.name, folded, dn.inputs, n.origin)
 

@@ -6,7 +6,7 @@ grid with the exact value kept for the float model's reference. After a convolut
 behind a Reshape to channels first), each channel's s and t apply to all its positions."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -76,7 +76,7 @@ class FoldBatchNorm:
             return None
         weight = d.weight.astype(object) * np.asarray(sc, dtype=object)[:, None]
         bias = [int(b) * int(k) + int(c) for b, k, c in zip(d.bias, sc, on_grid)]
-        r.add(name, Dense(compact_codes(weight), d.weight_frac + sf, compact_codes(bias), factor=d.factor),
+        r.add(name, replace(d, weight=compact_codes(weight), weight_frac=d.weight_frac + sf, bias=compact_codes(bias)),
               dn.inputs, bn.origin)
         return name
 
@@ -93,7 +93,7 @@ class FoldBatchNorm:
             r.problem(bn, "the folded batch-norm shift is too large for the accumulator's grid")
             return None
         weight = compact_codes(d.weight.astype(object) * sign[:, None].astype(object))
-        folded = Dense(weight, d.weight_frac, codes.astype(np.int64),
-                       bias_exact=None if np.array_equal(codes, exact) else exact, factor=d.factor)
+        folded = replace(d, weight=weight, bias=codes.astype(np.int64),
+                         bias_exact=None if np.array_equal(codes, exact) else exact)
         r.add(name, folded, dn.inputs, bn.origin)
         return r.add(r.fresh(f"{bn.name}_scale"), Scale(Factor.of(np.abs(s))), (name,), bn.origin).name

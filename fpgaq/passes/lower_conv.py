@@ -72,7 +72,8 @@ class LowerConv:
         factor = None if rows is None else Factor.of(np.repeat(rows, positions))
         flat = r.add(r.fresh(f"{n.name}_in"), Reshape((x.size,)), n.inputs[:1], n.origin)
         wn = r.add(r.fresh(f"{n.name}_w"), Constant.codes(matrix, frac, factor), (), n.origin)
-        mm = r.add(r.fresh(f"{n.name}_mm"), MatMul(), (flat.name, wn.name), n.origin)
+        counts = MatMul(int(np.asarray(codes).size), int(np.count_nonzero(codes)))   # the report's
+        mm = r.add(r.fresh(f"{n.name}_mm"), counts, (flat.name, wn.name), n.origin)
         last = mm.name
         if len(n.inputs) == 3:
             b = ins[2]

@@ -81,6 +81,7 @@ class Dense(Op):
     bias: np.ndarray        # integer codes, shape (out,)
     reuse: int = 1          # products share multipliers over `reuse` cycles (a schedule, not math)
     model_weights: int = -1  # weights of the layer in the ONNX model, before any pass removed some
+    model_nonzero: int = -1  # a convolution's non-zero weights (its matrix repeats them); -1: the matrix's
     bias_exact: np.ndarray | None = None  # float bias in accumulator units, where it was rounded
     factor: Factor | None = None
     kind = "dense"
@@ -195,7 +196,8 @@ def dense_cost(op: Dense, x: Tensor, out: Tensor, clock_ns: float) -> Cost:
     weight_bits = nz * wbits
     bram = math.ceil(weight_bits / BRAM_BITS) if shared and weight_bits > LUTRAM_MAX_BITS else 0
     lut = mult_lut + add_lut + (math.ceil(weight_bits / 64) if shared and not bram else 0)
-    layer = {"weights": op.model_weights, "nonzero": nz, "multipliers": mults, "reuse": reuse,
+    layer = {"weights": op.model_weights, "nonzero": nz if op.model_nonzero < 0 else op.model_nonzero,
+             "multipliers": mults, "reuse": reuse,
              "accumulator": {"signed": acc.signed, "width": acc.width, "frac": acc.frac},
              "adder_depth": depth,
              "accumulator_bits": sum(FixedType.holding(iv, acc.frac).width for iv in out.channels)}
@@ -204,7 +206,10 @@ def dense_cost(op: Dense, x: Tensor, out: Tensor, clock_ns: float) -> Cost:
 
 @dataclass(frozen=True)
 class MatMul(Op):
-    """x @ W, W a constant of shape (in, out): ONNX MatMul as imported."""
+    """x @ W, W a constant of shape (in, out): ONNX MatMul as imported, or a convolution's
+    unrolled matrix, which carries the convolution's own weight counts for the report."""
+    model_weights: int = -1
+    model_nonzero: int = -1
     kind = "matmul"
 
     def weight(self, xs: Sequence[Tensor]) -> tuple[np.ndarray, int]:
@@ -225,7 +230,8 @@ class MatMul(Op):
         need(codes.size > 0, f"the weight has shape {list(codes.shape)}, with no elements: a layer without outputs")
         rows = row_factor(xs[1], 0)
         return Dense(codes, frac, np.zeros(codes.shape[0], dtype=np.int64),
-                     factor=None if rows is None else Factor.of(rows))
+                     factor=None if rows is None else Factor.of(rows), model_weights=self.model_weights,
+                     model_nonzero=self.model_nonzero)
 
     def infer(self, xs: Sequence[Tensor]) -> Tensor:
         need(len(xs) == 2, f"MatMul takes two inputs, got {len(xs)}")
