@@ -315,6 +315,10 @@ def _terminate(signum, frame):
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:                       # no command: the help, not an error
+        parser().print_help()
+        return 0
     args = parser().parse_args(argv)
     debug = getattr(args, "debug", False)
     previous = None

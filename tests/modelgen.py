@@ -21,7 +21,7 @@ activation QuantizeLinear)::
 
 ``net.here`` is a handle on the current tensor (``net.tag(name)`` names it),
 for a residual ``net.add(handle or name)``.  Built on it, shaped like the
-exports real clients send (see DESIGN.md, "What real clients send"):
+exports real clients send (the README's "Exporters"):
 
 * :func:`qonnx_mlp` -- QONNX as Brevitas 0.13 exports it: an input ``Quant``,
   then per layer ``Gemm(transB=1)`` whose weight initializer sits behind a

@@ -228,3 +228,9 @@ def test_dump_ir_writes_the_graph_after_import_and_every_pass(tmp_path, backend,
     imported, final = (dump / names[0]).read_text(), (dump / names[-1]).read_text()
     assert "gemm" in imported and "const" in imported            # the ONNX graph, mirrored
     assert "gemm" not in final and " = dense " in final
+
+
+def test_no_command_prints_the_help(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: fpgaq") and "build" in out

@@ -1,6 +1,6 @@
 """The emulator agrees exactly with qonnx's reference execution of the original ONNX model.
 
-Rung 1 of the verification ladder (DESIGN.md). Every model here is exactly fixed point
+The first check of the verification ladder (the emulator against qonnx). Every model here is exactly fixed point
 (power-of-two scales, zero zero-points, accumulators below 2**24 LSBs), so the float32
 reference is exact and the comparison is `assert_array_equal`, never a tolerance.
 """

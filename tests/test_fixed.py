@@ -140,7 +140,7 @@ def test_shift_round_non_positive_shift_is_exact_scaling(code, shift, mode):
     (Rounding.UP,        [-3, -3, -2, -2, -1, -1, 0, 1, 1, 2, 2, 3, 3]),
 ])
 def test_shift_round_table(mode, expect):
-    """The DESIGN.md table, spelled out on every tie and exact value from -3 to 3."""
+    """The README's rounding table, spelled out on every tie and exact value from -3 to 3."""
     codes = list(range(-6, 7))
     assert [shift_round(c, 1, mode) for c in codes] == expect
     np.testing.assert_array_equal(shift_round(np.array(codes), 1, mode), expect)
