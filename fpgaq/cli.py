@@ -70,6 +70,11 @@ def _requant_bits(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"{text!r}: give 'auto' or a whole number of bits") from None
 
 
+def _count_of(n: int, noun: str) -> str:
+    """'1 input', '3 inputs'."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 # --- the flags, each defined once ------------------------------------------------------------
 
 def _model_options(p: argparse.ArgumentParser) -> None:
@@ -123,13 +128,13 @@ def cmd_build(args) -> int:
                          else identifier(model.stem, set(), fallback="model"))
     config = _config(args, base, name=name, part=args.part, clock_ns=args.clock_ns, tb_samples=args.tb_samples,
                      backend=args.backend, reuse=args.reuse, dsp_budget=args.dsp_budget)
-    out = Path(args.output or f"{model.stem}_hls")
+    out = Path(args.output or f"{model.stem}_{'v' if config.backend == 'verilog' else 'hls'}")
     start = time.perf_counter()
     project = build(model, out, config, force=args.force, dump_ir=Path(args.dump_ir) if args.dump_ir else None)
     took = time.perf_counter() - start
     assert project.report is not None
     total = project.report["total"]
-    print(f"built {out} in {took:.2f} s: top function {config.name}, {len(project.report['layers'])} layers, "
+    print(f"built {out} in {took:.2f} s: top function {config.name}, {_count_of(len(project.report['layers']), 'layer')}, "
           f"{total['nonzero']} of {total['weights']} weights non-zero, part {config.part} at {config.clock_ns:g} ns")
     for t in project.report.get("tables", []):
         print(describe_table(t))
@@ -147,7 +152,7 @@ def _csim(project, x, n, output) -> int:
     """C-simulation: the HLS back-end's own simulation (it refuses other projects)."""
     r = backend("hls").simulate(project, random_inputs(project.graph, n, seed=1) if x is None else x)
     how = "reused the cached binary" if r.cached else f"compiled in {r.build_s:.1f} s"
-    print(f"C-simulation: {how}, ran {r.n} inputs in {r.run_s:.2f} s")
+    print(f"C-simulation: {how}, ran {_count_of(r.n, 'input')} in {r.run_s:.2f} s")
     if output:
         _save_outputs(Path(output), _real(project.graph, r))
     return verdict(r, sum(o.shape[1] for o in r.outputs))
@@ -196,7 +201,7 @@ def cmd_emulate(args) -> int:
     start = time.perf_counter()
     outputs = emulate.run(graph, x)
     took = time.perf_counter() - start
-    print(f"emulated {len(x)} inputs in {took:.3f} s ({len(x) / max(took, 1e-9):,.0f} inputs/s)")
+    print(f"emulated {_count_of(len(x), 'input')} in {took:.3f} s ({len(x) / max(took, 1e-9):,.0f} inputs/s)")
     if is_requantised(graph):
         print(deviation_text(deviation(graph, x)))
     _save_outputs(Path(args.output), outputs)
@@ -230,7 +235,7 @@ def cmd_rtlsim(args) -> int:
                           "build_s": round(r.build_s, 3), "run_s": round(r.run_s, 3)}, indent=2))
         return 0 if r.ok else 1
     print(f"RTL simulation ({r.simulator}, {design.interface} ports): built in {r.build_s:.1f} s, "
-          f"ran {r.n} inputs in {r.run_s:.2f} s")
+          f"ran {_count_of(r.n, 'input')} in {r.run_s:.2f} s")
     print(f"latency {r.latency_cycles} cycles, initiation interval {r.ii:g} cycles")
     return verdict(r, sum(p["features"] for p in project.meta["outputs"]))
 

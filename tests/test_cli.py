@@ -234,3 +234,20 @@ def test_no_command_prints_the_help(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: fpgaq") and "build" in out
+
+
+def test_a_folder_as_the_model_says_so(tmp_path):
+    code, out, err = run_cli("build", tmp_path, "-o", tmp_path / "p")
+    assert code == 1 and "is a folder; give the path of an .onnx file" in err and "Traceback" not in err
+
+
+def test_counts_are_singular_for_one(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((1, 16), dtype=np.float32))
+    code, out, err = run_cli("emulate", EXAMPLE, "--inputs", tmp_path / "x.npy", "--output", tmp_path / "y.npy")
+    assert code == 0 and "emulated 1 input in" in out
+
+
+def test_a_verilog_build_without_output_is_named_for_its_backend(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["build", str(EXAMPLE), "--backend", "verilog"]) == 0
+    assert (tmp_path / "jet_tagger_v" / "fpgaq.json").is_file() and not (tmp_path / "jet_tagger_hls").exists()

@@ -15,6 +15,8 @@ MAX_MODEL_BYTES = 2 << 30
 def load(path: str | os.PathLike) -> onnx.ModelProto:
     """Parse an ONNX file, refusing what is missing, corrupt or reaches outside its folder."""
     path = Path(path)
+    if path.is_dir():
+        raise FpgaqError(f"{path} is a folder; give the path of an .onnx file")
     if not path.is_file():
         raise FpgaqError(f"{path}: no such model file; give the path of an .onnx file")
     data = path.read_bytes()
