@@ -404,7 +404,7 @@ def test_missing_file(tmp_path):
 
 
 def test_folder_instead_of_file(tmp_path):
-    with pytest.raises(FpgaqError, match=rf"^{re.escape(str(tmp_path))}: no such model file"):
+    with pytest.raises(FpgaqError, match=rf"^{re.escape(str(tmp_path))} is a folder; give the path of an \.onnx file"):
         import_file(tmp_path)
 
 
