@@ -17,6 +17,18 @@ def need_gxx():
         pytest.skip("g++ is not installed (CI installs it)")
 
 
+def csim_exact(model, out: Path, x, **config):
+    """Build `model` (HLS) into `out` and C-simulate x: every output must equal the emulator's."""
+    from fpgaq.backends.hls.csim import run_csim
+    from fpgaq.config import BuildConfig
+    from fpgaq.project import build
+    need_gxx()
+    project = build(model, out, BuildConfig(**config))
+    r = run_csim(project, x)
+    assert r.ok, r.mismatches
+    return project
+
+
 @pytest.fixture
 def example_model() -> Path:
     return EXAMPLE

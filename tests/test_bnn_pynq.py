@@ -13,16 +13,15 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from conftest import TESTS, need_gxx
+from conftest import TESTS, csim_exact
 from fpgaq import emulate
-from fpgaq.backends.hls.csim import run_csim
 from fpgaq.compile import compile_file
 from fpgaq.config import BuildConfig
 from fpgaq.deviation import deviation, requantizers
 from fpgaq.errors import ModelError
 from fpgaq.ir.ops import Requant, Threshold
-from fpgaq.project import build
 from qonnx_reference import run_reference
+from verilog_helpers import rtl_exact
 
 HERE = TESTS / "fixtures" / "brevitas_bnn_pynq"
 # name: (image side, hidden neurons)
@@ -103,21 +102,10 @@ def test_thresholds_never_gives_multipliers(tmp_path):
 
 @pytest.mark.parametrize("name", ["tfc_1w1a", "tfc_2w2a"])
 def test_csim_of_a_bnn(tmp_path, name):
-    need_gxx()
-    project = build(HERE / f"{name}.onnx", tmp_path / "p", BuildConfig(name="tfc", requantize=True))
-    x = _inputs(name, 200)
-    r = run_csim(project, x)
-    assert r.ok, r.mismatches
+    csim_exact(HERE / f"{name}.onnx", tmp_path / "p", _inputs(name, 200), name="tfc", requantize=True)
     text = (tmp_path / "p" / "report.md").read_text()
     assert "threshold(s) a channel" in text and "a float tail" in text
 
 
 def test_rtl_of_a_bnn(tmp_path):
-    from verilog_helpers import need, need_cocotb
-    from fpgaq.backends.verilog.rtlsim import run_rtlsim
-    need("iverilog", "Icarus Verilog")
-    need_cocotb()
-    project = build(HERE / "sfc_1w2a.onnx", tmp_path / "v", BuildConfig(name="sfc", requantize=True,
-                                                                         backend="verilog"))
-    r = run_rtlsim(project, _inputs("sfc_1w2a", 100), sim="icarus")
-    assert r.ok, r.mismatches
+    rtl_exact(HERE / "sfc_1w2a.onnx", tmp_path / "v", _inputs("sfc_1w2a", 100), name="sfc", requantize=True)

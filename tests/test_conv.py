@@ -12,15 +12,14 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import TESTS, need_gxx
+from conftest import TESTS, csim_exact
 from fpgaq import emulate
-from fpgaq.backends.hls.csim import run_csim
 from fpgaq.compile import compile_file, compile_model
 from fpgaq.config import BuildConfig
 from fpgaq.errors import ModelError
 from fpgaq.ir.ops import Conv, Dense, DivQuant
-from fpgaq.project import build
 from qonnx_reference import run_reference
+from verilog_helpers import rtl_exact
 
 CNN = TESTS / "fixtures" / "brevitas_cnn"
 QONNX = "qonnx.custom_op.general"
@@ -112,18 +111,8 @@ def test_a_conv_too_large_to_unroll_says_so():
 
 
 def test_csim_and_rtl_of_a_cnn(tmp_path):
-    from verilog_helpers import need, need_cocotb
-    from fpgaq.backends.verilog.rtlsim import run_rtlsim
-    need_gxx()
-    x = np.load(CNN / "inputs_conv2d.npy")
-    project = build(CNN / "conv2d.onnx", tmp_path / "p", BuildConfig(name="cnn"))
-    r = run_csim(project, x)
-    assert r.ok, r.mismatches
-    need("iverilog", "Icarus Verilog")
-    need_cocotb()
-    project = build(CNN / "conv1d.onnx", tmp_path / "v", BuildConfig(name="cnn", backend="verilog"))
-    r = run_rtlsim(project, np.load(CNN / "inputs_conv1d.npy")[:64], sim="icarus")
-    assert r.ok, r.mismatches
+    csim_exact(CNN / "conv2d.onnx", tmp_path / "p", np.load(CNN / "inputs_conv2d.npy"), name="cnn")
+    rtl_exact(CNN / "conv1d.onnx", tmp_path / "v", np.load(CNN / "inputs_conv1d.npy")[:64], name="cnn")
 
 
 def test_average_pool_of_nine_divides_exactly(tmp_path):
@@ -136,9 +125,7 @@ def test_average_pool_of_nine_divides_exactly(tmp_path):
     np.testing.assert_array_equal(run_reference(model, x)[0].reshape(len(x), -1), np.load(CNN / "outputs_pool2d.npy"))
     more = np.concatenate([x, (np.random.default_rng(4).normal(size=(600,) + x.shape[1:]) * 3).astype(np.float32)])
     np.testing.assert_array_equal(emulate.run(graph, more)[0], run_reference(model, more)[0].reshape(len(more), -1))
-    need_gxx()
-    r = run_csim(build(CNN / "pool2d.onnx", tmp_path / "p", BuildConfig(name="pool")), more)
-    assert r.ok, r.mismatches
+    csim_exact(CNN / "pool2d.onnx", tmp_path / "p", more, name="pool")
 
 
 def _average_into(rounding: str, kernel: list[int], x_shape) -> onnx.ModelProto:
@@ -160,15 +147,9 @@ def test_an_average_rounds_as_its_quantizer(rounding):
 
 
 def test_rtl_of_an_exact_average(tmp_path):
-    from verilog_helpers import need, need_cocotb
-    from fpgaq.backends.verilog.rtlsim import run_rtlsim
-    need("iverilog", "Icarus Verilog")
-    need_cocotb()
     onnx.save(_average_into("ROUND", [3, 3], (2, 6, 6)), tmp_path / "avg.onnx")
-    project = build(tmp_path / "avg.onnx", tmp_path / "v", BuildConfig(name="avg", backend="verilog"))
     x = (np.round(np.random.default_rng(6).normal(size=(200, 2, 6, 6)) * 24) / 8).astype(np.float32)
-    r = run_rtlsim(project, x, sim="icarus")
-    assert r.ok, r.mismatches
+    rtl_exact(tmp_path / "avg.onnx", tmp_path / "v", x, name="avg")
 
 
 def _pool_model(x_shape, node: onnx.NodeProto) -> onnx.ModelProto:
@@ -199,21 +180,12 @@ def test_pooling_and_padding_equal_qonnx(x_shape, node):
 
 
 def test_csim_of_max_pools_and_rtl_of_one(tmp_path):
-    from verilog_helpers import need, need_cocotb
-    from fpgaq.backends.verilog.rtlsim import run_rtlsim
-    need_gxx()
-    project = build(CNN / "maxpool2d.onnx", tmp_path / "p", BuildConfig(name="cnn"))
-    r = run_csim(project, np.load(CNN / "inputs_maxpool2d.npy"))
-    assert r.ok, r.mismatches
-    need("iverilog", "Icarus Verilog")
-    need_cocotb()
+    csim_exact(CNN / "maxpool2d.onnx", tmp_path / "p", np.load(CNN / "inputs_maxpool2d.npy"), name="cnn")
     model = _pool_model((2, 7, 7), helper.make_node("MaxPool", ["xq"], ["p"], kernel_shape=[3, 3], strides=[2, 2],
                                                     pads=[1, 1, 1, 1]))
     onnx.save(model, tmp_path / "pool.onnx")
-    project = build(tmp_path / "pool.onnx", tmp_path / "v", BuildConfig(name="pool", backend="verilog"))
     x = (np.random.default_rng(2).normal(size=(100, 2, 7, 7)) * 3).astype(np.float32)
-    r = run_rtlsim(project, x, sim="icarus")
-    assert r.ok, r.mismatches
+    rtl_exact(tmp_path / "pool.onnx", tmp_path / "v", x, name="pool")
 
 
 def test_batchnorm_after_a_conv_folds_into_it(tmp_path):
@@ -228,33 +200,19 @@ def test_batchnorm_after_a_conv_folds_into_it(tmp_path):
     got = emulate.run(graph, x)[0]
     assert np.max(np.abs(got - want)) <= deviation(graph, x)["outputs"][0]["max_abs_error"] + 1e-6
     assert np.array_equal(got.argmax(1), want.argmax(1))
-    need_gxx()
-    project = build(CNN / "bn2d.onnx", tmp_path / "p", BuildConfig(name="bn", requantize=True))
-    r = run_csim(project, x)
-    assert r.ok, r.mismatches
+    csim_exact(CNN / "bn2d.onnx", tmp_path / "p", x, name="bn", requantize=True)
 
 
 @pytest.mark.parametrize("name", ["residual", "branches"])
 def test_csim_and_rtl_of_residual_and_branches(tmp_path, name):
-    from verilog_helpers import need, need_cocotb
-    from fpgaq.backends.verilog.rtlsim import run_rtlsim
-    need_gxx()
     x = np.load(CNN / f"inputs_{name}.npy")
-    project = build(CNN / f"{name}.onnx", tmp_path / "p", BuildConfig(name=name))
-    r = run_csim(project, x)
-    assert r.ok, r.mismatches
-    need("iverilog", "Icarus Verilog")
-    need_cocotb()
-    project = build(CNN / f"{name}.onnx", tmp_path / "v", BuildConfig(name=name, backend="verilog"))
-    r = run_rtlsim(project, x[:64], sim="icarus")
-    assert r.ok, r.mismatches
+    csim_exact(CNN / f"{name}.onnx", tmp_path / "p", x, name=name)
+    rtl_exact(CNN / f"{name}.onnx", tmp_path / "v", x[:64], name=name)
 
 
 def test_a_transpose_between_conv_and_dense_parts(tmp_path):
     """Channels-last before the dense part (as tf2onnx and some PyTorch models write it): a
     Transpose of a run-time tensor is a permutation, exact in both back-ends."""
-    from verilog_helpers import need, need_cocotb
-    from fpgaq.backends.verilog.rtlsim import run_rtlsim
     rng = np.random.default_rng(3)
     w = (np.round(rng.normal(size=(5, 12)) * 8) / 16).astype(np.float32)
     inits = [numpy_helper.from_array(np.float32(2.0 ** -4), "s"), numpy_helper.from_array(w, "w"),
@@ -267,26 +225,18 @@ def test_a_transpose_between_conv_and_dense_parts(tmp_path):
     compiled = compile_model(model, "t", BuildConfig())
     np.testing.assert_array_equal(emulate.run(compiled, x)[0], run_reference(model, x)[0].reshape(len(x), 5))
     onnx.save(model, tmp_path / "t.onnx")
-    need_gxx()
-    r = run_csim(build(tmp_path / "t.onnx", tmp_path / "p", BuildConfig(name="t")), x)
-    assert r.ok, r.mismatches
-    need("iverilog", "Icarus Verilog")
-    need_cocotb()
-    r = run_rtlsim(build(tmp_path / "t.onnx", tmp_path / "v", BuildConfig(name="t", backend="verilog")), x,
-                   sim="icarus")
-    assert r.ok, r.mismatches
+    csim_exact(tmp_path / "t.onnx", tmp_path / "p", x, name="t")
+    rtl_exact(tmp_path / "t.onnx", tmp_path / "v", x, name="t")
 
 
 def test_reuse_on_a_conv_layer(tmp_path):
     """A reuse factor applies to an unrolled convolution like to any dense layer: fewer
     multipliers, a new input every R cycles, still bit-exact."""
-    need_gxx()
-    project = build(CNN / "conv1d.onnx", tmp_path / "p", BuildConfig(name="cnn", reuse=4))
+    project = csim_exact(CNN / "conv1d.onnx", tmp_path / "p", np.load(CNN / "inputs_conv1d.npy"), name="cnn",
+                         reuse=4)
     first = project.report["layers"][0]
     products = np.count_nonzero(next(n.op for n in compile_file(CNN / "conv1d.onnx", BuildConfig()).nodes
                                      if isinstance(n.op, Dense)).weight)
     assert first["reuse"] == 4 and first["multipliers"] == -(-products // 4)
     # the report counts the convolution's own weights (8 x 4 x 3) and its non-zero taps
     assert first["weights"] == 96 and first["nonzero"] < 96 < products
-    r = run_csim(project, np.load(CNN / "inputs_conv1d.npy"))
-    assert r.ok, r.mismatches

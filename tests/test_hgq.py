@@ -14,13 +14,12 @@ import sys
 
 import numpy as np
 
-from conftest import TESTS, need_gxx
+from conftest import TESTS, csim_exact
 from fpgaq import emulate
-from fpgaq.backends.hls.csim import run_csim
 from fpgaq.compile import compile_file
 from fpgaq.config import BuildConfig
 from fpgaq.ir.ops import ChannelQuant, Dense
-from fpgaq.project import build
+from verilog_helpers import rtl_exact
 
 HGQ = TESTS / "fixtures" / "hgq"
 sys.path.insert(0, str(HGQ))
@@ -50,15 +49,6 @@ def test_pruned_and_rounded_to_zero_weights_cost_nothing():
 
 
 def test_csim_and_rtl_of_hgq(tmp_path):
-    from verilog_helpers import need, need_cocotb
-    from fpgaq.backends.verilog.rtlsim import run_rtlsim
-    need_gxx()
     x = _inputs(300)
-    project = build(HGQ / "hgq_mlp.onnx", tmp_path / "p", BuildConfig(name="hgq"))
-    r = run_csim(project, x)
-    assert r.ok, r.mismatches
-    need("iverilog", "Icarus Verilog")
-    need_cocotb()
-    project = build(HGQ / "hgq_mlp.onnx", tmp_path / "v", BuildConfig(name="hgq", backend="verilog"))
-    r = run_rtlsim(project, x[:150], sim="icarus")
-    assert r.ok, r.mismatches
+    csim_exact(HGQ / "hgq_mlp.onnx", tmp_path / "p", x, name="hgq")
+    rtl_exact(HGQ / "hgq_mlp.onnx", tmp_path / "v", x[:150], name="hgq")

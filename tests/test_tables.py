@@ -18,9 +18,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from conftest import TESTS, need_gxx
+from conftest import TESTS, csim_exact
 from fpgaq import emulate
-from fpgaq.backends.hls.csim import run_csim
 from fpgaq.compile import compile_file, compile_model
 from fpgaq.config import BuildConfig
 from fpgaq.deviation import deviation
@@ -28,8 +27,8 @@ from fpgaq.ir.fixed import FixedType, Rounding
 from fpgaq.ir.interval import Interval
 from fpgaq.ir.ops import Activation, Argmax, LeakyRelu, Lut, Quant, SoftmaxTable, Threshold
 from fpgaq.ir.tensor import Tensor
-from fpgaq.project import build
 from qonnx_reference import run_reference
+from verilog_helpers import rtl_exact
 
 BREVITAS = TESTS / "fixtures" / "brevitas_tables"
 QKERAS = TESTS / "fixtures" / "qkeras_jet_tagger"
@@ -144,36 +143,21 @@ def _args(t: Tensor):
 
 @pytest.mark.parametrize("softmax", ["table", "argmax"])
 def test_csim_of_tables(tmp_path, softmax):
-    need_gxx()
-    project = build(BREVITAS / "mlp_tables.onnx", tmp_path / "p", BuildConfig(name="tables", softmax=softmax))
-    r = run_csim(project, _brevitas_inputs(300))
-    assert r.ok, r.mismatches
+    csim_exact(BREVITAS / "mlp_tables.onnx", tmp_path / "p", _brevitas_inputs(300), name="tables", softmax=softmax)
     said = {"table": "exp and 1/sum tables", "argmax": "the index of the largest logit"}[softmax]
     assert said in (tmp_path / "p" / "report.md").read_text()
 
 
 def test_rtl_of_tables(tmp_path):
-    from verilog_helpers import need, need_cocotb
-    from fpgaq.backends.verilog.rtlsim import run_rtlsim
-    need("iverilog", "Icarus Verilog")
-    need_cocotb()
-    project = build(BREVITAS / "mlp_tables.onnx", tmp_path / "v", BuildConfig(name="tables", backend="verilog"))
-    r = run_rtlsim(project, _brevitas_inputs(150), sim="icarus")
-    assert r.ok, r.mismatches
+    rtl_exact(BREVITAS / "mlp_tables.onnx", tmp_path / "v", _brevitas_inputs(150), name="tables")
 
 
 def test_rtl_of_argmax(tmp_path):
-    from verilog_helpers import need, need_cocotb
-    from fpgaq.backends.verilog.rtlsim import run_rtlsim
-    need("iverilog", "Icarus Verilog")
-    need_cocotb()
     model = onnx.load(QKERAS / "jet_tagger_qkeras.onnx")
     model.ir_version = 10
     onnx.save(model, tmp_path / "jet.onnx")
-    project = build(tmp_path / "jet.onnx", tmp_path / "v",
-                    BuildConfig(name="jet", backend="verilog", input_type="fixed<16,6>", softmax="argmax"))
-    r = run_rtlsim(project, _qkeras_inputs()[:100], sim="icarus")
-    assert r.ok, r.mismatches
+    rtl_exact(tmp_path / "jet.onnx", tmp_path / "v", _qkeras_inputs()[:100], name="jet", input_type="fixed<16,6>",
+              softmax="argmax")
 
 
 def _float32_ties(graph, x: np.ndarray) -> np.ndarray:
@@ -210,15 +194,6 @@ def test_leaky_relu_prelu_and_hard_sigmoid_are_exact_with_qonnx():
 
 
 def test_csim_and_rtl_of_leaky_relu(tmp_path):
-    from verilog_helpers import need, need_cocotb
-    from fpgaq.backends.verilog.rtlsim import run_rtlsim
-    need_gxx()
-    project = build(BREVITAS / "mlp_leaky.onnx", tmp_path / "p", BuildConfig(name="leaky"))
     x = _brevitas_inputs(300)
-    r = run_csim(project, x)
-    assert r.ok, r.mismatches
-    need("iverilog", "Icarus Verilog")
-    need_cocotb()
-    project = build(BREVITAS / "mlp_leaky.onnx", tmp_path / "v", BuildConfig(name="leaky", backend="verilog"))
-    r = run_rtlsim(project, x[:150], sim="icarus")
-    assert r.ok, r.mismatches
+    csim_exact(BREVITAS / "mlp_leaky.onnx", tmp_path / "p", x, name="leaky")
+    rtl_exact(BREVITAS / "mlp_leaky.onnx", tmp_path / "v", x[:150], name="leaky")

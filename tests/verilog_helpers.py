@@ -26,6 +26,19 @@ def need_cocotb():
     pytest.importorskip("cocotb_tools.runner", reason="cocotb is not installed (CI installs it)")
 
 
+def rtl_exact(model, out: Path, x, **config) -> Project:
+    """Build `model` with the Verilog back-end into `out` and simulate x in Icarus: every output
+    must equal the emulator's."""
+    from fpgaq.backends.verilog.rtlsim import run_rtlsim
+    from fpgaq.project import build
+    need("iverilog", "Icarus Verilog")
+    need_cocotb()
+    project = build(model, out, BuildConfig(backend="verilog", **config))
+    r = run_rtlsim(project, x, sim="icarus")
+    assert r.ok, r.mismatches
+    return project
+
+
 def _o(name: str, op: str) -> Origin:
     return Origin(name, op)
 

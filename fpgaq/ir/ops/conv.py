@@ -134,7 +134,6 @@ class MaxPool(Op):
     pads: tuple[int, ...]
     dilations: tuple[int, ...]
     kind = "maxpool"
-    elementwise = False
 
     def _geometry(self) -> Conv:
         return Conv(self.strides, self.pads, self.dilations, 1)

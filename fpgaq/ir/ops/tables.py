@@ -67,11 +67,6 @@ class Activation(Op):
         return f"{self.fn}{params} (real)"
 
 
-def _last_axis(x: Tensor, axis: int) -> None:
-    need(axis in (len(x.shape) - 1, -1), f"a Softmax over axis {axis} of a tensor of shape {list(x.shape)}; "
-         "fpgaq computes Softmax over the last axis")
-
-
 @dataclass(frozen=True)
 class Softmax(Op):
     """ONNX Softmax over the last axis, real-valued (float64), as imported. The table pass
