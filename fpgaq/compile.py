@@ -21,14 +21,21 @@ from .passes.pipeline import Hook, Pass, pipeline, run_pipeline
 def dump_hook(folder: Path) -> Hook:
     """A hook writing the IR after every pass into `folder` (fpgaq build --dump-ir)."""
     folder = Path(folder)
+    blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise FpgaqError(f"--dump-ir {folder}: {blocker} is a file, not a folder; give a folder (fpgaq makes it)")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise FpgaqError(f"--dump-ir {folder}: cannot make that folder ({e.strerror})") from None
+        raise FpgaqError(f"--dump-ir {folder}: cannot make that folder ({e.strerror or e})") from None
 
     def hook(i: int, p: Pass | None, graph: Graph) -> None:
         name = "import" if p is None else p.name
-        (folder / f"{i:02d}_{name}.txt").write_text(dump_text(graph))
+        path = folder / f"{i:02d}_{name}.txt"
+        try:
+            path.write_text(dump_text(graph))
+        except OSError as e:
+            raise FpgaqError(f"--dump-ir: cannot write {path} ({e.strerror or e})") from None
     return hook
 
 

@@ -35,8 +35,9 @@ def build(model_path: Path, out_dir: Path, config: BuildConfig, force: bool = Fa
     model_path, out_dir = Path(model_path), Path(out_dir)
     target = backend(config.backend)
     _check_target(out_dir, force)
+    inner = _dump_inside(dump_ir, out_dir)
     model = load(model_path)
-    graph = compile_model(model, model_path.stem, config, target.prepare(config), dump_ir)
+    graph, dumps = _compile(model, model_path.stem, config, target.prepare(config), dump_ir, inner)
     files = target.render(graph, config)
     x = random_inputs(graph, config.tb_samples)
     files.update(testbench_data(graph, x))
@@ -52,8 +53,13 @@ def build(model_path: Path, out_dir: Path, config: BuildConfig, force: bool = Fa
     data = report_data(graph, config, x)
     files[REPORT_MD] = report_markdown(data)
     files[REPORT_JSON] = report_json(data)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    if inner is not None:
+        own = [*files, MODEL_COPY, TB_REAL_INPUTS]
+        if any(k == inner or k.startswith(f"{inner}/") or inner.startswith(f"{k}/") for k in own):
+            raise FpgaqError(f"--dump-ir {dump_ir}: fpgaq writes that folder itself as part of the project; "
+                             f"choose another, such as {out_dir / 'ir'}")
+        files.update(dumps)
+    tmp = _staging_folder(out_dir)
     try:
         write_files(tmp, files)
         (tmp / MODEL_COPY).write_bytes(model.SerializeToString(deterministic=True))
@@ -82,7 +88,57 @@ def write_files(root: Path, files: dict[str, str]) -> None:
         path.write_text(text)
 
 
+def _compile(model, name: str, config: BuildConfig, extra, dump_ir: Path | None,
+             inner: str | None) -> tuple[Graph, dict[str, str]]:
+    """The compiled graph, and the IR dumps that go into the project ({relative path: text})
+    when `dump_ir` is a folder inside it (`inner`): the build replaces the folder, so they are
+    written with the project's own files."""
+    if inner is None:
+        return compile_model(model, name, config, extra, dump_ir), {}
+    with tempfile.TemporaryDirectory(prefix="fpgaq-ir.") as staging:
+        graph = compile_model(model, name, config, extra, Path(staging))
+        return graph, {f"{inner}/{p.name}": p.read_text() for p in sorted(Path(staging).iterdir())}
+
+
+def _dump_inside(dump_ir: Path | None, out_dir: Path) -> str | None:
+    """Where `dump_ir` lies inside the project folder (a relative POSIX path), or None when
+    it lies outside; the project folder itself is refused (the build replaces it)."""
+    if dump_ir is None:
+        return None
+    dump, out = Path(dump_ir).resolve(), out_dir.resolve()
+    if dump == out:
+        raise FpgaqError(f"--dump-ir {dump_ir} is the project folder; give a folder beside it or inside it, "
+                         f"such as {out_dir / 'ir'}")
+    return dump.relative_to(out).as_posix() if out in dump.parents else None
+
+
+def _cannot_make(out_dir: Path, why: str) -> FpgaqError:
+    return FpgaqError(f"cannot make the project folder {out_dir}: {why}; choose another folder with -o")
+
+
+def _not_a_folder(path: Path) -> Path | None:
+    """The nearest existing ancestor of `path` if it is not a folder (a file, a device)."""
+    for p in path.parents:
+        if p.exists() or p.is_symlink():
+            return None if p.is_dir() else p
+    return None
+
+
+def _staging_folder(out_dir: Path) -> Path:
+    """A new, empty folder beside `out_dir`, where the project is written before it moves into place."""
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    except OSError as e:
+        blocker = _not_a_folder(out_dir)
+        raise _cannot_make(out_dir, f"{blocker} is not a folder" if blocker else
+                           f"{e.strerror or e} in {out_dir.parent}") from None
+
+
 def _check_target(out_dir: Path, force: bool) -> None:
+    blocker = _not_a_folder(out_dir)
+    if blocker is not None:          # found before compiling, not after
+        raise _cannot_make(out_dir, f"{blocker} is {'a file' if blocker.is_file() else 'not a folder'}")
     if out_dir.exists() or out_dir.is_symlink():
         if not force:
             raise FpgaqError(f"{out_dir} already exists; choose another folder or pass --force to replace it")

@@ -251,3 +251,41 @@ def test_a_verilog_build_without_output_is_named_for_its_backend(tmp_path, monke
     monkeypatch.chdir(tmp_path)
     assert main(["build", str(EXAMPLE), "--backend", "verilog"]) == 0
     assert (tmp_path / "jet_tagger_v" / "fpgaq.json").is_file() and not (tmp_path / "jet_tagger_hls").exists()
+
+
+@pytest.mark.parametrize("where", ["file", "/dev/null/x", "/proc/x"])
+def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path, where):
+    if where == "file":
+        (tmp_path / "a_file").write_text("not a folder")
+        where = str(tmp_path / "a_file" / "x")
+    code, out, err = run_cli("build", EXAMPLE, "-o", where)
+    assert code == 1 and "Traceback" not in err, err
+    assert len(err.splitlines()) == 1 and err.startswith(f"fpgaq: error: cannot make the project folder {where}")
+    assert "choose another folder with -o" in err
+
+
+def test_dump_ir_naming_a_file_is_one_line(tmp_path):
+    (tmp_path / "a_file").write_text("not a folder")
+    for dump in (tmp_path / "a_file", tmp_path / "a_file" / "ir"):
+        code, out, err = run_cli("build", EXAMPLE, "-o", tmp_path / "p", "--dump-ir", dump)
+        assert code == 1 and "Traceback" not in err and len(err.splitlines()) == 1, err
+        assert "is a file, not a folder" in err
+    assert not (tmp_path / "p").exists()
+
+
+def test_dump_ir_inside_the_project_folder_is_kept(tmp_path):
+    out = tmp_path / "p"
+    for force in ([], ["--force"]):          # a new project, then one replacing it
+        assert main(["build", str(EXAMPLE), "-o", str(out), "--dump-ir", str(out / "ir"), *force]) == 0
+        names = sorted(p.name for p in (out / "ir").iterdir())
+        assert names[0] == "00_import.txt" and names[-1].endswith("_tile_by_reuse.txt")
+    for own in ("firmware", "tb_data/tb_input_real.npy", "model.onnx/ir"):
+        code, _, err = run_cli("build", EXAMPLE, "-o", out, "--force", "--dump-ir", out / own)
+        assert code == 1 and "fpgaq writes that folder itself" in err and "Traceback" not in err, err
+    code, _, err = run_cli("build", EXAMPLE, "-o", out, "--force", "--dump-ir", out)
+    assert code == 1 and "is the project folder" in err and "Traceback" not in err
+
+
+def test_debug_after_the_command_shows_the_traceback(tmp_path):
+    code, _, err = run_cli("build", tmp_path / "none.onnx", "--debug")
+    assert code != 0 and "Traceback" in err and "no such model file" in err
