@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from . import __version__, emulate
 from .backends import NAMES as BACKEND_NAMES
@@ -21,7 +22,7 @@ from .backends.verilog.synth import run_synth, synth_table
 from .compile import compile_file
 from .config import BuildConfig, load_config
 from .deviation import describe, describe_table, deviation, deviation_text, is_requantised
-from .errors import FpgaqError
+from .errors import ConfigError, FpgaqError
 from .ir.dump import dump_text
 from .names import identifier
 from .project import build, open_project
@@ -75,6 +76,44 @@ def _count_of(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
+def duration(seconds: float) -> str:
+    """A time as a person reads it: 'under 1 ms', '4 ms', '1.23 s', '75.4 s' (never '0.00 s')."""
+    if seconds < 0.0005:
+        return "under 1 ms"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
+
+
+# AMD/Xilinx part-number prefixes: 7 series, UltraScale(+) Kintex, Virtex, Zynq, Artix, Kria,
+# Alveo, Versal; defence (xq) and automotive (xa) grades
+PART_FAMILIES = ("xc7", "xcku", "xcvu", "xczu", "xcau", "xck2", "xcu", "xcve", "xcvp", "xcvc", "xcvm", "xcvh",
+                 "xcv", "xq7", "xqku", "xqvu", "xqzu", "xqr", "xa7", "xazu")
+
+
+def _warn_part(part: str) -> None:
+    """A warning on stderr for a part of no family fpgaq knows (the config checks only its spelling)."""
+    if not part.lower().startswith(PART_FAMILIES):
+        print(f"fpgaq: warning: part '{part}' is not of an AMD/Xilinx family fpgaq knows ("
+              f"{', '.join(PART_FAMILIES[:12])}, ...); Vitis HLS will refuse it if it is not a real part. "
+              "Check it, for example xcvu13p-flga2577-2-e", file=sys.stderr)
+
+
+def _load_config(path: str | None) -> BuildConfig:
+    """The YAML config file; a syntax error is one line with its place in the file."""
+    if path is not None and Path(path).is_file():
+        try:
+            yaml.safe_load(Path(path).read_text())
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ConfigError(f"{path}: not valid YAML{where}: {e.problem or e.context}; "
+                              "fix the file (settings are `key: value` lines)") from None
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    return load_config(path)
+
+
 # --- the flags, each defined once ------------------------------------------------------------
 
 def _model_options(p: argparse.ArgumentParser) -> None:
@@ -123,19 +162,25 @@ def _config(args, base: BuildConfig | None = None, **more) -> BuildConfig:
 
 def cmd_build(args) -> int:
     model = Path(args.model)
-    base = load_config(args.config)
+    base = _load_config(args.config)
     name = args.name or (base.name if args.config and base.name != "fpgaq_model"
                          else identifier(model.stem, set(), fallback="model"))
     config = _config(args, base, name=name, part=args.part, clock_ns=args.clock_ns, tb_samples=args.tb_samples,
                      backend=args.backend, reuse=args.reuse, dsp_budget=args.dsp_budget)
     out = Path(args.output or f"{model.stem}_{'v' if config.backend == 'verilog' else 'hls'}")
+    _warn_part(config.part)
     start = time.perf_counter()
     project = build(model, out, config, force=args.force, dump_ir=Path(args.dump_ir) if args.dump_ir else None)
     took = time.perf_counter() - start
     assert project.report is not None
     total = project.report["total"]
-    print(f"built {out} in {took:.2f} s: top function {config.name}, {_count_of(len(project.report['layers']), 'layer')}, "
+    print(f"built {out} in {duration(took)}: top function {config.name}, "
+          f"{_count_of(len(project.report['layers']), 'layer')}, "
           f"{total['nonzero']} of {total['weights']} weights non-zero, part {config.part} at {config.clock_ns:g} ns")
+    if config.reuse == "auto":
+        chosen = ", ".join(f"{e['name']} {e['reuse']}" for e in project.report["layers"] if "reuse" in e)
+        print(f"reuse auto (at most {_count_of(config.dsp_budget or 0, 'DSP')}): {chosen}; "
+              f"{_count_of(total['dsp'], 'DSP')} estimated")
     for t in project.report.get("tables", []):
         print(describe_table(t))
     rq = project.report.get("requantization")
@@ -151,8 +196,8 @@ def cmd_build(args) -> int:
 def _csim(project, x, n, output) -> int:
     """C-simulation: the HLS back-end's own simulation (it refuses other projects)."""
     r = backend("hls").simulate(project, random_inputs(project.graph, n, seed=1) if x is None else x)
-    how = "reused the cached binary" if r.cached else f"compiled in {r.build_s:.1f} s"
-    print(f"C-simulation: {how}, ran {_count_of(r.n, 'input')} in {r.run_s:.2f} s")
+    how = "reused the cached binary" if r.cached else f"compiled in {duration(r.build_s)}"
+    print(f"C-simulation: {how}, ran {_count_of(r.n, 'input')} in {duration(r.run_s)}")
     if output:
         _save_outputs(Path(output), _real(project.graph, r))
     return verdict(r, sum(o.shape[1] for o in r.outputs))
@@ -201,7 +246,7 @@ def cmd_emulate(args) -> int:
     start = time.perf_counter()
     outputs = emulate.run(graph, x)
     took = time.perf_counter() - start
-    print(f"emulated {_count_of(len(x), 'input')} in {took:.3f} s ({len(x) / max(took, 1e-9):,.0f} inputs/s)")
+    print(f"emulated {_count_of(len(x), 'input')} in {duration(took)} ({len(x) / max(took, 1e-9):,.0f} inputs/s)")
     if is_requantised(graph):
         print(deviation_text(deviation(graph, x)))
     _save_outputs(Path(args.output), outputs)
@@ -234,8 +279,8 @@ def cmd_rtlsim(args) -> int:
                           "mismatches": r.mismatch_count, "first_mismatches": [list(m) for m in r.mismatches],
                           "build_s": round(r.build_s, 3), "run_s": round(r.run_s, 3)}, indent=2))
         return 0 if r.ok else 1
-    print(f"RTL simulation ({r.simulator}, {design.interface} ports): built in {r.build_s:.1f} s, "
-          f"ran {_count_of(r.n, 'input')} in {r.run_s:.2f} s")
+    print(f"RTL simulation ({r.simulator}, {design.interface} ports): built in {duration(r.build_s)}, "
+          f"ran {_count_of(r.n, 'input')} in {duration(r.run_s)}")
     print(f"latency {r.latency_cycles} cycles, initiation interval {r.ii:g} cycles")
     return verdict(r, sum(p["features"] for p in project.meta["outputs"]))
 
@@ -262,7 +307,8 @@ def parser() -> argparse.ArgumentParser:
 
     b = command("build", "write a project (Vitis HLS or Verilog) for a model", cmd_build)
     b.add_argument("model", help="ONNX / QONNX / QDQ model file")
-    b.add_argument("-o", "--output", metavar="DIR", help="project folder (default: MODEL_hls)")
+    b.add_argument("-o", "--output", metavar="DIR", help="project folder (default: MODEL_hls, or MODEL_v with "
+                   "--backend verilog)")
     b.add_argument("--config", metavar="YAML", help="build configuration file")
     b.add_argument("--part", help="FPGA part (default xcvu13p-flga2577-2-e)")
     b.add_argument("--clock-ns", type=float, help="clock period in ns (default 5)")

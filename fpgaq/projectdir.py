@@ -35,6 +35,13 @@ def read_marker(root: Path) -> tuple[BuildConfig, dict]:
     """The config and metadata of a project folder; an error if it is not one."""
     root = Path(root)
     marker = root / MARKER
+    if root.is_file():
+        raise FpgaqError(f"{root} is a model file, not a project "
+                         f"folder; build a project from it first with `fpgaq build {root} -o DIR`, then give DIR"
+                         if root.suffix.lower() == ".onnx" else
+                         f"{root} is a file, not a project folder; give the folder `fpgaq build` wrote")
+    if not root.exists():
+        raise FpgaqError(f"{root}: no such project folder; build one with `fpgaq build MODEL.onnx -o {root}`")
     if not marker.is_file():
         raise FpgaqError(f"{root} is not an fpgaq project (no {MARKER}); build one with `fpgaq build MODEL.onnx -o {root}`")
     try:

@@ -1,4 +1,6 @@
 """The command line: builds, refusals, determinism, and errors without tracebacks."""
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -289,3 +291,53 @@ def test_dump_ir_inside_the_project_folder_is_kept(tmp_path):
 def test_debug_after_the_command_shows_the_traceback(tmp_path):
     code, _, err = run_cli("build", tmp_path / "none.onnx", "--debug")
     assert code != 0 and "Traceback" in err and "no such model file" in err
+
+
+def test_a_model_file_given_as_the_project_says_so(tmp_path):
+    code, _, err = run_cli("csim", EXAMPLE)
+    assert code == 1 and "Traceback" not in err
+    assert f"-o {EXAMPLE}`" not in err
+    assert f"{EXAMPLE} is a model file, not a project folder; build a project from it first with " \
+           f"`fpgaq build {EXAMPLE} -o DIR`, then give DIR" in err
+    code, _, err = run_cli("report", tmp_path / "nothing")
+    assert code == 1 and f"{tmp_path / 'nothing'}: no such project folder" in err
+
+
+def test_a_yaml_syntax_error_is_one_line_with_its_place(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("name: [a\nreuse: 2\n")
+    code, _, err = run_cli("build", EXAMPLE, "-o", tmp_path / "p", "--config", cfg)
+    assert code == 1 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"fpgaq: error: {cfg}: not valid YAML at line 2, column 6: expected ',' or ']'")
+
+
+def test_short_times_are_not_printed_as_zero(tmp_path):
+    from fpgaq.cli import duration
+    assert duration(0.0004) == "under 1 ms" and duration(0.0042) == "4 ms" and duration(0.25) == "250 ms"
+    assert duration(1.234) == "1.23 s" and duration(75.4) == "75.4 s"
+    np.save(tmp_path / "x.npy", np.zeros((500, 16), dtype=np.float32))
+    code, out, err = run_cli("emulate", EXAMPLE, "--inputs", tmp_path / "x.npy", "--output", tmp_path / "y.npy")
+    assert code == 0 and " in 0.00" not in out and re.search(r"emulated 500 inputs in (under )?\d+ ms", out), out
+
+
+@pytest.mark.parametrize("part, warned", [("nonsense", True), ("xcvu13p-flga2577-2-e", False),
+                                          ("xc7a35tcpg236-1", False), ("xczu9eg-ffvb1156-2-e", False),
+                                          ("xcku115-flvb2104-2-e", False), ("xcau15p-ffvb676-2-e", False),
+                                          ("xcve2802-vsvh1760-2MP-e-S", False), ("XCU250-figd2104-2L-e", False)])
+def test_an_unknown_part_family_is_warned_about(tmp_path, part, warned):
+    code, out, err = run_cli("build", EXAMPLE, "-o", tmp_path / "p", "--part", part)
+    assert code == 0, err
+    assert ("fpgaq: warning: part 'nonsense' is not of an AMD/Xilinx family fpgaq knows" in err) == warned, err
+    assert json.loads((tmp_path / "p" / "fpgaq.json").read_text())["config"]["part"] == part
+
+
+def test_reuse_auto_says_what_it_chose(tmp_path):
+    model = tmp_path / "wide.onnx"             # products of 10 x 10 bits: DSPs
+    modelgen.save(modelgen.qonnx_mlp([16, 32, 5], rng=0, w_bits=10, in_bits=10, in_frac=4, act_bits=10,
+                                     check_exact=False), model)
+    code, out, err = run_cli("build", model, "-o", tmp_path / "p", "--reuse", "auto", "--dsp-budget", "10")
+    assert code == 0, err
+    report = json.loads((tmp_path / "p" / "report.json").read_text())
+    chosen = ", ".join(f"{layer['name']} {layer['reuse']}" for layer in report["layers"])
+    assert any(layer["reuse"] > 1 for layer in report["layers"])
+    assert f"reuse auto (at most 10 DSPs): {chosen}; {report['total']['dsp']} DSPs estimated" in out, out
