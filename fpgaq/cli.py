@@ -1,4 +1,4 @@
-"""`fpgaq build | csim | emulate | report | inspect | rtlsim | synth`: the command line. It
+"""`fpgaq build | csim | emulate | report | inspect | rtlsim | synth | clean`: the command line. It
 parses arguments, calls the driver, the compiler or a back-end, and prints; nothing more."""
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from .deviation import describe, describe_table, deviation, deviation_text, is_r
 from .errors import ConfigError, FpgaqError
 from .ir.dump import dump_text
 from .names import identifier
-from .project import build, open_project
+from .project import BUILD_PRODUCTS, build, clean, open_project
 from .report import report_data, report_json, report_markdown
 from .stimulus import random_inputs, read_inputs
 
@@ -227,8 +227,9 @@ def cmd_csim(args) -> int:
     return _csim(project, x, 10_000 if args.n is None else args.n, args.output)
 
 
-def _save_outputs(path: Path, outputs: list[np.ndarray]) -> None:
-    """Write to exactly `path` (.npy for one output, an .npz archive for several)."""
+def _save_outputs(path: Path, outputs: list[np.ndarray], json_out: bool = False) -> None:
+    """Write to exactly `path` (.npy for one output, an .npz archive for several); say so on
+    stdout, or on stderr where stdout carries JSON."""
     try:
         with open(path, "wb") as f:
             if len(outputs) == 1:
@@ -237,7 +238,7 @@ def _save_outputs(path: Path, outputs: list[np.ndarray]) -> None:
                 np.savez(f, *outputs)
     except OSError as e:
         raise FpgaqError(f"cannot write {path}: {e.strerror}") from None
-    print(f"wrote {path}")
+    print(f"wrote {path}", file=sys.stderr if json_out else sys.stdout)
 
 
 def cmd_emulate(args) -> int:
@@ -273,11 +274,12 @@ def cmd_rtlsim(args) -> int:
     design = project_design(project, Path(args.rtl) if args.rtl else None)
     r = run_rtlsim(project, x, args.n or DEFAULT_N, args.sim, design)
     if args.output:
-        _save_outputs(Path(args.output), _real(project.graph, r))
+        _save_outputs(Path(args.output), _real(project.graph, r), args.json)
     if args.json:
         print(json.dumps({"n": r.n, "simulator": r.simulator, "latency_cycles": r.latency_cycles, "ii": r.ii,
                           "mismatches": r.mismatch_count, "first_mismatches": [list(m) for m in r.mismatches],
-                          "build_s": round(r.build_s, 3), "run_s": round(r.run_s, 3)}, indent=2))
+                          "build_s": round(r.build_s, 3), "run_s": round(r.run_s, 3),
+                          **({"output": args.output} if args.output else {})}, indent=2))
         return 0 if r.ok else 1
     print(f"RTL simulation ({r.simulator}, {design.interface} ports): built in {duration(r.build_s)}, "
           f"ran {_count_of(r.n, 'input')} in {duration(r.run_s)}")
@@ -288,6 +290,24 @@ def cmd_rtlsim(args) -> int:
 def cmd_synth(args) -> int:
     r = run_synth(open_project(Path(args.project)))
     sys.stdout.write(json.dumps(r, indent=2) + "\n" if args.json else synth_table(r))
+    return 0
+
+
+def _size(n: int) -> str:
+    """Bytes as '512 B', '3.4 kB', '179 MB'."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n} B"
+
+
+def cmd_clean(args) -> int:
+    root = Path(args.project)
+    removed = clean(root)
+    for name, size in removed.items():
+        print(f"removed {root / name} ({_size(size)})")
+    if not removed:
+        print(f"nothing to remove in {root}")
     return 0
 
 
@@ -357,6 +377,10 @@ def parser() -> argparse.ArgumentParser:
     y = command("synth", "synthesize a Verilog project with yosys and count LUT, CARRY, FF, DSP", cmd_synth)
     y.add_argument("project", metavar="DIR")
     _json_option(y, "the result")
+
+    k = command("clean", "remove what the simulators and yosys built inside a project "
+                f"({', '.join(BUILD_PRODUCTS)}); the project stays", cmd_clean)
+    k.add_argument("project", metavar="DIR")
     return p
 
 

@@ -12,6 +12,9 @@ import numpy as np
 
 from . import __version__, emulate
 from .backends import backend
+from .backends.hls.csim import CACHE as CSIM_CACHE
+from .backends.verilog.rtlsim import WORK as RTLSIM_WORK
+from .backends.verilog.synth import WORK as SYNTH_WORK
 from .compile import compile_model
 from .config import BuildConfig
 from .errors import FpgaqError
@@ -21,6 +24,10 @@ from .projectdir import (MARKER, MODEL_COPY, REPORT_JSON, REPORT_MD, TB_INPUTS, 
                          Project, codes_text, port, read_marker)
 from .report import preprocessing, report_data, report_json, report_markdown
 from .stimulus import random_inputs
+
+
+# what simulators and synthesis build inside a project folder (fpgaq clean removes them)
+BUILD_PRODUCTS = (CSIM_CACHE, RTLSIM_WORK, SYNTH_WORK)
 
 
 def testbench_data(graph: Graph, x: np.ndarray) -> dict[str, str]:
@@ -79,6 +86,21 @@ def open_project(root: Path) -> Project:
     graph = compile_model(load(root / MODEL_COPY), Path(meta.get("source", "model")).stem, config,
                           target.prepare(config))
     return Project(root, graph, config, meta)
+
+
+def clean(root: Path) -> dict[str, int]:
+    """Remove the build products of C-simulation, RTL simulation and yosys from a project folder
+    (Verilator's alone can reach hundreds of MB); {folder name: bytes freed}. The project's
+    own files stay; the next simulation builds again."""
+    root = Path(root)
+    read_marker(root)                     # only a project folder
+    freed = {}
+    for name in BUILD_PRODUCTS:
+        folder = root / name
+        if folder.is_dir() and not folder.is_symlink():
+            freed[name] = sum(p.lstat().st_size for p in folder.rglob("*") if p.is_file() or p.is_symlink())
+            shutil.rmtree(folder)
+    return freed
 
 
 def write_files(root: Path, files: dict[str, str]) -> None:

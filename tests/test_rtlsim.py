@@ -21,8 +21,8 @@ from fpgaq.project import build
 TINY = modelgen.qonnx_mlp([4, 6, 3], rng=0)
 
 
-def run_cli(*args):
-    r = subprocess.run([sys.executable, "-m", "fpgaq", *map(str, args)], capture_output=True, text=True)
+def run_cli(*args, cwd=None):
+    r = subprocess.run([sys.executable, "-m", "fpgaq", *map(str, args)], capture_output=True, text=True, cwd=cwd)
     return r.returncode, r.stdout, r.stderr
 
 
@@ -53,6 +53,35 @@ def test_cli_rtlsim_inputs_and_output(tiny, tmp_path):
     assert "bit-exact: all 1000 x 3 outputs equal the emulator's" in out
     assert re_search(r"latency \d+ cycles, initiation interval 1 cycles", out)
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), emulate.run(tiny.graph, x)[0])
+
+
+def test_cli_rtlsim_json_is_only_json(tiny, tmp_path):
+    code, out, err = run_cli("rtlsim", tiny.root, "-n", "20", "--json", "--output", tmp_path / "y.npy")
+    assert code == 0, err
+    r = json.loads(out)                       # nothing else on stdout
+    assert r["n"] == 20 and r["output"] == str(tmp_path / "y.npy") and (tmp_path / "y.npy").is_file()
+    assert f"wrote {tmp_path / 'y.npy'}" in err
+
+
+def test_cli_rtlsim_of_a_relative_folder(tiny, tmp_path):
+    """The simulator runs in another folder: every path it is given must be absolute."""
+    code, out, err = run_cli("rtlsim", "v", "-n", "20", cwd=tmp_path)
+    assert code == 0 and "bit-exact: all 20 x 3 outputs" in out, err
+    code, out, err = run_cli("rtlsim", ".", "-n", "20", "--json", cwd=tmp_path / "v")
+    assert code == 0 and json.loads(out)["mismatches"] == 0, err
+
+
+def test_clean_removes_the_simulators_build(tiny, tmp_path):
+    assert run_rtlsim(tiny, n=20).ok
+    assert (tiny.root / ".rtlsim").is_dir()
+    code, out, err = run_cli("clean", "v", cwd=tmp_path)
+    assert code == 0, err
+    assert re_search(r"^removed v/\.rtlsim \(\d[\d.]* [kM]?B\)", out), out
+    assert not (tiny.root / ".rtlsim").exists() and (tiny.root / "fpgaq.json").is_file()
+    code, out, err = run_cli("clean", "v", cwd=tmp_path)
+    assert code == 0 and out == "nothing to remove in v\n", out
+    code, out, err = run_cli("clean", tmp_path)
+    assert code == 1 and "is not an fpgaq project" in err
 
 
 def re_search(pattern, text):

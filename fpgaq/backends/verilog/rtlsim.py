@@ -121,7 +121,9 @@ def run_rtlsim(project: Project, x: np.ndarray | None = None, n: int = DEFAULT_N
     design = design or project_design(project)
     in_codes = [emulate.input_codes(graph, x)]
     expected = emulate.output_codes(graph, x)
-    key = hashlib.sha256("\n".join([design.top, *map(str, design.sources)]).encode()).hexdigest()[:8]
+    # absolute: the simulators run in their own folders, not in the caller's
+    sources: list = [Path(s).resolve() for s in design.sources]
+    key = hashlib.sha256("\n".join([design.top, *map(str, sources)]).encode()).hexdigest()[:8]
     work = project.root.resolve() / WORK / f"{sim}_{design.interface}_{design.top}_{key}"
     build = work / "build"
     work.mkdir(parents=True, exist_ok=True)
@@ -135,7 +137,6 @@ def run_rtlsim(project: Project, x: np.ndarray | None = None, n: int = DEFAULT_N
              "results": str(results), "backpressure": backpressure}
     (work / "bench.json").write_text(json.dumps(bench, indent=1))
     log = work / "sim.log"
-    sources = list(design.sources)
     if sim == "verilator":
         sources.append(_public_ports(design, work))
     with simulator_env(sim):
@@ -143,7 +144,7 @@ def run_rtlsim(project: Project, x: np.ndarray | None = None, n: int = DEFAULT_N
         start = time.perf_counter()
         try:
             runner.build(sources=sources, hdl_toplevel=design.top, build_dir=build,
-                         includes=list(design.includes), build_args=_build_args(sim),
+                         includes=[Path(i).resolve() for i in design.includes], build_args=_build_args(sim),
                          timescale=("1ns", "1ps"), log_file=work / "build.log")
         except (RuntimeError, SystemExit) as e:
             raise ToolError(f"{sim} could not build the RTL ({e}); see {work / 'build.log'}:\n"
