@@ -25,8 +25,8 @@ from .deviation import describe, describe_table, deviation, deviation_text, is_r
 from .errors import ConfigError, FpgaqError
 from .ir.dump import dump_text
 from .names import identifier
-from .project import BUILD_PRODUCTS, build, clean, open_project
-from .report import report_data, report_json, report_markdown
+from .project import BUILD_PRODUCTS, build, clean, open_project, project_report
+from .report import report_json, report_markdown
 from .stimulus import random_inputs, read_inputs
 
 
@@ -261,7 +261,7 @@ def cmd_inspect(args) -> int:
 
 def cmd_report(args) -> int:
     project = open_project(Path(args.project))
-    data = report_data(project.graph, project.config)
+    data = project_report(project.graph, project.config)
     sys.stdout.write(report_json(data) if args.json else report_markdown(data))
     return 0
 

@@ -18,6 +18,7 @@ from .backends.verilog.synth import WORK as SYNTH_WORK
 from .compile import compile_model
 from .config import BuildConfig
 from .errors import FpgaqError
+from .estimate import estimate
 from .frontend.model_file import load
 from .ir.graph import Graph
 from .projectdir import (MARKER, MODEL_COPY, REPORT_JSON, REPORT_MD, TB_INPUTS, TB_OUTPUTS, TB_REAL_INPUTS,
@@ -57,7 +58,7 @@ def build(model_path: Path, out_dir: Path, config: BuildConfig, force: bool = Fa
     if graph.preprocessing:       # outside the firmware: the host applies it to real inputs
         meta["preprocessing"] = preprocessing(graph)
     files[MARKER] = json.dumps(meta, indent=2, sort_keys=True) + "\n"
-    data = report_data(graph, config, x)
+    data = project_report(graph, config, x)
     files[REPORT_MD] = report_markdown(data)
     files[REPORT_JSON] = report_json(data)
     if inner is not None:
@@ -76,6 +77,14 @@ def build(model_path: Path, out_dir: Path, config: BuildConfig, force: bool = Fa
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return Project(out_dir, graph, config, meta, data)
+
+
+def project_report(graph: Graph, config: BuildConfig, x: np.ndarray | None = None) -> dict:
+    """The report of a build (report.json): the design's own numbers where its back-end counts
+    them (Verilog), else fpgaq's estimate of the HLS design."""
+    summary = getattr(backend(config.backend), "summary", None)
+    layers = [e["name"] for e in estimate(graph, config)["layers"]]
+    return report_data(graph, config, x, design=summary(graph, config, layers) if summary else None)
 
 
 def open_project(root: Path) -> Project:

@@ -64,13 +64,19 @@ def _holds(t: FixedType, iv: Interval, frac: int) -> bool:
     return t.min_code <= iv.lo * scale and iv.hi * scale <= t.max_code
 
 
-def report_data(graph: Graph, config: BuildConfig, x: np.ndarray | None = None) -> dict:
+def report_data(graph: Graph, config: BuildConfig, x: np.ndarray | None = None,
+                design: dict | None = None) -> dict:
     """Estimates, the hls4ml comparison and, for requantised graphs, the requantisers and
-    their deviation from the float model on inputs x (default: 1,000 random ones)."""
+    their deviation from the float model on inputs x (default: 1,000 random ones). With
+    `design` (the Verilog back-end's count of its own design), the layers and totals are that
+    design's, not the HLS estimate's."""
     data = estimate(graph, config)
+    data["backend"] = config.backend
     cmp = hls4ml_comparison(graph)
     for layer in data["layers"]:
         layer["hls4ml_accumulator"] = cmp[layer["name"]]
+    if design is not None:
+        _use_design(data, design)
     data["model"] = graph.name
     if config.input_type is not None:
         data["input_type"] = str(FixedType.parse(config.input_type))
@@ -82,6 +88,25 @@ def report_data(graph: Graph, config: BuildConfig, x: np.ndarray | None = None) 
         data["requantization"] = {"requantizers": requantizers(graph),
                                   "deviation": deviation(graph, random_inputs(graph, 1000) if x is None else x)}
     return data
+
+
+# what the HLS estimate says of a layer that a Verilog design's own numbers replace
+HLS_ONLY = ("multipliers", "reuse", "latency_cycles", "ii", "dsp", "lut", "ff", "bram", "hls4ml_accumulator")
+
+
+def _use_design(data: dict, design: dict) -> None:
+    """Replace the HLS estimate's layers and totals in `data` by a Verilog design's own numbers."""
+    for layer in data["layers"]:
+        for key in HLS_ONLY:
+            layer.pop(key, None)
+        layer.update(design["layers"][layer["name"]])
+    t = data["total"]
+    data["total"] = {"weights": t["weights"], "nonzero": t["nonzero"], "accumulator_bits": t["accumulator_bits"],
+                     "latency_cycles": design["latency_cycles"],
+                     "latency_ns": round(design["latency_cycles"] * data["clock_ns"], 3), "ii": design["ii"],
+                     "adders": design["adders"], "adder_bits": design["adder_bits"],
+                     "ff": design["register_bits"], "dsp": design["dsp"]}
+    data["adder_budget"] = design["adder_budget"]
 
 
 def preprocessing(graph: Graph) -> list[dict]:
@@ -98,7 +123,50 @@ def _flag(h: dict, key: str) -> str:
     return h[key] + (" (overflows)" if h[f"{key}_overflows"] else "")
 
 
+def _input_notes(data: dict) -> list[str]:
+    """What happens to the model's input before the firmware: --input-type, host pre-processing."""
+    return [
+        *([f"The model's input is quantized by fpgaq to `{data['input_type']}` (--input-type), rounding half "
+           "to even and saturating.", ""] if "input_type" in data else []),
+        *(["Pre-processing on the host, outside the firmware (in float32, as the model computes it; the "
+           "firmware receives the input quantizer's codes): "
+           + ", ".join(f"{p['op']} ({p['onnx_op']} {p['onnx_node']})" for p in data["preprocessing"]) + ".", ""]
+          if "preprocessing" in data else []),
+    ]
+
+
+def _verilog_markdown(data: dict) -> list[str]:
+    """The head and the per-layer table of a Verilog design, counted from the design."""
+    t = data["total"]
+    rows = [
+        f"# fpgaq report: {data['model']}",
+        "",
+        f"Verilog design (fpgaq's own RTL) at {data['clock_ns']:g} ns: at most {data['adder_budget']:g} adders "
+        "in a row between two registers. Counted from the generated design, not estimated: constant products "
+        "are shift-and-add, so it has no DSPs and no multipliers, and it takes a new input every cycle. "
+        "`fpgaq synth DIR` counts LUTs and carry chains with yosys; `fpgaq rtlsim DIR` measures the latency.",
+        "",
+        f"**Latency {t['latency_cycles']} cycles = {t['latency_ns']:g} ns, II {t['ii']}; "
+        f"{t['nonzero']} of {t['weights']} weights non-zero, {t['adders']} adders ({t['adder_bits']} adder "
+        f"bits), {t['ff']} pipeline register bits (FF), {t['dsp']} DSP.**",
+        "",
+        *_input_notes(data),
+        "| layer | ONNX node | weights | non-zero | accumulator | adders | adder bits | pipeline stages |",
+        "|---|---|---:|---:|---|---:|---:|---:|",
+    ]
+    for e in data["layers"]:
+        a = e["accumulator"]
+        acc = _ap(FixedType(a["signed"], a["width"], a["frac"]))
+        rows.append(f"| {e['name']} | {e['onnx_node']} | {e['weights']} | {e['nonzero']} | {acc} | {e['adders']} "
+                    f"| {e['adder_bits']} | {e['stages']} |")
+    rows.append(f"| **total** | | {t['weights']} | {t['nonzero']} | | {t['adders']} | {t['adder_bits']} "
+                f"| {t['latency_cycles']} (with the output register) |")
+    return rows
+
+
 def report_markdown(data: dict) -> str:
+    if data.get("backend") == "verilog":
+        return _markdown_sections(data, _verilog_markdown(data))
     t = data["total"]
     rows = [
         f"# fpgaq report: {data['model']}",
@@ -112,12 +180,7 @@ def report_markdown(data: dict) -> str:
         f"{t['nonzero']} of {t['weights']} weights non-zero, {t['multipliers']} multipliers, "
         f"{t['dsp']} DSP, {t['lut']} LUT, {t['ff']} FF, {t['bram']} BRAM.**",
         "",
-        *([f"The model's input is quantized by fpgaq to `{data['input_type']}` (--input-type), rounding half "
-           "to even and saturating.", ""] if "input_type" in data else []),
-        *(["Pre-processing on the host, outside the firmware (in float32, as the model computes it; the "
-           "firmware receives the input quantizer's codes): "
-           + ", ".join(f"{p['op']} ({p['onnx_op']} {p['onnx_node']})" for p in data["preprocessing"]) + ".", ""]
-          if "preprocessing" in data else []),
+        *_input_notes(data),
         "| layer | ONNX node | weights | non-zero | multipliers | reuse | accumulator | per-neuron acc. bits "
         "| hls4ml default | hls4ml auto | latency | II | DSP | LUT | FF | BRAM |",
         "|---|---|---:|---:|---:|---:|---|---:|---|---|---:|---:|---:|---:|---:|---:|",
@@ -133,6 +196,11 @@ def report_markdown(data: dict) -> str:
     rows.append(
         f"| **total** | | {t['weights']} | {t['nonzero']} | {t['multipliers']} | | | {t['accumulator_bits']} "
         f"| | | {t['latency_cycles']} | {t['ii']} | {t['dsp']} | {t['lut']} | {t['ff']} | {t['bram']} |")
+    return _markdown_sections(data, rows)
+
+
+def _markdown_sections(data: dict, rows: list[str]) -> str:
+    """The report's head and table (`rows`), then its sections for both back-ends."""
     if "tables" in data:
         rows += ["", "## Softmax and table activations", "",
                  *(f"- {describe_table(t)}" for t in data["tables"])]

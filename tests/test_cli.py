@@ -341,3 +341,34 @@ def test_reuse_auto_says_what_it_chose(tmp_path):
     chosen = ", ".join(f"{layer['name']} {layer['reuse']}" for layer in report["layers"])
     assert any(layer["reuse"] > 1 for layer in report["layers"])
     assert f"reuse auto (at most 10 DSPs): {chosen}; {report['total']['dsp']} DSPs estimated" in out, out
+
+
+def test_a_verilog_projects_report_describes_the_verilog_design(tmp_path):
+    """Its cycles, adders and registers, counted from the RTL; no DSP, multiplier or hls4ml columns."""
+    from fpgaq.backends.verilog.context import project_context
+    from fpgaq.project import open_project
+    out = tmp_path / "v"
+    assert main(["build", str(EXAMPLE), "-o", str(out), "--backend", "verilog"]) == 0
+    md = (out / "report.md").read_text()
+    data = json.loads((out / "report.json").read_text())
+    code, shown, err = run_cli("report", out)
+    assert code == 0 and shown == md, err
+    code, shown, err = run_cli("report", out, "--json")
+    assert code == 0 and json.loads(shown) == data, err
+    assert "hls4ml" not in md and "| DSP |" not in md and "multipliers |" not in md and "BRAM" not in md
+    assert "**Latency 5 cycles = 25 ns, II 1;" in md and "0 DSP" in md
+    project = open_project(out)
+    ctx = project_context(project.graph, project.config)
+    t = data["total"]
+    assert data["backend"] == "verilog"
+    assert (t["latency_cycles"], t["adders"], t["dsp"]) == (ctx["latency"], ctx["adders"], 0) == (5, 2368, 0)
+    assert sum(layer["adders"] for layer in data["layers"]) == t["adders"]
+    assert sum(layer["stages"] for layer in data["layers"]) + 1 == t["latency_cycles"]
+    assert not any("hls4ml_accumulator" in layer or "dsp" in layer for layer in data["layers"])
+    hls = json.loads(_built(tmp_path / "h").joinpath("report.json").read_text())
+    assert hls["backend"] == "hls" and "hls4ml_accumulator" in hls["layers"][0] and hls["total"]["latency_cycles"] == 12
+
+
+def _built(out):
+    assert main(["build", str(EXAMPLE), "-o", str(out)]) == 0
+    return out

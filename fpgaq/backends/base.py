@@ -81,3 +81,7 @@ class Backend(Protocol):
     def simulate(self, project: Project, x: np.ndarray, **options) -> Simulation:
         """Run the firmware on real inputs x and compare every output with the emulator."""
         ...
+
+    # Optionally, `summary(graph, config, layers) -> dict`: the design's own numbers (latency,
+    # resources, a dict per layer of `layers`) where the back-end counts them itself; the report
+    # shows them in place of fpgaq's HLS estimate (fpgaq.report.report_data's `design`).

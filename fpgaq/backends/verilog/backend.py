@@ -14,6 +14,7 @@ from ...projectdir import Project
 from ..base import Simulation, check_kernels
 from .context import KERNELS, MULTI
 from .rtlsim import run_rtlsim
+from .summary import design_summary
 from .writer import render_project
 
 
@@ -41,3 +42,7 @@ class VerilogBackend:
 
     def simulate(self, project: Project, x: np.ndarray, **options) -> Simulation:
         return run_rtlsim(project, x, **options)
+
+    def summary(self, graph: Graph, config: BuildConfig, layers: list[str]) -> dict:
+        """The design's own latency, adders and registers, for the report (in place of the HLS estimate)."""
+        return design_summary(graph, config, layers)

@@ -631,6 +631,16 @@ MULTI: dict[type, Callable[[Netlist, Node, list[Node], list[list[Value]]], list[
 
 # --- the whole design ---
 
+def adder_bits(instances: list[dict]) -> int:
+    """The bits the adders among `instances` compute (a shifted operand's low bits are wires)."""
+    total = 0
+    for i in instances:
+        if i["module"] == "fpgaq_add":
+            p = dict(i["params"])
+            total += max(p["WO"] - p["SH"], 0)
+    return total
+
+
 def _port(name: str, n: int, t: FixedType, offset: int, origin: str) -> dict:
     return {"name": name, "n": n, "width": t.width, "signed": t.signed, "frac": t.frac,
             "bits": n * t.width, "offset": offset, "origin": origin}
@@ -662,6 +672,7 @@ def project_context(graph: Graph, config: BuildConfig) -> dict:
         if not node.inputs or node.name in skip:
             continue
         src = graph[node.inputs[0]]
+        adders, first = net.adders, len(net.instances)
         if type(node.op) in MULTI and (len(node.inputs) > 1 or isinstance(node.op, Concat)):
             srcs = [graph[i] for i in node.inputs]
             values[node.name] = MULTI[type(node.op)](net, node, srcs, [values[i] for i in node.inputs])
@@ -669,7 +680,10 @@ def project_context(graph: Graph, config: BuildConfig) -> dict:
             values[node.name] = KERNELS[type(node.op)](net, node, src, values[src.name])
         layers.append({"name": node.name, "op": type(node.op).__name__, "origin": comment(str(node.origin)),
                        "type": str(node.type), "range": str(node.interval),
-                       "fused": isinstance(node.op, Quant) and node.op.relu})
+                       "fused": isinstance(node.op, Quant) and node.op.relu,
+                       # for the report: what this node added, and the stage its values are ready in
+                       "adders": net.adders - adders, "adder_bits": adder_bits(net.instances[first:]),
+                       "stage": max((v.stage for v in values[node.name] if v.const is None), default=0)})
     # outputs: every element delayed to the last stage, then one output register
     live = [v for o in graph.outputs for v in values[o] if v.const is None]
     last = max((v.stage for v in live), default=0)

@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 
 from ...errors import FpgaqError, ToolError
-from ...estimate import estimate
 from ...projectdir import Project
-from .context import project_context
+from .summary import design_summary
 from .writer import RTL, core_sources
 
 WORK = ".synth"
@@ -82,33 +81,32 @@ def run_yosys(sources: list[Path], top: str, include: Path, work: Path) -> dict:
     return {**count_cells(cells), "logic_depth": depth, "seconds": round(took, 2)}
 
 
-def _estimate(project: Project) -> dict:
-    total = estimate(project.graph, project.config)["total"]
-    return {k: total[k] for k in ("lut", "ff", "dsp", "latency_cycles") if k in total}
-
-
 def run_synth(project: Project) -> dict:
-    """yosys counts of a Verilog project, beside fpgaq's estimates and the RTL's own numbers."""
+    """yosys counts of a Verilog project, beside what the RTL itself says (its latency, adders,
+    adder bits and pipeline register bits; not the HLS estimate, which models another design)."""
     if project.config.backend != "verilog":
         raise FpgaqError(f"{project.root} is an HLS project; `fpgaq synth` synthesizes fpgaq's own Verilog. "
                          "Build with --backend verilog (Vitis HLS reports its own resources)")
     top = project.config.name
-    ctx = project_context(project.graph, project.config)
+    d = design_summary(project.graph, project.config, [])
     counts = run_yosys([project.root / p for p in core_sources(top)], top, project.root / RTL,
                        project.root / WORK)
     return {"top": top, "family": FAMILY, "clock_ns": project.config.clock_ns,
-            "rtl": {"latency_cycles": ctx["latency"], "adders": ctx["adders"], "adder_budget": ctx["budget"]},
-            "yosys": counts, "estimate": _estimate(project)}
+            "rtl": {"latency_cycles": d["latency_cycles"], "adders": d["adders"], "adder_budget": d["adder_budget"],
+                    "adder_bits": d["adder_bits"], "ff": d["register_bits"], "dsp": d["dsp"]},
+            "yosys": counts}
 
 
 def synth_table(r: dict) -> str:
-    y, e = r["yosys"], r["estimate"] or {}
-    rows = [("LUT", y["lut"], e.get("lut")), ("CARRY8 (CARRY4 / 2)", y["carry8"], None),
-            ("FF", y["ff"], e.get("ff")), ("DSP", y["dsp"], e.get("dsp")),
-            ("latency (cycles)", r["rtl"]["latency_cycles"], e.get("latency_cycles"))]
+    """yosys' counts beside the RTL's own: flip-flops against its pipeline register bits, LUTs
+    beside its adder bits (a LUT a bit, less what yosys packs or removes)."""
+    y, d = r["yosys"], r["rtl"]
+    rows = [("LUT", y["lut"], None), ("adder bits", None, d["adder_bits"]),
+            ("CARRY8 (CARRY4 / 2)", y["carry8"], None), ("FF", y["ff"], d["ff"]), ("DSP", y["dsp"], d["dsp"]),
+            ("latency (cycles)", None, d["latency_cycles"])]
     lines = [f"yosys synth_xilinx -family {r['family']} of {r['top']} ({y['seconds']:.1f} s); "
-             f"{r['rtl']['adders']} adders, logic depth {y['logic_depth']} cells",
-             f"{'':22s} {'yosys':>9s} {'estimate':>9s}"]
-    for name, got, est in rows:
-        lines.append(f"{name:22s} {got:>9} {'-' if est is None else est:>9}")
+             f"{d['adders']} adders, logic depth {y['logic_depth']} cells",
+             f"{'':22s} {'yosys':>9s} {'RTL':>9s}"]
+    for name, got, rtl in rows:
+        lines.append(f"{name:22s} {'-' if got is None else got:>9} {'-' if rtl is None else rtl:>9}")
     return "\n".join(lines) + "\n"

@@ -1,0 +1,37 @@
+"""What a Verilog design is, counted from the design itself (not from the HLS estimate model):
+its latency in cycles, its adders and their bits, its pipeline registers, a layer at a time.
+The report of a Verilog project and `fpgaq synth` show these."""
+from __future__ import annotations
+
+from ...config import BuildConfig
+from ...ir.graph import Graph
+from .context import project_context
+
+
+def register_bits(ctx: dict) -> int:
+    """Flip-flops of the pipeline: the delay registers, the output register and the valid bits."""
+    return sum(r["width"] * len(r["taps"]) for r in ctx["registers"]) + ctx["out_bits"] + ctx["latency"]
+
+
+def design_summary(graph: Graph, config: BuildConfig, layer_names: list[str]) -> dict:
+    """The design's totals and, for each of `layer_names` (the report's layers, in order), the
+    adders of that layer and of the nodes after it up to the next one (its ReLU and
+    quantizer), and the pipeline stages it adds."""
+    ctx = project_context(graph, config)
+    rows = {name: {"adders": 0, "adder_bits": 0, "stage": 0} for name in layer_names}
+    current = layer_names[0] if layer_names else None
+    for node in ctx["layers"]:
+        current = node["name"] if node["name"] in rows else current
+        if current is None:
+            continue
+        row = rows[current]
+        row["adders"] += node["adders"]
+        row["adder_bits"] += node["adder_bits"]
+        row["stage"] = max(row["stage"], node["stage"])
+    previous = 0
+    for name in layer_names:       # stages a layer adds: from the previous layer's to its own
+        rows[name]["stages"] = max(rows[name].pop("stage") - previous, 0)
+        previous += rows[name]["stages"]
+    return {"latency_cycles": ctx["latency"], "ii": 1, "adders": ctx["adders"],
+            "adder_bits": sum(n["adder_bits"] for n in ctx["layers"]), "register_bits": register_bits(ctx),
+            "dsp": 0, "adder_budget": ctx["budget"], "layers": rows}
