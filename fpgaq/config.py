@@ -28,7 +28,7 @@ class BuildConfig:
     name: str = "fpgaq_model"          # the top function's name: a C identifier
     part: str = DEFAULT_PART           # the FPGA part for Vitis HLS
     clock_ns: float = 5.0              # target clock period
-    io: str = "io_parallel"
+    io: str = "io_parallel"            # io_parallel: all values at once; io_stream: streams of pixels
     backend: str = "hls"               # a name of fpgaq.backends.BACKENDS (checked by the driver)
     reuse: int | str = 1               # default reuse factor, or "auto" (needs dsp_budget)
     dsp_budget: int | None = None      # DSPs the design may use, for reuse "auto"
@@ -55,8 +55,9 @@ class BuildConfig:
                               "(for example xcvu13p-flga2577-2-e)")
         if not (_number(self.clock_ns) and 0.5 <= self.clock_ns <= 1000):
             raise ConfigError(f"clock_ns {self.clock_ns!r} must be a number of nanoseconds from 0.5 to 1000")
-        if self.io != "io_parallel":
-            raise ConfigError(f"io '{self.io}' is not supported yet; use io_parallel")
+        if self.io not in ("io_parallel", "io_stream"):
+            raise ConfigError(f"io '{self.io}' must be io_parallel (every value at once) or io_stream "
+                              "(streams of pixels between layers)")
         if not (self.reuse == "auto" or _whole(self.reuse, 1)):
             raise ConfigError(f"reuse {self.reuse!r} must be a positive integer or 'auto'")
         if self.dsp_budget is not None and not _whole(self.dsp_budget, 0):

@@ -74,7 +74,8 @@ def report_data(graph: Graph, config: BuildConfig, x: np.ndarray | None = None,
     data["backend"] = config.backend
     cmp = hls4ml_comparison(graph)
     for layer in data["layers"]:
-        layer["hls4ml_accumulator"] = cmp[layer["name"]]
+        if layer["name"] in cmp:            # a dense layer; not a line buffer
+            layer["hls4ml_accumulator"] = cmp[layer["name"]]
     if design is not None:
         _use_design(data, design)
     data["model"] = graph.name
@@ -188,11 +189,15 @@ def report_markdown(data: dict) -> str:
     for e in data["layers"]:
         a = e["accumulator"]
         acc = _ap(FixedType(a["signed"], a["width"], a["frac"]))
+        h = e.get("hls4ml_accumulator")
+        if h is None:       # a line buffer: its bits where the accumulator would be
+            acc, flags = f"line buffer {e.get('line_buffer_bits', 0)} bits", "| - | -"
+        else:
+            flags = f"| {_flag(h, 'default')} | {_flag(h, 'auto')}"
         rows.append(
             f"| {e['name']} | {e['onnx_node']} | {e['weights']} | {e['nonzero']} | {e['multipliers']} "
-            f"| {e['reuse']} | {acc} | {e['accumulator_bits']} | {_flag(e['hls4ml_accumulator'], 'default')} "
-            f"| {_flag(e['hls4ml_accumulator'], 'auto')} | {e['latency_cycles']} | {e['ii']} | {e['dsp']} "
-            f"| {e['lut']} | {e['ff']} | {e['bram']} |")
+            f"| {e['reuse']} | {acc} | {e['accumulator_bits']} {flags} | {e['latency_cycles']} | {e['ii']} "
+            f"| {e['dsp']} | {e['lut']} | {e['ff']} | {e['bram']} |")
     rows.append(
         f"| **total** | | {t['weights']} | {t['nonzero']} | {t['multipliers']} | | | {t['accumulator_bits']} "
         f"| | | {t['latency_cycles']} | {t['ii']} | {t['dsp']} | {t['lut']} | {t['ff']} | {t['bram']} |")

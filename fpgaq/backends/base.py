@@ -2,7 +2,7 @@
 project's files, and how it simulates them against the emulator."""
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -52,7 +52,7 @@ def compare(expected: Sequence[np.ndarray], produced: Sequence[np.ndarray]) -> t
     return count, first
 
 
-def check_kernels(graph: Graph, kernels: Mapping[type, Callable], backend: str, skip: AbstractSet[str]) -> None:
+def check_kernels(graph: Graph, kernels: Mapping[type, object], backend: str, skip: AbstractSet[str]) -> None:
     """Every node (but the inputs and `skip`) has a kernel in `kernels`; else one problem a
     node, each naming its ONNX node."""
     problems = [f"{n.origin}: the {backend} back-end has no kernel for {n.op.kind} (fpgaq's IR op of this "

@@ -46,7 +46,7 @@ class Tensor:
     shape: tuple[int, ...]
     type: FixedType | None = None          # None: real-valued
     interval: Interval | None = None       # exact range of the codes
-    channels: tuple[Interval, ...] | None = None   # exact range per index of axis 0, where known
+    channels: tuple[Interval, ...] | None = None   # exact range per index of the last axis (a layer's outputs), where known
     factor: Factor | None = None           # float scale on the codes (value = code * 2**-frac * factor)
     value: np.ndarray | None = field(default=None, compare=False, repr=False)  # a constant's data
 

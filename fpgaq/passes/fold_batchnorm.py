@@ -3,7 +3,8 @@ when s and t are fixed point (the weights times s, the bias times s plus t); oth
 `requantize`, |s| joins the accumulator's float factor (a Scale after it, which a requantiser
 absorbs; a channel with s < 0 negates its weights and bias) and t its bias, rounded onto the
 grid with the exact value kept for the float model's reference. After a convolution (a Dense
-behind a Reshape to channels first), each channel's s and t apply to all its positions."""
+behind a Reshape to channels first), each channel's s and t apply to all its positions; a
+streamed convolution's Dense (channels last, then Transpose and Reshape) takes them as they are."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -12,7 +13,7 @@ import numpy as np
 
 from ..ir.fixed import compact_codes, regrid
 from ..ir.graph import Graph, Node
-from ..ir.ops import BatchNorm, Dense, Reshape, Scale
+from ..ir.ops import BatchNorm, Dense, Reshape, Scale, Transpose
 from ..ir.tensor import Factor
 from .rewrite import Rewrite
 
@@ -35,6 +36,13 @@ class FoldBatchNorm:
         dn = r[bn.inputs[0]]
         name = bn.name
         shape = dn.shape
+        streamed = self._streamed(r, dn, op)
+        if streamed is not None:
+            last = self._into(r, bn, op, streamed, r.fresh(f"{bn.name}_dense"))
+            if last is not None:
+                first = r.add(r.fresh(f"{bn.name}_cf"), Transpose((1, 0)), (last,), bn.origin)
+                r.add(bn.name, Reshape(shape), (first.name,), bn.origin)
+            return
         if (isinstance(dn.op, Reshape) and len(shape) >= 2 and op.gamma.size == shape[0]
                 and isinstance(r[dn.inputs[0]].op, Dense)):
             positions = int(np.prod(shape[1:]))          # a convolution's output, channels first
@@ -51,6 +59,18 @@ class FoldBatchNorm:
             r.add(bn.name, Reshape(shape), (last,), bn.origin)
         elif last != bn.name:
             r.alias(bn.name, last)
+
+    @staticmethod
+    def _streamed(r: Rewrite, dn: Node, op: BatchNorm) -> Node | None:
+        """The Dense of a streamed convolution (Dense -> Transpose -> Reshape) before the
+        batch-norm, with one output a channel; else None."""
+        if not (isinstance(dn.op, Reshape) and len(dn.shape) >= 2 and op.gamma.size == dn.shape[0]):
+            return None
+        t = r[dn.inputs[0]]
+        if not (isinstance(t.op, Transpose) and t.op.perm == (1, 0)):
+            return None
+        d = r[t.inputs[0]]
+        return d if isinstance(d.op, Dense) and d.shape[-1] == dn.shape[0] else None
 
     def _into(self, r: Rewrite, bn: Node, op: BatchNorm, dn: Node, name: str) -> str | None:
         """The batch-norm folded into the Dense dn, as node `name`; the name of the last node made."""

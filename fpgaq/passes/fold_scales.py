@@ -1,7 +1,7 @@
 """Scale folding: a Scale only relabels codes (a power of two moves the binary point, a float
 factor rides along), so none needs to reach the firmware. In one walk, each Scale becomes a
 relabel pending on its input's codes, and every reader takes it in: a quantizer reads its
-input's binary point and a Clip divides its bounds (both pass the relabel on), a Reshape, a
+input's binary point and a Clip divides its bounds (both pass the relabel on), a Reshape or Transpose, a
 ReLU and a LeakyRelu are indifferent to a positive factor (and pass it on), a Dense takes it into its
 weights' binary point or float factor; a requantiser, thresholds and a bipolar quantizer are
 indifferent to it (the multiplier or the thresholds already hold it; a positive factor keeps
@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..ir.graph import Graph, Node, Origin
-from ..ir.ops import Bipolar, Clip, Dense, LeakyRelu, Op, Quant, Relu, Requant, Reshape, Scale, Threshold
+from ..ir.ops import Bipolar, Clip, Dense, LeakyRelu, Op, Quant, Relu, Requant, Reshape, Scale, Threshold, Transpose
 from ..ir.ops.linear import output_factor
 from ..ir.tensor import Factor
 from .rewrite import Rewrite
@@ -80,11 +80,11 @@ class FoldScales:
             return op, NONE
         if isinstance(op, (Relu, LeakyRelu)):        # homogeneous: f(k x) = k f(x) for k > 0
             return op, replace(p, origin=n.origin)
-        if isinstance(op, Reshape):                   # the same codes; a factor an element moves with them
+        if isinstance(op, (Reshape, Transpose)):      # the same codes; a factor an element moves with them
             factor = p.factor
             if factor is not None and not factor.uniform:
-                x = r[n.inputs[0]].out
-                factor = Factor.of(np.broadcast_to(factor.array, x.shape).reshape(op.shape))
+                every = np.broadcast_to(factor.array, r[n.inputs[0]].out.shape)
+                factor = Factor.of(every.reshape(op.shape) if isinstance(op, Reshape) else every.transpose(op.perm))
             return op, replace(p, factor=factor, origin=n.origin)
         if isinstance(op, Clip):              # its bounds are values: on the codes before the relabel, divided
             if p.factor is not None and not p.factor.uniform:

@@ -38,7 +38,7 @@ def pipeline(config: BuildConfig = BuildConfig()) -> tuple[Pass, ...]:
     """The passes, in the order they run; their options come from the build config."""
     return (
         FoldConstants(),                  # quantized weights and biases become constants
-        LowerConv(),                      # Conv (io_parallel): the dense layer of its unrolled matrix
+        LowerConv(stream=config.io == "io_stream"),  # Conv: a dense layer (its unrolled matrix, or per window)
         LowerGemm(),                      # alpha, beta, transB: MatMul + Add
         FoldAffineForward(requantize=config.requantize),  # a x + b between a quantizer and MatMuls: into their weights and bias
         FoldAffine(requantize=config.requantize),   # MatMul, then + - * / constants: Dense
@@ -54,7 +54,7 @@ def pipeline(config: BuildConfig = BuildConfig()) -> tuple[Pass, ...]:
         TileByReuse(default=1 if config.reuse == "auto" else int(config.reuse),
                     per_layer=tuple(sorted(config.layer_reuse.items())),
                     auto=config.reuse == "auto", dsp_budget=config.dsp_budget,
-                    clock_ns=config.clock_ns),
+                    clock_ns=config.clock_ns, serial=config.io == "io_stream"),
     )
 
 

@@ -43,12 +43,14 @@ def _dense(node: Node) -> Dense:
 class TileByReuse:
     """Set each dense layer's reuse factor: `default` (capped at a layer's non-zero count),
     overridden per layer by `per_layer` ((IR or ONNX node name, R) pairs); or, with `auto`, the lowest-latency choice whose
-    estimated DSPs fit `dsp_budget`."""
+    estimated DSPs fit `dsp_budget`. With `serial` (io_stream), a layer applied at several
+    positions is one instance computing them in turn."""
     default: int = 1
     per_layer: tuple[tuple[str, int], ...] = ()
     auto: bool = False
     dsp_budget: int | None = None
     clock_ns: float = 5.0
+    serial: bool = False        # io_stream: a layer's positions share its one instance
     name: str = "tile_by_reuse"
 
     def run(self, graph: Graph) -> Graph:
@@ -74,8 +76,8 @@ class TileByReuse:
                         f"weights); legal values: 1 to {nz}, of which these give distinct "
                         f"multiplier counts: {_show(legal_reuse(nz))}")
                 choice[n.name] = r
-        return graph.replace_nodes(replace(n, op=replace(_dense(n), reuse=choice[n.name])) if n.name in choice else n
-                                   for n in graph.nodes)
+        return graph.replace_nodes(replace(n, op=replace(_dense(n), reuse=choice[n.name], serial=self.serial))
+                                   if n.name in choice else n for n in graph.nodes)
 
     def _auto(self, graph: Graph, dense: list[Node]) -> dict[str, int]:
         """Greedy: start at R = 1 everywhere; while the DSPs exceed the budget, step the layer
@@ -84,7 +86,7 @@ class TileByReuse:
             raise ConfigError("--reuse auto needs --dsp-budget N (the DSPs the design may use)")
 
         def est(n: Node, r: int) -> Cost:
-            return replace(_dense(n), reuse=r).cost([graph[n.inputs[0]].out], n.out, self.clock_ns)
+            return replace(_dense(n), reuse=r, serial=self.serial).cost([graph[n.inputs[0]].out], n.out, self.clock_ns)
 
         options = {n.name: legal_reuse(_dense(n).nonzero) for n in dense}
         step = {n.name: 0 for n in dense}

@@ -6,23 +6,28 @@ import numpy as np
 
 from ...config import BuildConfig
 from ...ir.graph import Graph
+from ...ir.ops import Windows
 from ...passes.pipeline import Pass
 from ...projectdir import Project
 from ..base import Simulation, check_kernels
 from .context import KERNELS, MULTI
 from .csim import run_csim
+from .stream import stream_context
 from .writer import render_project
 
 
 class HlsBackend:
     name = "hls"
-    description = "Vitis HLS C++ (io_parallel), C-simulated with g++"
+    description = "Vitis HLS C++ (io_parallel or io_stream), C-simulated with g++"
 
     def prepare(self, config: BuildConfig) -> tuple[Pass, ...]:
         return ()
 
     def check(self, graph: Graph, config: BuildConfig) -> None:
-        check_kernels(graph, {**KERNELS, **MULTI}, "HLS", graph.host | {q.name for q in graph.firmware_inputs})
+        kernels: dict[type, object] = {**KERNELS, **MULTI}
+        if config.io == "io_stream":
+            kernels[Windows] = stream_context       # a line buffer, streaming only
+        check_kernels(graph, kernels, "HLS", graph.host | {q.name for q in graph.firmware_inputs})
 
     def render(self, graph: Graph, config: BuildConfig) -> dict[str, str]:
         self.check(graph, config)

@@ -90,7 +90,7 @@ def _dense(node: Node, src: Node) -> dict:
     acc = node.type.signed_width
     return {
         "kernel": "dense", "type": ap_type(node.type),
-        "config": {"n_in": op.weight.shape[1], "n_out": op.weight.shape[0],
+        "config": {"n_in": op.weight.shape[1], "n_out": op.weight.shape[0], "positions": Dense.positions(src.out),
                    "n_nonzero": max(len(weights), 1), "acc_t": f"ap_int<{acc}>",
                    "weight_t": f"ap_int<{wbits}>", "reuse": op.reuse,
                    "weight_store_t": c_integer(wbits), "bias_store_t": c_integer(_code_width(op.bias)),
@@ -342,7 +342,7 @@ def project_context(graph: Graph, config: BuildConfig) -> dict:
                         "type": f"t_{name}", "frac": node.type.frac, "width": node.type.width,
                         "signed": node.type.signed})
     return {
-        "top": config.name, "part": config.part, "clock_ns": config.clock_ns,
+        "top": config.name, "part": config.part, "clock_ns": config.clock_ns, "io": "io_parallel", "stages": [],
         "model": comment(graph.name), "inputs": inputs, "layers": layers, "outputs": outputs,
         "ii": max([n.op.reuse for n in graph.nodes if isinstance(n.op, Dense)] + [1]),
         "n_in_total": sum(i["n"] for i in inputs), "n_out_total": sum(o["n"] for o in outputs),

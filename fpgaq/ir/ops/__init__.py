@@ -11,7 +11,9 @@ from .shape import Concat, Reshape, Transpose
 from .source import Constant, Input
 from .tables import Activation, Argmax, Lut, Softmax, SoftmaxTable
 from .threshold import Threshold
+from .windows import Windows
 
 __all__ = ["Args", "Op", "Input", "Constant", "Quant", "Bipolar", "Requant", "Scale", "Gemm", "MatMul",
            "Add", "Sub", "Mul", "Div", "BatchNorm", "Dense", "Relu", "Clip", "Reshape", "Transpose",
-           "Threshold", "ChannelQuant", "Conv", "MaxPool", "Concat", "Average", "DivQuant", "LeakyRelu", "Activation", "Softmax", "Lut", "SoftmaxTable", "Argmax"]
+           "Threshold", "ChannelQuant", "Conv", "MaxPool", "Concat", "Average", "DivQuant", "LeakyRelu", "Activation", "Softmax", "Lut", "SoftmaxTable", "Argmax",
+           "Windows"]

@@ -75,7 +75,9 @@ def output_factor(x: Tensor, rows: np.ndarray | None, n_out: int) -> Factor | No
 class Dense(Op):
     """acc[o] = sum_i weight[o, i] * x[i] + bias[o]; weights at `weight_frac`, the bias at the
     accumulator's fraction bits (input frac + weight_frac). Exact: no rounding, no overflow.
-    `factor`: a float scale of each output's weights (--requantize)."""
+    `factor`: a float scale of each output's weights (--requantize). The input's last axis is
+    i; any axes before it are positions, each computed alike (a convolution over its windows):
+    in parallel, or one after another by one instance where `serial` (io_stream)."""
     weight: np.ndarray      # integer codes, shape (out, in)
     weight_frac: int
     bias: np.ndarray        # integer codes, shape (out,)
@@ -84,6 +86,7 @@ class Dense(Op):
     model_nonzero: int = -1  # a convolution's non-zero weights (its matrix repeats them); -1: the matrix's
     bias_exact: np.ndarray | None = None  # float bias in accumulator units, where it was rounded
     factor: Factor | None = None
+    serial: bool = False    # positions share one instance, one after another (a schedule, not math)
     kind = "dense"
 
     def __post_init__(self) -> None:
@@ -102,13 +105,18 @@ class Dense(Op):
         (x,) = xs
         x = codes_in(x, "Dense")
         assert x.interval is not None and x.type is not None
-        need(x.shape == (self.weight.shape[1],), f"a dense layer of {self.weight.shape[1]} inputs reads a "
-             f"tensor of shape {list(x.shape)}")
+        need(len(x.shape) >= 1 and x.shape[-1] == self.weight.shape[1], f"a dense layer of "
+             f"{self.weight.shape[1]} inputs reads a tensor of shape {list(x.shape)}")
         channels = channel_intervals(self.weight, self.bias, x.interval)
         iv = union(channels)
         rows = None if self.factor is None else np.broadcast_to(self.factor.array, (self.weight.shape[0],))
-        return Tensor((self.weight.shape[0],), FixedType.holding(iv, x.type.frac + self.weight_frac), iv,
-                      channels, output_factor(x, rows, self.weight.shape[0]))
+        return Tensor(x.shape[:-1] + (self.weight.shape[0],), FixedType.holding(iv, x.type.frac + self.weight_frac),
+                      iv, channels, output_factor(x, rows, self.weight.shape[0]))
+
+    @staticmethod
+    def positions(x: Tensor) -> int:
+        """How many times the layer is computed on its input x (its leading axes)."""
+        return math.prod(x.shape[:-1])
 
     def emulate(self, xs: Sequence[np.ndarray], a: Args) -> np.ndarray:
         (x,) = xs
@@ -142,7 +150,8 @@ class Dense(Op):
         was = f" (model: {self.model_weights})" if self.model_weights != total else ""
         reuse = f" reuse {self.reuse}" if self.reuse != 1 else ""
         return (f"dense {self.weight.shape[1]}->{self.weight.shape[0]} nonzero {nz}/{total}{was} "
-                f"({100 * (1 - nz / total):.1f}% sparse) w_frac {self.weight_frac}{reuse}")
+                f"({100 * (1 - nz / total):.1f}% sparse) w_frac {self.weight_frac}{reuse}"
+                + (" serial" if self.serial else ""))
 
 
 @lru_cache(maxsize=256)
@@ -180,6 +189,8 @@ def dense_cost(op: Dense, x: Tensor, out: Tensor, clock_ns: float) -> Cost:
     on_dsp = dsp_products > 0
     mult_stages = DSP_STAGES if on_dsp else LUT_MULT_STAGES
     latency = mult_stages + math.ceil(depth / levels) + 1 + (reuse - 1)
+    copies = 1 if op.serial else Dense.positions(x)     # instances of the layer's hardware
+    frame = Dense.positions(x) if op.serial else 1      # positions an instance computes a frame
     dsp = dsp_products * product_dsps(wbits, xbits)
     if not shared:
         lut_w = [v for v in nonzero_w if not (wide and csd_digits(v) > CONST_SHIFT_ADD_DIGITS)]
@@ -197,11 +208,12 @@ def dense_cost(op: Dense, x: Tensor, out: Tensor, clock_ns: float) -> Cost:
     bram = math.ceil(weight_bits / BRAM_BITS) if shared and weight_bits > LUTRAM_MAX_BITS else 0
     lut = mult_lut + add_lut + (math.ceil(weight_bits / 64) if shared and not bram else 0)
     layer = {"weights": op.model_weights, "nonzero": nz if op.model_nonzero < 0 else op.model_nonzero,
-             "multipliers": mults, "reuse": reuse,
+             "multipliers": mults * copies, "reuse": reuse,
              "accumulator": {"signed": acc.signed, "width": acc.width, "frac": acc.frac},
              "adder_depth": depth,
              "accumulator_bits": sum(FixedType.holding(iv, acc.frac).width for iv in out.channels)}
-    return Cost(latency_cycles=latency, ii=reuse, dsp=dsp, lut=int(lut), ff=int(ff), bram=bram, layer=layer)
+    return Cost(latency_cycles=latency, ii=reuse * frame, dsp=dsp * copies, lut=int(lut) * copies,
+                ff=int(ff) * copies, bram=bram * copies, layer=layer)
 
 
 @dataclass(frozen=True)
@@ -222,11 +234,9 @@ class MatMul(Op):
         """The accumulator this computes on xs[0]: a Dense without bias."""
         x = codes_in(xs[0], "MatMul")
         assert x.type is not None
-        need(len(x.shape) == 1, f"multiplies a tensor of shape {list(x.shape)} (batch excluded); a dense layer "
-             "takes a vector: Flatten it first")
         codes, frac = self.weight(xs)
-        need(codes.shape[1] == x.size and x.shape == (x.size,),
-             f"weight shape {list(codes.shape)} does not match {x.size} input features")
+        need(len(x.shape) >= 1 and codes.shape[1] == x.shape[-1],
+             f"weight shape {list(codes.shape[::-1])} does not match the input's shape {list(x.shape)}")
         need(codes.size > 0, f"the weight has shape {list(codes.shape)}, with no elements: a layer without outputs")
         rows = row_factor(xs[1], 0)
         return Dense(codes, frac, np.zeros(codes.shape[0], dtype=np.int64),
@@ -237,7 +247,7 @@ class MatMul(Op):
         need(len(xs) == 2, f"MatMul takes two inputs, got {len(xs)}")
         if xs[0].type is None:        # a real input (constants not folded yet): fold_affine says what to do
             codes, _ = self.weight(xs)
-            return Tensor((codes.shape[0],))
+            return Tensor(xs[0].shape[:-1] + (codes.shape[0],))
         return self.dense(xs).infer(xs[:1])
 
     def emulate(self, xs: Sequence[np.ndarray], a: Args) -> np.ndarray:
