@@ -1,10 +1,12 @@
 """Convolutional networks (io_parallel: each Conv unrolled into the dense layer of its matrix),
 on Brevitas-exported pruned CNNs (tests/fixtures/brevitas_cnn: 1-D with padding, stride and
 dilation; 2-D with a depthwise layer, asymmetric padding and a 1x1; average, global-average
-and max pools; a batch-norm after a conv; a residual Add; concatenated branches) and on
+and max pools; a batch-norm after a conv; a residual Add; concatenated branches; a
+depthwise-separable block with whole channels pruned, in QONNX and QCDQ) and on
 generated Conv, pool and Pad nodes over ONNX's attributes (auto_pad, strides, dilations,
 groups, 1-D to 3-D): the emulator equals qonnx's execution exactly (or within the reported
-deviation under --requantize), the C-simulation and the RTL simulation equal the emulator."""
+deviation under --requantize), the C-simulation and the RTL simulation equal the emulator.
+Zero-weight elimination across conv layers: a dead channel leaves no accumulator and no read."""
 from __future__ import annotations
 
 import numpy as np
@@ -17,15 +19,18 @@ from fpgaq import emulate
 from fpgaq.compile import compile_file, compile_model
 from fpgaq.config import BuildConfig
 from fpgaq.errors import ModelError
-from fpgaq.ir.ops import Conv, Dense, DivQuant
-from qonnx_reference import run_reference
+from fpgaq.frontend.importer import import_model
+from fpgaq.ir.ops import Conv, Dense, DivQuant, Reshape
+from fpgaq.passes.pipeline import pipeline, run_pipeline
+from fpgaq.report import report_data
+from qonnx_reference import run_onnxruntime, run_reference
 from verilog_helpers import rtl_exact
 
 CNN = TESTS / "fixtures" / "brevitas_cnn"
 QONNX = "qonnx.custom_op.general"
 
 
-@pytest.mark.parametrize("name", ["conv1d", "conv2d", "maxpool2d", "residual", "branches"])
+@pytest.mark.parametrize("name", ["conv1d", "conv2d", "maxpool2d", "residual", "branches", "dwsep"])
 def test_brevitas_cnn_equals_qonnx(name):
     model = onnx.load(CNN / f"{name}.onnx")
     graph = compile_file(CNN / f"{name}.onnx", BuildConfig())
@@ -38,18 +43,98 @@ def test_brevitas_cnn_equals_qonnx(name):
     np.testing.assert_array_equal(emulate.run(graph, both)[0], run_reference(model, both)[0].reshape(len(both), -1))
 
 
-def test_qcdq_cnn_equals_onnxruntime():
-    from qonnx_reference import run_onnxruntime
-    model = onnx.load(CNN / "conv1d_qcdq.onnx")
-    graph = compile_file(CNN / "conv1d_qcdq.onnx", BuildConfig())
-    x = np.load(CNN / "inputs_conv1d.npy")
+@pytest.mark.parametrize("name", ["conv1d", "dwsep"])
+def test_qcdq_cnn_equals_onnxruntime(name):
+    model = onnx.load(CNN / f"{name}_qcdq.onnx")
+    graph = compile_file(CNN / f"{name}_qcdq.onnx", BuildConfig())
+    x = np.load(CNN / f"inputs_{name}.npy")
     want = run_onnxruntime(model, x)[0].reshape(len(x), -1)
-    np.testing.assert_array_equal(want, np.load(CNN / "outputs_conv1d.npy"))
-    np.testing.assert_array_equal(emulate.run(graph, x)[0], want)
+    np.testing.assert_array_equal(want, np.load(CNN / f"outputs_{name}.npy"))
+    more = np.concatenate([x, (np.random.default_rng(5).normal(size=(300,) + x.shape[1:]) * 3).astype(np.float32)])
+    np.testing.assert_array_equal(emulate.run(graph, more)[0], run_onnxruntime(model, more)[0].reshape(len(more), -1))
+
+
+@pytest.mark.parametrize("name", ["dwsep", "dwsep_qcdq"])
+def test_csim_and_rtl_of_a_depthwise_separable_block(tmp_path, name):
+    """Depthwise 3x3 (groups = channels) then pointwise 1x1, pruned (whole channels too), as
+    QONNX and as QCDQ: emulator = C-sim = RTL."""
+    x = np.load(CNN / "inputs_dwsep.npy")
+    csim_exact(CNN / f"{name}.onnx", tmp_path / "p", x, name="dws")
+    rtl_exact(CNN / f"{name}.onnx", tmp_path / "v", x[:32], name="dws")
+
+
+def _without_zero_weights(model: onnx.ModelProto):
+    """(the pipeline, the pipeline without zero-weight elimination) on `model`."""
+    graph = import_model(model)
+    return run_pipeline(graph), run_pipeline(graph, [p for p in pipeline() if p.name != "eliminate_zero_weights"])
+
+
+def test_dead_channels_vanish_across_conv_layers():
+    """dwsep: the depthwise channel 1 has no weights (a constant: its bias through the ReLU
+    quantizer, folded into the pointwise bias), the pointwise reads nothing of channel 3, and
+    the pointwise channel 2 has no weights (folded into the dense layer's bias): none has an
+    accumulator, none is read, and the outputs do not change."""
+    model = onnx.load(CNN / "dwsep.onnx")
+    after, before = _without_zero_weights(model)
+    dw, pw, fc = (n.op for n in after.nodes if isinstance(n.op, Dense))
+    dw0, pw0, fc0 = (n.op for n in before.nodes if isinstance(n.op, Dense))
+    assert dw0.weight.shape == (144, 144) and pw0.weight.shape == (144, 144) and fc0.weight.shape == (5, 144)
+    assert dw.weight.shape[0] <= 2 * 36 and pw.weight.shape[1] == dw.weight.shape[0]    # channels 1, 3 gone
+    assert pw.weight.shape[0] <= 3 * 36 and fc.weight.shape[1] == pw.weight.shape[0]    # channel 2 gone
+    for d in (dw, pw):
+        assert np.all(np.any(d.weight != 0, axis=1)), "a constant accumulator survived"
+    for d in (pw, fc):
+        assert np.all(np.any(d.weight != 0, axis=0)), "an input no weight reads survived"
+    old, new = (report_data(g, BuildConfig())["layers"] for g in (before, after))
+    for a, b in zip(old[:2], new[:2]):      # a convolution counts its own weights and taps: the model's
+        assert (b["weights"], b["nonzero"]) == (a["weights"], a["nonzero"])
+    assert new[2]["nonzero"] < old[2]["nonzero"]
+    assert all(b["multipliers"] < a["multipliers"] for a, b in zip(old, new))
+    assert sum(b["accumulator_bits"] for b in new) < sum(a["accumulator_bits"] for a in old)
+    x = np.load(CNN / "inputs_dwsep.npy")
+    more = np.concatenate([x, (np.random.default_rng(7).normal(size=(500,) + x.shape[1:]) * 3).astype(np.float32)])
+    got = emulate.run(after, more)[0]
+    np.testing.assert_array_equal(got, emulate.run(before, more)[0])
+    np.testing.assert_array_equal(got[:len(x)], run_reference(model, x)[0].reshape(len(x), -1))
+
+
+def _two_convs(rng: np.random.Generator) -> onnx.ModelProto:
+    """Quant -> Conv 3x3 (4 -> 4, no padding; output channel 1 all zero) -> ReLU -> Quant ->
+    Conv 1x1 (4 -> 3; reading nothing of channel 3) -> Quant -> output (3, 4, 4)."""
+    w1 = np.round(rng.normal(size=(4, 4, 3, 3)) * 8) / 16
+    w1[1] = 0
+    w2 = np.round(rng.normal(size=(3, 4, 1, 1)) * 8) / 16
+    w2[w2 == 0] = 0.0625                                 # every other weight non-zero
+    w2[:, 3] = 0
+    arrays = {"w1": w1, "w2": w2, "b1": np.array([0.25, 0.75, -0.5, 0.125]), "b2": np.array([0.5, -0.25, 0.0]),
+              "s_in": 2.0 ** -4, "s_w": 2.0 ** -4, "s_a": 2.0 ** -3}
+    inits = [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in arrays.items()]
+    nodes = [_quant("x", "s_in", "xq"), _quant("w1", "s_w", "w1q", narrow=1), _quant("w2", "s_w", "w2q", narrow=1),
+             helper.make_node("Conv", ["xq", "w1q", "b1"], ["c1"]), helper.make_node("Relu", ["c1"], ["r1"]),
+             _quant("r1", "s_a", "a1"), helper.make_node("Conv", ["a1", "w2q", "b2"], ["c2"]),
+             _quant("c2", "s_a", "y")]
+    return _model((4, 6, 6), nodes, inits)
+
+
+def test_whole_dead_channels_keep_the_conv_shape():
+    """Where only whole channels go, the tensors between the layers keep their layout with fewer
+    channels, (C - k, H, W): conv 1's accumulators for channel 1 (constant) and channel 3
+    (unread) are gone, and conv 2 reads 2 channels."""
+    model = _two_convs(np.random.default_rng(8))
+    after, before = _without_zero_weights(model)
+    c1, c2 = (n for n in after.nodes if isinstance(n.op, Dense))
+    assert [n.op.weight.shape for n in before.nodes if isinstance(n.op, Dense)] == [(64, 144), (48, 64)]
+    assert c1.op.weight.shape == (32, 144) and c2.op.weight.shape == (48, 32)
+    assert [n.shape for n in after.nodes if isinstance(n.op, Reshape)] == [(144,), (2, 4, 4), (32,), (3, 4, 4)]
+    x = (np.random.default_rng(9).normal(size=(300, 4, 6, 6)) * 3).astype(np.float32)
+    got = emulate.run(after, x)[0]
+    np.testing.assert_array_equal(got, emulate.run(before, x)[0])
+    np.testing.assert_array_equal(got.reshape(len(x), 3, 4, 4), run_reference(model, x)[0])
 
 
 def test_zero_taps_and_padding_cost_nothing():
-    graph = compile_file(CNN / "conv2d.onnx", BuildConfig())
+    # without zero-weight elimination, which also removes outputs the next layer does not read
+    _, graph = _without_zero_weights(onnx.load(CNN / "conv2d.onnx"))
     first = next(n.op for n in graph.nodes if isinstance(n.op, Dense))
     # the unrolled matrix holds a product for each non-zero tap at each output position it
     # reaches inside the input: 3x3 taps of 4 channels on 8x8, half of them pruned, the border's

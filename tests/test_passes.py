@@ -17,6 +17,7 @@ from fpgaq.ir.fixed import FixedType
 from fpgaq.ir.ops import Dense, Input, Quant
 from fpgaq.passes.pipeline import pipeline, run_pipeline
 from fpgaq.passes.reuse import TileByReuse, legal_reuse
+from fpgaq.passes.zero_weights import EliminateZeroWeights
 from fpgaq.stimulus import random_inputs
 from fpgaq.report import report_data
 
@@ -212,3 +213,122 @@ def test_every_pass_keeps_the_emulator_on_built_models(fm, seed):
         final = run_pipeline(graph, pipeline(config) + backend(name).prepare(config), hook)
         assert not any(n.op.kind in ("gemm", "matmul", "add", "batchnorm", "scale", "const") for n in final.nodes), \
             f"{fmt}: a node the back-ends do not build survived the pipeline"
+
+
+# --- zero-weight elimination across convolutions ---------------------------------------------------
+
+def _quant_node(src: str, scale: str, dst: str, bits: str = "b8", signed: int = 1, narrow: int = 0):
+    from onnx import helper
+    return helper.make_node("Quant", [src, scale, "z", bits], [dst], domain="qonnx.custom_op.general",
+                            signed=signed, narrow=narrow, rounding_mode="ROUND")
+
+
+@st.composite
+def pruned_conv_nets(draw):
+    """Quant -> Conv -> ReLU, or Quant and PRelu (a slope a channel) -> Quant (one bit width, or
+    one a channel) -> Conv -> ReLU -> Quant -> Flatten -> Gemm, 1-D or 2-D, with random padding and
+    stride, half the weights zero and whole channels pruned: outputs of conv 1 (all weights
+    zero), inputs of conv 2 (read by no weight) and outputs of conv 2."""
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    nd = draw(st.integers(1, 2))
+    # one channel of a 1-D input is imported as a vector of features, which Conv refuses
+    c0, c1, c2 = draw(st.integers(3 - nd, 3)), draw(st.integers(2, 5)), draw(st.integers(2, 4))
+    size = draw(st.integers(4, 7))
+    k1 = draw(st.integers(1, 3))
+    pad1 = draw(st.integers(0, k1 - 1))
+    after1 = size + 2 * pad1 - k1 + 1
+    k2 = draw(st.integers(1, min(3, after1)))
+    pad2, stride2 = draw(st.integers(0, k2 - 1)), draw(st.integers(1, 2))
+    after2 = (after1 + 2 * pad2 - k2) // stride2 + 1
+
+    def weights(shape):
+        w = np.round(rng.normal(size=shape) * 8) / 16
+        w[rng.random(shape) < 0.5] = 0
+        return w
+
+    w1, w2 = weights((c1, c0) + (k1,) * nd), weights((c2, c1) + (k2,) * nd)
+    w1[rng.choice(c1, size=draw(st.integers(0, c1)), replace=False)] = 0
+    w2[:, rng.choice(c1, size=draw(st.integers(0, c1)), replace=False)] = 0
+    w2[rng.choice(c2, size=draw(st.integers(0, c2 - 1)), replace=False)] = 0
+    fc = weights((5, c2 * after2 ** nd))
+    chan = (c1,) + (1,) * nd
+    arrays = {"w1": w1, "w2": w2, "fc": fc, "b1": np.round(rng.normal(size=c1) * 64) / 128,
+              "b2": np.round(rng.normal(size=c2) * 64) / 128,
+              "s_in": 2.0 ** -4, "s_w": 2.0 ** -4, "s_a": 2.0 ** -3, "z": 0.0, "b8": 8.0,
+              "bits1": rng.integers(3, 9, size=chan) if draw(st.booleans()) else 6.0,
+              "slope": rng.choice([0.0, 0.25, 0.5], size=chan), "flat": np.array([1, -1])}
+    prelu = draw(st.booleans())
+    nodes = [_quant_node("x", "s_in", "xq"), _quant_node("w1", "s_w", "w1q", narrow=1),
+             _quant_node("w2", "s_w", "w2q", narrow=1), _quant_node("fc", "s_w", "fcq", narrow=1),
+             helper.make_node("Conv", ["xq", "w1q", "b1"], ["c1"], pads=[pad1] * 2 * nd),
+             *([_quant_node("c1", "s_a", "q1"), helper.make_node("PRelu", ["q1", "slope"], ["r1"])] if prelu
+               else [helper.make_node("Relu", ["c1"], ["r1"])]),
+             _quant_node("r1", "s_a", "a1", bits="bits1", signed=int(prelu)),
+             helper.make_node("Conv", ["a1", "w2q", "b2"], ["c2"], pads=[pad2] * 2 * nd, strides=[stride2] * nd),
+             helper.make_node("Relu", ["c2"], ["r2"]), _quant_node("r2", "s_a", "a2", signed=0),
+             helper.make_node("Reshape", ["a2", "flat"], ["f"]), helper.make_node("Gemm", ["f", "fcq"], ["y"], transB=1)]
+    inits = [numpy_helper.from_array(np.asarray(v, np.int64 if k == "flat" else np.float32), k)
+             for k, v in arrays.items()]
+    graph = helper.make_graph(nodes, "convs", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                             [1, c0] + [size] * nd)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                    helper.make_opsetid("qonnx.custom_op.general", 1)])
+    model.ir_version = 10
+    return model
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pruned_conv_nets(), st.integers(0, 1000))
+def test_dead_channels_go_across_convolutions(model, seed):
+    """Every pass keeps the emulator's outputs (io_parallel and io_stream); after the pipeline
+    (io_parallel) no layer but the last has a neuron without weights, none but the first an
+    input no weight reads, unless it is the one a layer keeps."""
+    graph = import_model(model)
+    x = random_inputs(graph, 300, seed=seed)
+    expected = emulate.output_codes(graph, x)
+
+    def hook(i, ps, g):
+        for a, b in zip(expected, emulate.output_codes(g, x)):
+            np.testing.assert_array_equal(a, b)
+
+    for io in ("io_parallel", "io_stream"):
+        final = run_pipeline(graph, pipeline(BuildConfig(io=io)), hook)
+    final = run_pipeline(graph)
+    dense = [n.op for n in final.nodes if isinstance(n.op, Dense)]
+    assert len(dense) == 3
+    for d in dense[:-1]:
+        assert d.weight.shape[0] == 1 or np.all(np.any(d.weight != 0, axis=1)), "a constant neuron survived"
+    for d in dense[1:]:
+        assert d.weight.shape[1] == 1 or np.all(np.any(d.weight != 0, axis=0)), "an unread input survived"
+
+
+def test_per_element_thresholds_keep_their_rows():
+    """A dense layer -> (2, 3) -> thresholds a row an element -> flat -> a dense layer, one
+    neuron constant (all weights zero) and one input unread: both go, each threshold row stays
+    with its element, and the outputs do not change."""
+    from fpgaq.ir.fixed import FixedType, Rounding
+    from fpgaq.ir.graph import Graph, Origin, make_node
+    from fpgaq.ir.ops import Reshape, Threshold
+    rng = np.random.default_rng(3)
+    o = Origin("t", "test")
+    x = make_node("x", Input((4,)), (), o)
+    q = make_node("q", Quant(FixedType(True, 6, 2), Rounding.ROUND, -31, 31), (x,), o)
+    w1 = rng.integers(-5, 6, size=(6, 4))
+    w1[2] = 0                                                  # neuron 2: its bias, a constant
+    d1 = make_node("d1", Dense(w1, 2, rng.integers(-40, 40, size=6)), (q,), o)
+    r1 = make_node("r1", Reshape((2, 3)), (d1,), o)
+    rows = np.sort(rng.integers(-60, 60, size=(6, 3)), axis=1)
+    model = Quant(FixedType(True, 3, 0), Rounding.ROUND, -4, 3)
+    t = make_node("t", Threshold(FixedType(True, 3, 0), rows, rng.integers(-4, 0, size=6), model, r1.out), (r1,), o)
+    r2 = make_node("r2", Reshape((6,)), (t,), o)
+    w2 = rng.integers(1, 6, size=(3, 6))
+    w2[:, 4] = 0                                               # element 4: read by nothing
+    d2 = make_node("d2", Dense(w2, 0, rng.integers(-9, 9, size=3)), (r2,), o)
+    graph = Graph((x, q, d1, r1, t, r2, d2), ("d2",))
+    after = EliminateZeroWeights().run(graph)
+    assert after["d1"].op.weight.shape == (4, 4) and after["d2"].op.weight.shape == (3, 4)
+    assert after["r1"].shape == (4,) and after["t"].op.thresholds.shape == (4, 3)
+    xs = random_inputs(graph, 3000, seed=2)
+    np.testing.assert_array_equal(emulate.output_codes(graph, xs)[0], emulate.output_codes(after, xs)[0])

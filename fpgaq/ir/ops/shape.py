@@ -15,7 +15,8 @@ from .base import Args, Op, need, one
 
 
 def _moved_factor(x: Tensor, move: Callable[[np.ndarray], np.ndarray]) -> Factor | None:
-    if x.factor is None or x.factor.uniform:
+    # one value broadcasts to any shape; a value an element (even all equal) moves with them
+    if x.factor is None or len(x.factor.values) == 1:
         return x.factor
     return Factor.of(move(np.broadcast_to(x.factor.array, x.shape)))
 
