@@ -166,7 +166,7 @@ def cmd_build(args) -> int:
     name = args.name or (base.name if args.config and base.name != "fpgaq_model"
                          else identifier(model.stem, set(), fallback="model"))
     config = _config(args, base, name=name, part=args.part, clock_ns=args.clock_ns, tb_samples=args.tb_samples,
-                     backend=args.backend, reuse=args.reuse, dsp_budget=args.dsp_budget)
+                     backend=args.backend, reuse=args.reuse, dsp_budget=args.dsp_budget, io=args.io)
     out = Path(args.output or f"{model.stem}_{'v' if config.backend == 'verilog' else 'hls'}")
     _warn_part(config.part)
     start = time.perf_counter()
@@ -334,6 +334,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--clock-ns", type=float, help="clock period in ns (default 5)")
     b.add_argument("--name", help="name of the top function (default: from the model file)")
     b.add_argument("--backend", choices=BACKEND_NAMES, help="Vitis HLS C++ (hls, default) or Verilog")
+    b.add_argument("--io", choices=("io_parallel", "io_stream"), help="io_parallel (default): every value at "
+                   "once; io_stream: streams of pixels between layers, line buffers for convolutions (HLS)")
     b.add_argument("--force", action="store_true", help="replace DIR if fpgaq made it")
     b.add_argument("--csim", action="store_true", help="C-simulate and check bit-exactness after building")
     _count_option(b, "inputs for --csim (default 10000)", 10_000)

@@ -22,8 +22,11 @@ def estimate(graph: Graph, config: BuildConfig) -> dict:
                        "lut": cost.lut, "ff": cost.ff, "bram": cost.bram})
     total = {k: sum(e[k] for e in layers) for k in TOTALS}
     total["lut"] += extra_lut
-    total["latency_cycles"] = sum(e["latency_cycles"] for e in layers)
-    total["latency_ns"] = round(total["latency_cycles"] * config.clock_ns, 3)
     total["ii"] = max((e["ii"] for e in layers), default=1)
+    # io_parallel: the layers' pipelines in a row. io_stream: a frame's first pixel passes every
+    # stage's delay (a line buffer's fill included), then the slowest stage takes its whole frame
+    total["latency_cycles"] = sum(e["latency_cycles"] for e in layers) + (
+        total["ii"] if config.io == "io_stream" else 0)
+    total["latency_ns"] = round(total["latency_cycles"] * config.clock_ns, 3)
     total["accumulator_bits"] = sum(e["accumulator_bits"] for e in layers)
-    return {"clock_ns": config.clock_ns, "part": config.part, "layers": layers, "total": total}
+    return {"clock_ns": config.clock_ns, "part": config.part, "io": config.io, "layers": layers, "total": total}

@@ -84,7 +84,13 @@ def project_report(graph: Graph, config: BuildConfig, x: np.ndarray | None = Non
     them (Verilog), else fpgaq's estimate of the HLS design."""
     summary = getattr(backend(config.backend), "summary", None)
     layers = [e["name"] for e in estimate(graph, config)["layers"]]
-    return report_data(graph, config, x, design=summary(graph, config, layers) if summary else None)
+    data = report_data(graph, config, x, design=summary(graph, config, layers) if summary else None)
+    fifos = getattr(backend(config.backend), "fifos", lambda *_: None)(graph, config)
+    if fifos is not None:           # io_stream: the streams' FIFOs join the totals
+        data["fifos"] = fifos["fifos"]
+        data["total"]["lut"] += fifos["lut"]
+        data["total"]["bram"] += fifos["bram"]
+    return data
 
 
 def open_project(root: Path) -> Project:

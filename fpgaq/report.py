@@ -206,6 +206,15 @@ def report_markdown(data: dict) -> str:
 
 def _markdown_sections(data: dict, rows: list[str]) -> str:
     """The report's head and table (`rows`), then its sections for both back-ends."""
+    if "fifos" in data:
+        f = data["fifos"]
+        deep = [x for x in f if x["depth"] > 2]
+        rows += ["", "## Streams (io_stream)", "",
+                 f"{len(f)} FIFO{'s' if len(f) != 1 else ''} between the stages, {sum(x['bits'] for x in f):,} bits "
+                 "(in the LUT and BRAM totals). Depth 2 where a stage feeds the next in step; deeper where a "
+                 "branch waits for a join (computed from when each branch delivers its first pixel):"
+                 + ("" if deep else " none here."),
+                 *(f"- `{x['stream']}`: depth {x['depth']} of {x['channels']} x {x['width']} bits" for x in deep)]
     if "tables" in data:
         rows += ["", "## Softmax and table activations", "",
                  *(f"- {describe_table(t)}" for t in data["tables"])]

@@ -12,7 +12,7 @@ from ...projectdir import Project
 from ..base import Simulation, check_kernels
 from .context import KERNELS, MULTI
 from .csim import run_csim
-from .stream import stream_context
+from .stream import stream_context, stream_fifos
 from .writer import render_project
 
 
@@ -32,6 +32,10 @@ class HlsBackend:
     def render(self, graph: Graph, config: BuildConfig) -> dict[str, str]:
         self.check(graph, config)
         return render_project(graph, config)
+
+    def fifos(self, graph: Graph, config: BuildConfig) -> dict | None:
+        """io_stream: the FIFOs between stages with their computed depths and cost; else None."""
+        return stream_fifos(graph, config) if config.io == "io_stream" else None
 
     def simulate(self, project: Project, x: np.ndarray, **options) -> Simulation:
         return run_csim(project, x)

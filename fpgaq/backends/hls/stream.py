@@ -18,6 +18,7 @@ import numpy as np
 
 from ...config import BuildConfig
 from ...errors import FpgaqError
+from ...ir.cost import BRAM_BITS, LUTRAM_MAX_BITS
 from ...ir.graph import Graph, Node
 from ...ir.ops import Add, Argmax, Bipolar, Concat, Dense, MaxPool, Requant, Reshape, SoftmaxTable, Transpose, Windows
 from ...names import comment
@@ -403,3 +404,19 @@ def stream_context(graph: Graph, config: BuildConfig) -> dict:
         "fifo_bits": sum(s["depth"] * s["channels"] * s["width"] for s in plan["streams"]),
         **modes_context(),
     }
+
+
+def stream_fifos(graph: Graph, config: BuildConfig) -> dict:
+    """The FIFOs between the stages, their computed depths, and what they cost: LUT RAM (64
+    bits a LUT) up to LUTRAM_MAX_BITS, block RAM beyond."""
+    plan = Planner(graph, config).plan()
+    fifos, lut, bram = [], 0, 0
+    for s in plan["streams"]:
+        if s["port"]:
+            continue
+        bits = s["depth"] * s["channels"] * s["width"]
+        lut += 0 if bits > LUTRAM_MAX_BITS else math.ceil(bits / 64)
+        bram += math.ceil(bits / BRAM_BITS) if bits > LUTRAM_MAX_BITS else 0
+        fifos.append({"stream": s["name"], "depth": s["depth"], "channels": s["channels"], "width": s["width"],
+                      "bits": bits})
+    return {"fifos": fifos, "lut": lut, "bram": bram}

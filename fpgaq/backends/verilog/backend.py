@@ -26,6 +26,16 @@ class VerilogBackend:
         return (FuseReluQuant(),)
 
     def check(self, graph: Graph, config: BuildConfig) -> None:
+        if config.io != "io_parallel":
+            raise ModelError([f"the Verilog back-end builds io_parallel designs only (every value of an input "
+                              f"at once); streaming ({config.io}: pixels with line buffers) is in the HLS "
+                              f"back-end. Use --io io_parallel with --backend verilog, or --backend hls"])
+        repeated = [n for n in graph.nodes if isinstance(n.op, Dense) and Dense.positions(graph[n.inputs[0]].out) > 1]
+        if repeated:
+            raise ModelError([f"{n.origin}: a MatMul over a {len(n.shape)}-D tensor (a dense layer at "
+                              f"{Dense.positions(graph[n.inputs[0]].out)} positions); the Verilog back-end takes "
+                              "dense layers of a vector: Flatten the input first, or use --backend hls"
+                              for n in repeated])
         shared = [n for n in graph.nodes if isinstance(n.op, Dense) and n.op.reuse > 1]
         if shared:
             names = ", ".join(f"{n.name} (reuse {n.op.reuse})" for n in shared if isinstance(n.op, Dense))

@@ -1,0 +1,116 @@
+"""io_stream (HLS): streams of pixels between DATAFLOW stages, line buffers for convolutions and
+pooling. On the Brevitas CNN fixtures (QONNX and QCDQ: 1-D and 2-D convolutions, pooling, a
+batch-norm, a residual block, concatenated branches, a depthwise-separable block) the
+streaming graph's emulator equals qonnx's / onnxruntime's execution, its C-simulation equals
+the emulator bit for bit, and the layers are the kernel's size, not the image's."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from conftest import TESTS, csim_exact
+from fpgaq import emulate
+from fpgaq.backends.hls.stream import Layout, Planner
+from fpgaq.compile import compile_file
+from fpgaq.config import BuildConfig
+from fpgaq.errors import ConfigError, ModelError
+from fpgaq.ir.ops import Dense, Windows
+from fpgaq.project import build
+from modelgen import qonnx_mlp
+
+CNN = TESTS / "fixtures" / "brevitas_cnn"
+STREAM = BuildConfig(io="io_stream")
+
+
+def _inputs(name: str) -> np.ndarray:
+    x = np.load(CNN / f"inputs_{name.removesuffix('_qcdq')}.npy")
+    more = (np.random.default_rng(7).normal(size=(200,) + x.shape[1:]) * 3).astype(np.float32)
+    return np.concatenate([x, more])
+
+
+@pytest.mark.parametrize("name", ["conv1d", "conv2d", "maxpool2d", "pool2d", "residual", "branches", "dwsep",
+                                  "conv1d_qcdq", "dwsep_qcdq"])
+def test_streaming_graph_equals_the_exporter(name):
+    """On the exporter's own outputs (saved by the make script; test_conv checks qonnx and
+    onnxruntime reproduce them), and on more inputs equal to the io_parallel graph's, which
+    test_conv compares with qonnx / onnxruntime."""
+    graph = compile_file(CNN / f"{name}.onnx", STREAM)
+    assert any(isinstance(n.op, Windows) for n in graph.nodes), "a convolution streams through a line buffer"
+    x = np.load(CNN / f"inputs_{name.removesuffix('_qcdq')}.npy")
+    want = np.load(CNN / f"outputs_{name.removesuffix('_qcdq')}.npy")
+    np.testing.assert_array_equal(emulate.run(graph, x)[0], want.reshape(len(x), -1))
+    more = _inputs(name)
+    parallel = compile_file(CNN / f"{name}.onnx", BuildConfig())
+    np.testing.assert_array_equal(emulate.run(graph, more)[0], emulate.run(parallel, more)[0])
+
+
+def test_a_streamed_conv_is_the_size_of_its_kernel():
+    """conv2d's first layer: 3x3 over one channel into 4, on 8x8: 9 inputs and 4 outputs, computed
+    at 64 positions one after another (io_parallel unrolls 64 x 256)."""
+    graph = compile_file(CNN / "conv2d.onnx", STREAM)
+    first = next(n for n in graph.nodes if isinstance(n.op, Dense))
+    assert first.op.weight.shape == (4, 9) and first.op.serial
+    assert Dense.positions(graph[first.inputs[0]].out) == 64
+
+
+# one of each stage: 2-D windows and a Flatten's frame (conv2d), pooling windows (maxpool2d), a
+# clone and a deep FIFO (residual), a channel concat (branches), depthwise and QCDQ (dwsep_qcdq)
+@pytest.mark.parametrize("name", ["conv2d", "maxpool2d", "residual", "branches", "dwsep_qcdq"])
+def test_stream_csim_equals_emulator(tmp_path, name):
+    csim_exact(CNN / f"{name}.onnx", tmp_path / name, _inputs(name)[:120], io="io_stream")
+
+
+def test_stream_csim_with_a_batch_norm_requantised(tmp_path):
+    csim_exact(CNN / "bn2d.onnx", tmp_path / "bn", _inputs("bn2d")[:120], io="io_stream", requantize=True)
+
+
+def test_stream_csim_of_an_mlp_with_reuse(tmp_path):
+    """No convolution: a vector is one pixel; each layer a stage, with reuse 3."""
+    path = tmp_path / "mlp.onnx"
+    onnx.save(qonnx_mlp([16, 8, 4], rng=np.random.default_rng(0)), path)
+    x = np.random.default_rng(1).normal(size=(300, 16)).astype(np.float32) * 4
+    csim_exact(path, tmp_path / "mlp", x, io="io_stream", reuse=3)
+
+
+def test_a_residual_join_gets_a_deep_fifo(tmp_path):
+    """The skip branch waits for the convolution branch (its line buffer and pipeline): its FIFO
+    holds the pixels that arrive meanwhile; the report lists it and counts every FIFO's bits."""
+    project = build(CNN / "residual.onnx", tmp_path / "r", STREAM)
+    assert project.report is not None
+    fifos = project.report["fifos"]
+    assert any(f["depth"] > 2 for f in fifos)
+    assert all(f["depth"] >= 2 for f in fifos)
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "## Streams (io_stream)" in md
+    top = (tmp_path / "r" / "firmware" / f"{project.config.name}.cpp").read_text()
+    assert "#pragma HLS DATAFLOW" in top and "fpgaq::windows<" in top
+
+
+def test_stream_output_is_deterministic(tmp_path):
+    a = build(CNN / "branches.onnx", tmp_path / "a", STREAM)
+    b = build(CNN / "branches.onnx", tmp_path / "b", STREAM)
+    for f in sorted((a.root / "firmware").iterdir()):
+        assert f.read_bytes() == (b.root / "firmware" / f.name).read_bytes(), f.name
+
+
+def test_layouts_cover_channels_first_and_last():
+    cf, cl = Layout(6, 4, False), Layout(6, 4, True)
+    assert cf.flat()[2, 3] == 3 * 6 + 2 and cl.flat()[2, 3] == 2 * 4 + 3
+    for lay in (cf, cl):
+        p, c = lay.where()
+        assert np.array_equal(lay.flat()[p, c], np.arange(24))
+
+
+def test_the_flatten_before_a_dense_head_buffers_one_frame():
+    plan = Planner(compile_file(CNN / "conv2d.onnx", STREAM), STREAM).plan()
+    regroups = [s for s in plan["stages"] if s["kind"] == "regroup"]
+    assert len(regroups) == 1 and regroups[0]["out_pixels"] == 1
+    assert sorted(regroups[0]["order"]) == list(range(regroups[0]["n"]))
+
+
+def test_io_is_checked_and_the_verilog_back_end_refuses_streams(tmp_path):
+    with pytest.raises(ConfigError, match="io_parallel .* or io_stream"):
+        BuildConfig(io="io_serial")
+    with pytest.raises(ModelError, match="io_parallel designs only"):
+        build(CNN / "conv1d.onnx", tmp_path / "v", BuildConfig(io="io_stream", backend="verilog"))
