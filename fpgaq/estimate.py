@@ -2,10 +2,21 @@
 each op says it costs (`Op.cost`, with the one model of fpgaq.ir.cost)."""
 from __future__ import annotations
 
+import math
+
 from .config import BuildConfig
-from .ir.graph import Graph
+from .ir.graph import Graph, Node
+from .ir.ops import Dense, Windows
 
 TOTALS = ("weights", "nonzero", "multipliers", "dsp", "lut", "ff", "bram")
+
+
+def _pixels(node: Node, config: BuildConfig) -> int:
+    """io_stream: the pixels an element-wise or pooling stage computes one after another with one
+    pixel's hardware (its image's positions, channels first); 1 where the op counts that itself."""
+    if config.io != "io_stream" or isinstance(node.op, (Dense, Windows)) or len(node.shape) < 2:
+        return 1
+    return math.prod(node.shape[1:])
 
 
 def estimate(graph: Graph, config: BuildConfig) -> dict:
@@ -15,7 +26,7 @@ def estimate(graph: Graph, config: BuildConfig) -> dict:
     for node in graph.nodes:
         cost = node.op.cost([graph[i].out for i in node.inputs], node.out, config.clock_ns)
         if cost.layer is None:
-            extra_lut += cost.lut
+            extra_lut += math.ceil(cost.lut / _pixels(node, config))
             continue
         layers.append({"name": node.name, "onnx_node": node.origin.onnx_name, **cost.layer,
                        "latency_cycles": cost.latency_cycles, "ii": cost.ii, "dsp": cost.dsp,

@@ -60,12 +60,9 @@ def test_digits_cnn_example_agrees_with_pytorch():
     assert np.mean(ours.argmax(1) == np.load(CNN / "test_labels.npy")) >= 0.9
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the thresholds of the batch-norm after conv1 ignore the part of the folded bias its "
-    "accumulator holds rounded: requantizers._rounded_bias looks through Scale only, not the "
-    "Reshape and Relu between the conv's Dense and the Quant (13 of 360 digits differ); when it "
-    "passes, drop this mark and update examples/digits_cnn/README.md"))
 def test_digits_cnn_example_equals_pytorch_exactly():
+    """The batch-norm's shift, folded into conv1's bias and held rounded on the accumulator's grid,
+    is added back exactly by the thresholds after it, through the conv's Reshape and the ReLU."""
     graph, x, torch_y = _digits_cnn()
     np.testing.assert_array_equal(emulate.run(graph, x)[0], torch_y)
 

@@ -90,7 +90,7 @@ def test_synthetic_float_scales_bit_exact(tmp_path, target):
 
 
 def test_requant_codes_follow_the_integer_rule():
-    """A Requant's output is exactly clamp(round(x * M / 2**k)), whatever the float ratio."""
+    """A Requant's output is exactly clamp(round((x * M + offset) / 2**k)), whatever the float ratio."""
     graph = run_pipeline(import_file(FLOAT / "model.onnx", requantize=True))
     x = random_inputs(graph, 3000)
     codes = emulate.run_codes(graph, x)
@@ -98,7 +98,8 @@ def test_requant_codes_follow_the_integer_rule():
         if isinstance(n.op, Requant):
             src = codes[n.inputs[0]].astype(object)
             m = np.broadcast_to(n.op.multiplier, (n.size,)).astype(object)
-            prod = src * m
+            prod = src * m + np.broadcast_to(n.op.offsets(1) if n.op.offset is None else n.op.offset,
+                                             (n.size,)).astype(object)
             half = 1 << (n.op.shift - 1)
             floor = prod // (1 << n.op.shift)
             rem = prod - floor * (1 << n.op.shift)

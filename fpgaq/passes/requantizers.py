@@ -27,7 +27,7 @@ import numpy as np
 from ..ir.cost import compare_luts
 from ..ir.fixed import INT64_SAFE_BITS, Rounding, is_power_of_two, log2_exact, round_real, shift_round
 from ..ir.graph import Graph, Node
-from ..ir.ops import Bipolar, Dense, Quant, Requant, Scale, Threshold
+from ..ir.ops import Bipolar, Dense, Quant, Relu, Requant, Reshape, Scale, Threshold, Transpose
 from ..ir.ops.threshold import MAX_THRESHOLDS
 from ..ir.tensor import Tensor
 from .rewrite import Rewrite
@@ -61,10 +61,21 @@ class ChooseRequantizers:
             if x is None or x.type is None:
                 r.keep(n)
             elif isinstance(n.op, Quant) and not n.op.integer(x):
-                self._requantizer(r, n, n.op, x)
-            elif isinstance(n.op, Bipolar) and _rounded_bias(r, n) is not None and self.thresholds != "never":
+                relu = _relu_over_rounded_bias(r, n, graph)
+                if relu is None:
+                    self._requantizer(r, n, n.op, x, n.name, n.inputs)
+                else:
+                    # q(relu(v)) = max(q(v), q(0)): the requantiser reads the ReLU's input, where the
+                    # accumulator's rounded bias is known, and a ReLU on its codes follows if q(0) = 0
+                    # is not already its least code (the ReLU itself is left dead)
+                    plain = n.op.lo >= 0
+                    first = n.name if plain else r.fresh(f"{n.name}_q")
+                    self._requantizer(r, n, n.op, r[relu.inputs[0]].out, first, relu.inputs)
+                    if not plain and first in r.nodes:
+                        r.add(n.name, Relu(), (first,), n.origin)
+            elif isinstance(n.op, Bipolar) and _rounded_bias(r, n.inputs[0]) is not None and self.thresholds != "never":
                 # the sign of a sum whose bias the accumulator holds rounded: exact as one threshold
-                t = Threshold.lower(n.op, x, _rounded_bias(r, n))
+                t = Threshold.lower(n.op, x, _rounded_bias(r, n.inputs[0]))
                 if t is None:
                     r.keep(n)
                 else:
@@ -73,12 +84,13 @@ class ChooseRequantizers:
                 r.keep(n)
         return r.graph()
 
-    def _requantizer(self, r: Rewrite, n: Node, q: Quant, x: Tensor) -> None:
+    def _requantizer(self, r: Rewrite, n: Node, q: Quant, x: Tensor, name: str, inputs: tuple[str, ...]) -> None:
+        """The requantiser of quantizer n on x (its input `inputs[0]`), as node `name`."""
         ratio = q.ratio(x).ravel()          # one a channel, or one an element of an N-d tensor
         if ratio.size not in (1, x.size):
             r.problem(n, f"{ratio.size} scale factors for {x.size} channels")
             return
-        delta = _rounded_bias(r, n)
+        delta = _rounded_bias(r, inputs[0])
         if self.bits == "auto":
             requant = _exact_shift(q, ratio, delta) or _auto_width(q, x, ratio, delta)
         else:
@@ -86,7 +98,7 @@ class ChooseRequantizers:
         if requant is None:
             r.problem(n, "a scale ratio is too small for the requantisation multiplier; raise --requant-bits")
             return
-        r.add(n.name, self._cheaper(requant, q, x, delta), n.inputs, n.origin)
+        r.add(name, self._cheaper(requant, q, x, delta), inputs, n.origin)
 
     def _cheaper(self, requant: Requant, q: Quant, x: Tensor, delta: np.ndarray | None) -> Requant | Threshold:
         if self.thresholds == "never":
@@ -104,15 +116,44 @@ class ChooseRequantizers:
         return t if t.cost([x], out, COST_CLOCK_NS).lut <= budget else requant
 
 
-def _rounded_bias(r: Rewrite, n: Node) -> np.ndarray | None:
-    """What the float model adds to the codes n reads: the part of a dense layer's bias that its
-    accumulator holds rounded (--requantize), looking through relabels; None if nothing."""
-    src = r[n.inputs[0]]
-    while isinstance(src.op, Scale):
+RELABELS = (Scale, Reshape, Transpose)
+
+
+def _rounded_bias(r: Rewrite, name: str) -> np.ndarray | None:
+    """What the float model adds to the codes of node `name`: the part of a dense layer's bias
+    that its accumulator holds rounded (--requantize), looking through relabels; one value a
+    channel, or, past a Reshape or Transpose (a convolution's output), one an element, moved
+    with the elements. None if nothing is held rounded."""
+    chain = []
+    src = r[name]
+    while isinstance(src.op, RELABELS):
+        chain.append(src)
         src = r[src.inputs[0]]
     if not isinstance(src.op, Dense) or src.op.bias_exact is None:
         return None
-    return np.asarray(src.op.bias_exact - src.op.bias.astype(np.float64))
+    delta = np.asarray(src.op.bias_exact - src.op.bias.astype(np.float64))
+    if not any(isinstance(c.op, (Reshape, Transpose)) for c in chain):
+        return delta
+    every = np.broadcast_to(delta, src.shape)
+    for c in reversed(chain):
+        if isinstance(c.op, Reshape):
+            every = every.reshape(c.op.shape)
+        elif isinstance(c.op, Transpose):
+            every = every.transpose(c.op.perm)
+    return np.ascontiguousarray(every).ravel()
+
+
+def _relu_over_rounded_bias(r: Rewrite, n: Node, graph: Graph) -> Node | None:
+    """The ReLU quantizer n reads, when n is its only reader and a rounded bias lies behind it
+    (which the requantiser must see); else None."""
+    relu = r[n.inputs[0]]
+    if not isinstance(relu.op, Relu) or len(graph.consumers(relu.name)) != 1:
+        return None
+    q = n.op
+    assert isinstance(q, Quant)
+    if not q.lo <= 0 <= q.hi:
+        return None
+    return relu if _rounded_bias(r, relu.inputs[0]) is not None else None
 
 
 def _with_width(q: Quant, x: Tensor, ratio: np.ndarray, delta: np.ndarray | None, bits: int) -> Requant | None:

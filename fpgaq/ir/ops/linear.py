@@ -295,6 +295,9 @@ class Gemm(Op):
 
     def infer(self, xs: Sequence[Tensor]) -> Tensor:
         need(len(xs) in (2, 3), f"Gemm takes two or three inputs, got {len(xs)}")
+        # ONNX's Gemm multiplies matrices (batch, features); MatMul also takes more axes
+        need(len(xs[0].shape) == 1, f"multiplies a tensor of shape {list(xs[0].shape)} (batch excluded); a dense "
+             "layer takes a vector: Flatten it first")
         acc, _, bias = self.chain(xs)
         return acc if bias is None else Add().infer([acc, bias])
 

@@ -46,7 +46,7 @@ class Threshold(Op):
         """The thresholds computing `model` on x's codes, or None where they cannot (codes wider
         than 62 bits, a scale that is not positive, more than `most` thresholds in all).
         `delta`: what the float model adds to each code (a bias the accumulator holds rounded),
-        broadcast to x's shape."""
+        broadcast to x's shape, or one an element."""
         assert x.type is not None and x.interval is not None
         if isinstance(model, Quant) and np.any(model.ratio(x) <= 0):
             return None
@@ -62,7 +62,9 @@ class Threshold(Op):
         else:
             lo = np.full(n, x.interval.lo, dtype=np.int64)
             hi = np.full(n, x.interval.hi, dtype=np.int64)
-        shift = np.zeros(n) if delta is None else np.broadcast_to(np.asarray(delta, np.float64), x.shape).ravel()
+        d = None if delta is None else np.asarray(delta, np.float64)
+        # one value, one a channel (broadcast to x's shape), or one an element (flat)
+        shift = np.zeros(n) if d is None else d.ravel() if d.size == n else np.broadcast_to(d, x.shape).ravel()
         ins = Args((x,), Tensor(x.shape, out_type), floats=True, batched=(False,))
 
         def level(codes: np.ndarray) -> np.ndarray:
