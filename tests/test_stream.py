@@ -18,6 +18,7 @@ from fpgaq.errors import ConfigError, ModelError
 from fpgaq.ir.ops import Dense, Windows
 from fpgaq.project import build
 from modelgen import qonnx_mlp
+from qonnx_reference import run_reference
 
 CNN = TESTS / "fixtures" / "brevitas_cnn"
 STREAM = BuildConfig(io="io_stream")
@@ -114,3 +115,38 @@ def test_io_is_checked_and_the_verilog_back_end_refuses_streams(tmp_path):
         BuildConfig(io="io_serial")
     with pytest.raises(ModelError, match="io_parallel designs only"):
         build(CNN / "conv1d.onnx", tmp_path / "v", BuildConfig(io="io_stream", backend="verilog"))
+
+
+def test_a_one_channel_signal_and_an_image_output(tmp_path):
+    """A 1-D convolution of one channel ((N, 1, L), which the import reads as a vector first) whose
+    output, an image, is the model's: its port streams pixels; both I/O styles equal qonnx."""
+    from test_conv import _conv_model
+    model = _conv_model((1, 8), (2, 1, 3), np.random.default_rng(0))
+    path = tmp_path / "signal.onnx"
+    onnx.save(model, path)
+    x = (np.random.default_rng(1).normal(size=(60, 1, 8)) * 2).astype(np.float32)
+    want = run_reference(model, x)[0].reshape(len(x), -1)
+    for io in ("io_parallel", "io_stream"):
+        got = emulate.run(compile_file(path, BuildConfig(io=io)), x)[0]
+        np.testing.assert_array_equal(got.reshape(len(x), -1), want)
+    csim_exact(path, tmp_path / "s", x, io="io_stream")
+
+
+def test_prelu_straight_after_a_biased_conv(tmp_path):
+    """A Conv whose bias lies on its accumulator's grid gives codes at import, so a PRelu (slopes a
+    channel, dyadic as every float is) may follow it directly; both I/O styles equal qonnx and the
+    streaming C-simulation equals the emulator."""
+    from test_conv import _conv_model
+    model = _conv_model((3, 6, 6), (4, 3, 3, 3), np.random.default_rng(2), pads=[1, 1, 1, 1])
+    slope = onnx.numpy_helper.from_array(np.array([0.25, 0.5, 0.125, 1.5], np.float32).reshape(4, 1, 1), "slope")
+    model.graph.initializer.append(slope)
+    model.graph.node[-1].output[0] = "c"
+    model.graph.node.append(onnx.helper.make_node("PRelu", ["c", "slope"], ["y"]))
+    path = tmp_path / "prelu.onnx"
+    onnx.save(model, path)
+    x = (np.random.default_rng(3).normal(size=(40, 3, 6, 6)) * 2).astype(np.float32)
+    want = run_reference(model, x)[0].reshape(len(x), -1)
+    for io in ("io_parallel", "io_stream"):
+        got = emulate.run(compile_file(path, BuildConfig(io=io)), x)[0]
+        np.testing.assert_array_equal(got.reshape(len(x), -1), want)
+    csim_exact(path, tmp_path / "s", x, io="io_stream")

@@ -207,13 +207,31 @@ def _window(a: Attributes, shape: tuple[int, ...], kernel: list[int]) -> tuple[l
     return strides, pads, dilations
 
 
+def _image(imp: Importer, onode, t: Value, channels: int | None = None, rank: int | None = None) -> Value:
+    """Input 0 of a window op channels first as ONNX shapes it: a tensor whose unit axes the
+    import read as a vector (one channel of a 1-D signal, (N, 1, L)) gets them back, from the
+    inferred ONNX shape, or for a 1-D convolution from its weight's input channels."""
+    if len(t.node.shape) != 1:
+        return t
+    dims = imp.shapes.get(onode.input[0])
+    shape: tuple[int, ...] | None = None
+    if dims and len(dims) >= 3 and not any(isinstance(d, str) for d in dims[1:]):
+        shape = tuple(int(d) for d in dims[1:])
+    elif channels and rank == 1 and t.node.size % channels == 0:
+        shape = (channels, t.node.size // channels)
+    if shape is None or math.prod(shape) != t.node.size:
+        return t
+    return replace(t, node=imp.add("image", Reshape(shape), (t.node,)))
+
+
 def conv(imp: Importer, onode) -> list:
     """Conv, any rank: strides, explicit or automatic padding, dilations, groups."""
-    t = imp.fixed_tensor(onode, 0)
     w = imp.data(onode, 1, "the weight")
     if w.out.value is None:
         raise Problem("the weight is computed at run time; fpgaq needs a constant weight")
     nd = len(w.shape) - 2
+    group = Attributes(onode).integer("group", 1)
+    t = _image(imp, onode, imp.fixed_tensor(onode, 0), w.shape[1] * group if nd >= 1 else None, nd)
     if nd < 1 or len(t.node.shape) != nd + 1:
         raise Problem(f"a Conv of weight shape {list(w.shape)} on a tensor of shape {list(t.node.shape)} (batch "
                       "excluded); fpgaq takes 1-D and 2-D (any rank) convolutions, channels first")
@@ -238,7 +256,7 @@ def average_pool(imp: Importer, onode) -> list:
     convolution: by 1 / window where that is a power of two (the average, exactly); otherwise
     by ones (the window's sum, exact), then the division, which the quantizer after it does
     exactly (lower_averages)."""
-    t = imp.fixed_tensor(onode, 0)
+    t = _image(imp, onode, imp.fixed_tensor(onode, 0))
     shape = t.node.shape
     nd = len(shape) - 1
     a = Attributes(onode)
@@ -273,7 +291,7 @@ def average_pool(imp: Importer, onode) -> list:
 
 def max_pool(imp: Importer, onode) -> list:
     """MaxPool and GlobalMaxPool: the largest code of each window (padding never wins)."""
-    t = imp.fixed_tensor(onode, 0)
+    t = _image(imp, onode, imp.fixed_tensor(onode, 0))
     shape = t.node.shape
     if len(shape) < 2:
         raise Problem(f"a pooling of a tensor of shape {list(shape)}; fpgaq pools channels-first tensors")
@@ -307,7 +325,7 @@ def concat(imp: Importer, onode) -> list:
 def pad(imp: Importer, onode) -> list:
     """Pad with zeros (constant mode) on the spatial axes: a depthwise 1x1 convolution by one
     with those pads."""
-    t = imp.fixed_tensor(onode, 0)
+    t = _image(imp, onode, imp.fixed_tensor(onode, 0))
     shape = t.node.shape
     a = Attributes(onode)
     if a.text("mode", "constant") != "constant":

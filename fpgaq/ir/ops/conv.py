@@ -12,7 +12,7 @@ import numpy as np
 
 from ..cost import Cost, compare_luts
 from ..interval import Interval
-from ..fixed import FixedType
+from ..fixed import FixedType, exact_codes, regrid
 from ..tensor import Factor, Tensor
 from .base import Args, Op, code_bits, need
 from .linear import row_factor, weight_codes
@@ -51,6 +51,23 @@ class Conv(Op):
                           1) if xs[1].factor is not None else None
         return np.asarray(codes), frac, rows
 
+    def bias_codes(self, xs: Sequence[Tensor], acc_frac: int) -> np.ndarray | None:
+        """The bias as exact codes on the accumulator's grid (a quantized bias, Brevitas'
+        Int16Bias / Int32Bias), or None: no bias, or one off the grid (a pass folds it)."""
+        if len(xs) < 3 or xs[0].factor is not None or xs[1].factor is not None:
+            return None
+        b = xs[2]
+        if b.value is None or b.factor is not None:
+            return None
+        if b.type is not None:
+            bc, bf = b.value, b.type.frac
+        else:
+            try:
+                bc, bf = exact_codes(b.value, "the bias")
+            except ValueError:
+                return None
+        return regrid(np.ravel(bc), bf, acc_frac)
+
     def infer(self, xs: Sequence[Tensor]) -> Tensor:
         need(len(xs) in (2, 3), f"Conv takes two or three inputs, got {len(xs)}")
         x, w = xs[0], xs[1]
@@ -58,15 +75,19 @@ class Conv(Op):
         codes, frac, rows = self.parts(xs)
         shape = self.out_shape(x.shape, codes.shape)
         need(len(xs) == 2 or xs[2].size == shape[0], f"a bias of {xs[-1].size} values for {shape[0]} channels")
-        if x.type is None or len(xs) == 3:
+        if x.type is None:
             return Tensor(shape)            # real until lower_conv and fold_affine make codes of it
+        bias = self.bias_codes(xs, x.type.frac + frac)
+        if len(xs) == 3 and bias is None:
+            return Tensor(shape)            # a bias off the grid: fold_affine folds it, or says why not
         assert x.interval is not None
         lo, hi = x.interval.lo, x.interval.hi
         if any(self.pads):
             lo, hi = min(lo, 0), max(hi, 0)
         flat = codes.reshape(codes.shape[0], -1).astype(object)
-        top = sum(np.maximum(flat * lo, flat * hi).T)
-        bottom = sum(np.minimum(flat * lo, flat * hi).T)
+        b = np.zeros(shape[0], dtype=object) if bias is None else bias
+        top = sum(np.maximum(flat * lo, flat * hi).T) + b
+        bottom = sum(np.minimum(flat * lo, flat * hi).T) + b
         iv = Interval(int(np.min(bottom)), int(np.max(top)))
         factor = None
         if rows is not None or x.factor is not None:
@@ -77,14 +98,21 @@ class Conv(Op):
     def peak_bits(self, xs: Sequence[Tensor], out: Tensor) -> int:
         codes, _, _ = self.parts(xs)
         taps = int(np.prod(codes.shape[1:]))
-        return code_bits(xs[0]) + int(np.abs(codes).max(initial=0)).bit_length() + taps.bit_length() + 2
+        return max(code_bits(out) + 1,
+                   code_bits(xs[0]) + int(np.abs(codes).max(initial=0)).bit_length() + taps.bit_length() + 2)
 
     def emulate(self, xs: Sequence[np.ndarray], a: Args) -> np.ndarray:
         codes, frac, rows = self.parts(a.ins)
         x = np.asarray(xs[0]) if a.batched[0] else np.asarray(xs[0])[None]
         src = a.ins[0]
-        if a.out.type is not None:          # codes in, codes out
+        if a.out.type is not None:          # codes in, codes out (a bias on the accumulator's grid)
             y = convolve(x, codes, self)
+            if len(a.ins) == 3:
+                src = a.ins[0]
+                assert src.type is not None
+                bias = self.bias_codes(a.ins, src.type.frac + frac)
+                assert bias is not None
+                y = y + bias.astype(y.dtype).reshape((1, -1) + (1,) * (y.ndim - 2))
         else:                               # the real values (a bias, or a real input): float64
             y = convolve(x.astype(np.float64), codes.astype(np.float64), self)
             unit = np.full(codes.shape[0], 2.0 ** -frac) * (1.0 if rows is None else rows)
