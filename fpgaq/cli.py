@@ -178,7 +178,8 @@ def cmd_build(args) -> int:
           f"{_count_of(len(project.report['layers']), 'layer')}, "
           f"{total['nonzero']} of {total['weights']} weights non-zero, part {config.part} at {config.clock_ns:g} ns")
     if config.reuse == "auto":
-        chosen = ", ".join(f"{e['name']} {e['reuse']}" for e in project.report["layers"] if "reuse" in e)
+        chosen = ", ".join(f"{e['name']} {e['reuse']}" for e in project.report["layers"]
+                           if "reuse" in e and e.get("weights"))        # dense layers, not line buffers
         print(f"reuse auto (at most {_count_of(config.dsp_budget or 0, 'DSP')}): {chosen}; "
               f"{_count_of(total['dsp'], 'DSP')} estimated")
     for t in project.report.get("tables", []):

@@ -6,7 +6,8 @@ import math
 
 from .config import BuildConfig
 from .ir.graph import Graph, Node
-from .ir.ops import Dense, Windows
+from .ir.cost import Cost
+from .ir.ops import Dense, MaxPool, Windows
 
 TOTALS = ("weights", "nonzero", "multipliers", "dsp", "lut", "ff", "bram")
 
@@ -19,11 +20,26 @@ def _pixels(node: Node, config: BuildConfig) -> int:
     return math.prod(node.shape[1:])
 
 
+def _pool_buffer(graph: Graph, node: Node, config: BuildConfig) -> Cost | None:
+    """io_stream: a max pool's line buffer (its windows), priced as a convolution's."""
+    if config.io != "io_stream" or not isinstance(node.op, MaxPool):
+        return None
+    op = node.op
+    win = Windows(op.kernel, op.strides, op.pads, op.dilations)
+    cost = win.cost([graph[node.inputs[0]].out], node.out, config.clock_ns)
+    return cost if cost.layer is not None else None
+
+
 def estimate(graph: Graph, config: BuildConfig) -> dict:
     """Per-layer and total estimates as plain data (the JSON of `fpgaq report --json`). A
     layer is an op whose cost has a report row; the others fold into the layers' output stages."""
     layers, extra_lut = [], 0
     for node in graph.nodes:
+        buffer = _pool_buffer(graph, node, config)
+        if buffer is not None:
+            layers.append({"name": f"{node.name}_windows", "onnx_node": node.origin.onnx_name, **buffer.layer,
+                           "latency_cycles": buffer.latency_cycles, "ii": buffer.ii, "dsp": 0,
+                           "lut": buffer.lut, "ff": buffer.ff, "bram": buffer.bram})
         cost = node.op.cost([graph[i].out for i in node.inputs], node.out, config.clock_ns)
         if cost.layer is None:
             extra_lut += math.ceil(cost.lut / _pixels(node, config))

@@ -5,6 +5,8 @@ streaming graph's emulator equals qonnx's / onnxruntime's execution, its C-simul
 the emulator bit for bit, and the layers are the kernel's size, not the image's."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import onnx
 import pytest
@@ -150,3 +152,29 @@ def test_prelu_straight_after_a_biased_conv(tmp_path):
         got = emulate.run(compile_file(path, BuildConfig(io=io)), x)[0]
         np.testing.assert_array_equal(got.reshape(len(x), -1), want)
     csim_exact(path, tmp_path / "s", x, io="io_stream")
+
+
+def test_reuse_auto_under_a_dsp_budget_minimises_the_frame(tmp_path):
+    """io_stream: the least II (the slowest stage's frame, positions x R) whose layers fit the
+    DSP budget; every layer takes the largest useful R within it."""
+    from fpgaq.passes.reuse import legal_reuse
+    project = build(CNN / "maxpool2d.onnx", tmp_path / "a", BuildConfig(io="io_stream", reuse="auto", dsp_budget=20))
+    assert project.report is not None
+    total = project.report["total"]
+    assert total["dsp"] <= 20
+    dense = [n for n in project.graph.nodes if isinstance(n.op, Dense)]
+    frames = {n.name: Dense.positions(project.graph[n.inputs[0]].out) * n.op.reuse for n in dense}
+    assert total["ii"] >= max(frames.values())
+    # any smaller II breaks the budget: at the next smaller frame, even the most reuse each layer
+    # could take within it needs more DSPs
+    graph = project.graph
+    below = max(Dense.positions(graph[n.inputs[0]].out) * r for n in dense for r in legal_reuse(n.op.nonzero)
+                if Dense.positions(graph[n.inputs[0]].out) * r < max(frames.values()))
+    least = 0
+    for n in dense:
+        p = Dense.positions(graph[n.inputs[0]].out)
+        r = max([r for r in legal_reuse(n.op.nonzero) if p * r <= below] or [1])
+        least += replace(n.op, reuse=r).cost([graph[n.inputs[0]].out], n.out, 5.0).dsp
+    assert least > 20
+    wider = BuildConfig(io="io_stream", reuse="auto", dsp_budget=200)
+    assert build(CNN / "maxpool2d.onnx", tmp_path / "b", wider).report["total"]["ii"] <= total["ii"]

@@ -61,7 +61,9 @@ class TileByReuse:
         if unknown:
             raise ConfigError(f"layer_reuse names {', '.join(unknown)}, which is not a dense layer; "
                               f"dense layers are {', '.join(n.name for n in dense)}")
-        if self.auto:
+        if self.auto and self.serial:
+            choice = self._auto_stream(graph, dense)
+        elif self.auto:
             choice = self._auto(graph, dense)
         else:
             choice = {}
@@ -79,6 +81,35 @@ class TileByReuse:
         return graph.replace_nodes(replace(n, op=replace(_dense(n), reuse=choice[n.name], serial=self.serial))
                                    if n.name in choice else n for n in graph.nodes)
 
+    def _estimate(self, graph: Graph, n: Node, r: int) -> Cost:
+        return replace(_dense(n), reuse=r, serial=self.serial).cost([graph[n.inputs[0]].out], n.out, self.clock_ns)
+
+    def _auto_stream(self, graph: Graph, dense: list[Node]) -> dict[str, int]:
+        """io_stream: the design's II is its slowest stage's frame (positions x R); the least II
+        whose layers fit the budget, each layer at the largest useful R within it (fewest DSPs)."""
+        if self.dsp_budget is None:
+            raise ConfigError("--reuse auto needs --dsp-budget N (the DSPs the design may use)")
+        options = {n.name: legal_reuse(_dense(n).nonzero) for n in dense}
+        frames = {n.name: Dense.positions(graph[n.inputs[0]].out) for n in dense}
+        dsps = {(n.name, r): self._estimate(graph, n, r).dsp for n in dense for r in options[n.name]}
+
+        def within(ii: int) -> dict[str, int]:
+            return {n.name: max([r for r in options[n.name] if frames[n.name] * r <= ii] or options[n.name][:1])
+                    for n in dense}
+
+        def fits(ii: int) -> bool:
+            return sum(dsps[(name, r)] for name, r in within(ii).items()) <= (self.dsp_budget or 0)
+
+        candidates = sorted({frames[n.name] * r for n in dense for r in options[n.name]})
+        if not candidates or not fits(candidates[-1]):
+            least = sum(dsps[(n.name, options[n.name][-1])] for n in dense)
+            raise ConfigError(f"no reuse factors fit {self.dsp_budget} DSPs; the fewest the model can use is {least}")
+        lo, hi = 0, len(candidates) - 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if fits(candidates[mid]) else (mid + 1, hi)
+        return within(candidates[lo])
+
     def _auto(self, graph: Graph, dense: list[Node]) -> dict[str, int]:
         """Greedy: start at R = 1 everywhere; while the DSPs exceed the budget, step the layer
         that saves the most DSPs per added cycle to its next useful R."""
@@ -86,7 +117,7 @@ class TileByReuse:
             raise ConfigError("--reuse auto needs --dsp-budget N (the DSPs the design may use)")
 
         def est(n: Node, r: int) -> Cost:
-            return replace(_dense(n), reuse=r, serial=self.serial).cost([graph[n.inputs[0]].out], n.out, self.clock_ns)
+            return self._estimate(graph, n, r)
 
         options = {n.name: legal_reuse(_dense(n).nonzero) for n in dense}
         step = {n.name: 0 for n in dense}
@@ -99,7 +130,8 @@ class TileByReuse:
                     continue
                 nxt = est(n, options[n.name][i])
                 saved = current[n.name].dsp - nxt.dsp
-                cost = max(nxt.latency_cycles - current[n.name].latency_cycles, 1)
+                # cycles added: to the latency, or to a frame (a serial layer's II is positions x R)
+                cost = max(nxt.latency_cycles - current[n.name].latency_cycles, nxt.ii - current[n.name].ii, 1)
                 if saved > 0 and (best is None or saved / cost > best[0]):
                     best = (saved / cost, n.name, i, nxt)
                 elif saved <= 0 and best is None:
