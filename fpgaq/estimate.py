@@ -26,8 +26,7 @@ def _pool_buffer(graph: Graph, node: Node, config: BuildConfig) -> Cost | None:
         return None
     op = node.op
     win = Windows(op.kernel, op.strides, op.pads, op.dilations)
-    cost = win.cost([graph[node.inputs[0]].out], node.out, config.clock_ns)
-    return cost if cost.layer is not None else None
+    return win.cost([graph[node.inputs[0]].out], node.out, config.clock_ns)
 
 
 def estimate(graph: Graph, config: BuildConfig) -> dict:
@@ -36,7 +35,7 @@ def estimate(graph: Graph, config: BuildConfig) -> dict:
     layers, extra_lut = [], 0
     for node in graph.nodes:
         buffer = _pool_buffer(graph, node, config)
-        if buffer is not None:
+        if buffer is not None and buffer.layer is not None:
             layers.append({"name": f"{node.name}_windows", "onnx_node": node.origin.onnx_name, **buffer.layer,
                            "latency_cycles": buffer.latency_cycles, "ii": buffer.ii, "dsp": 0,
                            "lut": buffer.lut, "ff": buffer.ff, "bram": buffer.bram})
