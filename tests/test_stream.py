@@ -16,7 +16,7 @@ from fpgaq import emulate
 from fpgaq.backends.hls.stream import Layout, Planner
 from fpgaq.compile import compile_file
 from fpgaq.config import BuildConfig
-from fpgaq.errors import ConfigError, ModelError
+from fpgaq.errors import ConfigError
 from fpgaq.ir.ops import Dense, Windows
 from fpgaq.project import build
 from modelgen import qonnx_mlp
@@ -112,11 +112,12 @@ def test_the_flatten_before_a_dense_head_buffers_one_frame():
     assert sorted(regroups[0]["order"]) == list(range(regroups[0]["n"]))
 
 
-def test_io_is_checked_and_the_verilog_back_end_refuses_streams(tmp_path):
+def test_io_is_checked_and_the_verilog_back_end_streams_too(tmp_path):
+    """(The Verilog back-end's streams are tested in test_verilog_stream.)"""
     with pytest.raises(ConfigError, match="io_parallel .* or io_stream"):
         BuildConfig(io="io_serial")
-    with pytest.raises(ModelError, match="io_parallel designs only"):
-        build(CNN / "conv1d.onnx", tmp_path / "v", BuildConfig(io="io_stream", backend="verilog"))
+    project = build(CNN / "conv1d.onnx", tmp_path / "v", BuildConfig(io="io_stream", backend="verilog"))
+    assert "fpgaq_windows" in (project.root / "rtl" / f"{project.config.name}.v").read_text()
 
 
 def test_a_one_channel_signal_and_an_image_output(tmp_path):

@@ -5,33 +5,31 @@ from __future__ import annotations
 import numpy as np
 
 from ...config import BuildConfig
-from ...errors import ModelError
+from ...errors import FpgaqError, ModelError
 from ...ir.graph import Graph
-from ...ir.ops import Dense
+from ...ir.ops import Dense, Windows
 from ...passes.fuse_relu_quant import FuseReluQuant
 from ...passes.pipeline import Pass
 from ...projectdir import Project
 from ..base import Simulation, check_kernels
 from .context import KERNELS, MULTI
 from .rtlsim import run_rtlsim
+from .stream import VerilogPlanner
 from .summary import design_summary
 from .writer import render_project
 
 
 class VerilogBackend:
     name = "verilog"
-    description = "pipelined Verilog, simulated with cocotb (Icarus or Verilator)"
+    description = "pipelined Verilog (io_parallel, or io_stream: pixels through line buffers), simulated with cocotb"
 
     def prepare(self, config: BuildConfig) -> tuple[Pass, ...]:
         return (FuseReluQuant(),)
 
     def check(self, graph: Graph, config: BuildConfig) -> None:
-        if config.io != "io_parallel":
-            raise ModelError([f"the Verilog back-end builds io_parallel designs only (every value of an input "
-                              f"at once); streaming ({config.io}: pixels with line buffers) is in the HLS "
-                              f"back-end. Use --io io_parallel with --backend verilog, or --backend hls"])
+        stream = config.io == "io_stream"
         repeated = [n for n in graph.nodes if isinstance(n.op, Dense) and Dense.positions(graph[n.inputs[0]].out) > 1]
-        if repeated:
+        if repeated and not stream:
             raise ModelError([f"{n.origin}: a MatMul over a {len(n.shape)}-D tensor (a dense layer at "
                               f"{Dense.positions(graph[n.inputs[0]].out)} positions); the Verilog back-end takes "
                               "dense layers of a vector: Flatten the input first, or use --backend hls"
@@ -44,7 +42,15 @@ class VerilogBackend:
                               f"{names}. Use reuse 1 with --backend verilog, or the HLS back-end for reuse > 1"])
         if len(graph.inputs) != 1:
             raise ModelError([f"the Verilog back-end takes models with one input; this one has {len(graph.inputs)}"])
-        check_kernels(graph, {**KERNELS, **MULTI}, "Verilog", graph.host | {q.name for q in graph.firmware_inputs})
+        skip = graph.host | {q.name for q in graph.firmware_inputs}
+        check_kernels(graph, {**KERNELS, **MULTI, **({Windows: None} if stream else {})}, "Verilog", skip)
+        if stream:
+            try:                        # what a stream of pixels cannot carry, named by its ONNX node
+                VerilogPlanner(graph, config).plan()
+            except ModelError:
+                raise
+            except FpgaqError as e:
+                raise ModelError([str(e)]) from None
 
     def render(self, graph: Graph, config: BuildConfig) -> dict[str, str]:
         self.check(graph, config)

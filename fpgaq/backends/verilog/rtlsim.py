@@ -19,11 +19,13 @@ from ...errors import ToolError
 from ...projectdir import Project, codes_text
 from ...stimulus import random_inputs
 from ..base import Simulation, compare
+from .stream import stream_ports
 from .writer import RTL, core_sources
 
 SIMULATORS = ("icarus", "verilator")
 WORK = ".rtlsim"
 BENCH_MODULE = "fpgaq.testbench.bench"
+STREAM_BENCH_MODULE = "fpgaq.testbench.stream_bench"     # an io_stream design's frames
 DEFAULT_N = 1000
 
 
@@ -32,7 +34,7 @@ class Design:
     """What to simulate: Verilog files, the top module, the port convention."""
     sources: tuple[Path, ...]
     top: str
-    interface: str                  # fpgaq | vitis | axis
+    interface: str                  # fpgaq | stream | vitis | axis
     includes: tuple[Path, ...] = ()
 
 
@@ -83,8 +85,9 @@ def project_design(project: Project, rtl_dir: Path | None = None) -> Design:
     """The RTL of a project: fpgaq's own (Verilog back-end), or what Vitis HLS exported."""
     top = project.config.name
     if project.config.backend == "verilog" and rtl_dir is None:
-        sources = tuple(project.root / p for p in core_sources(top))
-        return Design(sources, top, "fpgaq", (project.root / RTL,))
+        stream = project.config.io == "io_stream"
+        sources = tuple(project.root / p for p in core_sources(top, stream))
+        return Design(sources, top, "stream" if stream else "fpgaq", (project.root / RTL,))
     rtl = Path(rtl_dir) if rtl_dir else project.root / f"{top}_prj" / "solution1" / "syn" / "verilog"
     files = tuple(sorted(rtl.glob("*.v")))
     if not files:
@@ -135,6 +138,8 @@ def run_rtlsim(project: Project, x: np.ndarray | None = None, n: int = DEFAULT_N
     bench = {"interface": design.interface, "inputs": ins, "outputs": outs,
              "input_codes": str(work / "inputs.txt"), "expected_codes": str(work / "expected.txt"),
              "results": str(results), "backpressure": backpressure}
+    if design.interface == "stream":
+        bench.update(stream_bench(project.graph, project.config, len(x)))
     (work / "bench.json").write_text(json.dumps(bench, indent=1))
     log = work / "sim.log"
     if sim == "verilator":
@@ -151,7 +156,8 @@ def run_rtlsim(project: Project, x: np.ndarray | None = None, n: int = DEFAULT_N
                             + _tail(work / "build.log")) from None
         built = time.perf_counter()
         try:
-            runner.test(test_module=BENCH_MODULE, hdl_toplevel=design.top, hdl_toplevel_lang="verilog",
+            runner.test(test_module=STREAM_BENCH_MODULE if design.interface == "stream" else BENCH_MODULE,
+                        hdl_toplevel=design.top, hdl_toplevel_lang="verilog",
                         build_dir=build, test_dir=work,
                         extra_env={"FPGAQ_BENCH": str(work / "bench.json")}, log_file=log,
                         results_xml=str(work / "results.xml"))
@@ -179,6 +185,13 @@ def run_rtlsim(project: Project, x: np.ndarray | None = None, n: int = DEFAULT_N
                       latency_cycles=r["latency_cycles"], ii=r["ii"])
 
 
+def stream_bench(graph, config, frames: int) -> dict:
+    """What the stream bench needs: each port's pixels and where their codes sit in a frame,
+    and a bound on the cycles (every stage's frame, a hundred times over, a frame)."""
+    ports = stream_ports(graph, config)
+    return {"stream": ports, "max_cycles": 100 * ports["cycles"] * (frames + 2) + 10_000}
+
+
 FPGAQ_PORTS = ("clk", "rst", "in_valid", "in_data", "out_valid", "out_data")
 
 
@@ -187,7 +200,7 @@ def _public_ports(design: Design, work: Path):
     The runner makes every signal public (--public-flat-rw), which multiplies the C++ of a
     large design by 15 and its compile time with it; _build_args turns that off."""
     from cocotb_tools.runner import VerilatorControlFile
-    names = FPGAQ_PORTS if design.interface == "fpgaq" else ("*",)
+    names = FPGAQ_PORTS if design.interface == "fpgaq" else ("*",)     # stream: the top's own ports
     lines = ["`verilator_config"] + [f'public_flat_rw -module "{design.top}" -var "{n}"' for n in names]
     path = work / "public.vlt"
     path.write_text("\n".join(lines) + "\n")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from ...config import BuildConfig
 from ...ir.graph import Graph
 from .context import project_context
+from .stream import datapath_bits, stream_context
 
 
 def register_bits(ctx: dict) -> int:
@@ -17,6 +18,8 @@ def design_summary(graph: Graph, config: BuildConfig, layer_names: list[str]) ->
     """The design's totals and, for each of `layer_names` (the report's layers, in order), the
     adders of that layer and of the nodes after it up to the next one (its ReLU and
     quantizer), and the pipeline stages it adds."""
+    if config.io == "io_stream":
+        return stream_summary(graph, config, layer_names)
     ctx = project_context(graph, config)
     rows = {name: {"adders": 0, "adder_bits": 0, "stage": 0} for name in layer_names}
     current = layer_names[0] if layer_names else None
@@ -35,3 +38,34 @@ def design_summary(graph: Graph, config: BuildConfig, layer_names: list[str]) ->
     return {"latency_cycles": ctx["latency"], "ii": 1, "adders": ctx["adders"],
             "adder_bits": sum(n["adder_bits"] for n in ctx["layers"]), "register_bits": register_bits(ctx),
             "dsp": 0, "adder_budget": ctx["budget"], "layers": rows}
+
+
+def stream_summary(graph: Graph, config: BuildConfig, layer_names: list[str]) -> dict:
+    """An io_stream design's numbers: the adders of each stage's datapath (one pixel's), its
+    registers (pipelines, line buffers, frame buffers) and FIFO bits; II the slowest stage's
+    cycles a frame; the latency of a frame as the stream model gives it (its first pixel through
+    every stage, then the slowest stage's frame): `fpgaq rtlsim` measures both."""
+    ctx = stream_context(graph, config)
+    rows = {name: {"adders": 0, "adder_bits": 0, "stages": 0} for name in layer_names}
+    current = layer_names[0] if layer_names else None
+    regs = 0
+    for st in ctx["stages"]:
+        regs += st.get("bits", 0)
+        d = st.get("datapath")
+        if d is None:
+            continue
+        regs += datapath_bits(d) + d["latency"]          # and the stage's valid bits
+        current = st["name"] if st["name"] in rows else current
+        if current is None:
+            continue
+        rows[current]["adders"] += d["adders"]
+        rows[current]["adder_bits"] += d["adder_bits"]
+        rows[current]["stages"] += d["latency"]
+    planner = ctx["planner"]
+    ii = max(st["pixels"] for st in ctx["stages"])
+    first = max(planner.ready[planner.stream[o]] for o in graph.outputs)
+    adders = sum(d["adders"] for d in ctx["datapaths"])
+    return {"latency_cycles": first + ii, "ii": ii, "adders": adders,
+            "adder_bits": sum(d["adder_bits"] for d in ctx["datapaths"]), "register_bits": regs,
+            "fifo_bits": sum(f["depth"] * f["width"] for f in ctx["fifos"]), "dsp": 0,
+            "adder_budget": ctx["budget"], "layers": rows}

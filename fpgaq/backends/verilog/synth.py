@@ -89,7 +89,8 @@ def run_synth(project: Project) -> dict:
                          "Build with --backend verilog (Vitis HLS reports its own resources)")
     top = project.config.name
     d = design_summary(project.graph, project.config, [])
-    counts = run_yosys([project.root / p for p in core_sources(top)], top, project.root / RTL,
+    stream = project.config.io == "io_stream"
+    counts = run_yosys([project.root / p for p in core_sources(top, stream)], top, project.root / RTL,
                        project.root / WORK)
     return {"top": top, "family": FAMILY, "clock_ns": project.config.clock_ns,
             "rtl": {"latency_cycles": d["latency_cycles"], "adders": d["adders"], "adder_budget": d["adder_budget"],
