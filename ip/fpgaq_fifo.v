@@ -23,21 +23,23 @@ module fpgaq_fifo #(
     reg [W-1:0] mem [0:DEPTH-1];
     reg [AW-1:0] wp, rp;
     reg [CW-1:0] count, held;       // stored; reserved and not yet popped (held >= count)
-    assign ok = held < DEPTH;
-    assign valid = count != 0;
+    assign ok = {{(32 - CW){1'b0}}, held} < DEPTH;      // compared in 32 bits
+    assign valid = count != {CW{1'b0}};
     assign dout = mem[rp];
     always @(posedge clk) begin
         if (push) mem[wp] <= din;
         if (rst) begin
-            wp <= 0;
-            rp <= 0;
-            count <= 0;
-            held <= 0;
+            wp <= {AW{1'b0}};
+            rp <= {AW{1'b0}};
+            count <= {CW{1'b0}};
+            held <= {CW{1'b0}};
         end else begin
-            if (push) wp <= (wp == DEPTH - 1) ? {AW{1'b0}} : wp + 1'b1;
-            if (pop) rp <= (rp == DEPTH - 1) ? {AW{1'b0}} : rp + 1'b1;
-            count <= count + push - pop;
-            held <= held + reserve - pop;
+            if (push) wp <= ({{(32 - AW){1'b0}}, wp} == DEPTH - 1) ? {AW{1'b0}} : wp + 1'b1;
+            if (pop) rp <= ({{(32 - AW){1'b0}}, rp} == DEPTH - 1) ? {AW{1'b0}} : rp + 1'b1;
+            if (push && !pop) count <= count + 1'b1;
+            else if (pop && !push) count <= count - 1'b1;
+            if (reserve && !pop) held <= held + 1'b1;
+            else if (pop && !reserve) held <= held - 1'b1;
         end
     end
 endmodule

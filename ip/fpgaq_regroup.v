@@ -30,7 +30,7 @@ module fpgaq_regroup #(
     reg [BK-1:0] k;                 // the next pixel out, while emitting
     reg emitting;
     wire emit = emitting && out_ok;
-    wire done = emit && k == OUT_P - 1;
+    wire done = emit && {{(32 - BK){1'b0}}, k} == OUT_P - 1;      // compared in 32 bits
     assign in_pop = in_valid && (!emitting || done);
     assign out_reserve = emit;
 
@@ -54,8 +54,8 @@ module fpgaq_regroup #(
         end else begin
             out_push <= emit;
             if (emit) k <= done ? {BK{1'b0}} : k + 1'b1;
-            if (in_pop) p <= (p == IN_P - 1) ? {BP{1'b0}} : p + 1'b1;
-            if (in_pop && p == IN_P - 1) emitting <= 1'b1;
+            if (in_pop) p <= ({{(32 - BP){1'b0}}, p} == IN_P - 1) ? {BP{1'b0}} : p + 1'b1;
+            if (in_pop && {{(32 - BP){1'b0}}, p} == IN_P - 1) emitting <= 1'b1;
             else if (done) emitting <= 1'b0;
         end
     end

@@ -1,6 +1,6 @@
 // fpgaq: the line buffer of a convolution or pooling in a streaming design: the taps of every
 // window, one window a cycle at most. It walks the padded image in raster order (axis 2
-// fastest), a position a cycle: a real position takes the next input pixel (C codes of W
+// fastest), a position a cycle: a real position (real_pos) takes the next input pixel (C codes of W
 // bits), a padding position the code PAD in every channel. The last REACH pixels are kept in
 // a shift register; where the newest is a window's last tap, the window is written: tap t at
 // [t*C*W +: C*W], tap t being the pixel OFFSETS[t] places from the oldest. Per axis d (size
@@ -42,12 +42,12 @@ module fpgaq_windows #(
     reg [B0-1:0] q0;
     reg [B1-1:0] q1;
     reg [B2-1:0] q2;
-    wire inside = IN0[q0] & IN1[q1] & IN2[q2];
-    wire last = LAST0[q0] & LAST1[q1] & LAST2[q2];
-    wire step = (!inside || in_valid) && (!last || out_ok);
-    assign in_pop = step && inside;
-    assign out_reserve = step && last;
-    wire [C*W-1:0] px = inside ? in_data : {C{PAD}};
+    wire real_pos = IN0[q0] & IN1[q1] & IN2[q2];
+    wire ends = LAST0[q0] & LAST1[q1] & LAST2[q2];
+    wire step = (!real_pos || in_valid) && (!ends || out_ok);
+    assign in_pop = step && real_pos;
+    assign out_reserve = step && ends;
+    wire [C*W-1:0] px = real_pos ? in_data : {C{PAD}};
 
     // the shift register: buffer[REACH-1] the newest pixel; after a step, position i holds
     // what i + 1 held (the newest: px)
@@ -77,20 +77,20 @@ module fpgaq_windows #(
             q2 <= 0;
             out_push <= 1'b0;
         end else begin
-            out_push <= step && last;
+            out_push <= step && ends;
             if (step) begin        // the next padded position, axis 2 fastest
-                if (q2 != N2 - 1) q2 <= q2 + 1'b1;
+                if ({{(32 - B2){1'b0}}, q2} != N2 - 1) q2 <= q2 + 1'b1;
                 else begin
                     q2 <= 0;
-                    if (q1 != N1 - 1) q1 <= q1 + 1'b1;
+                    if ({{(32 - B1){1'b0}}, q1} != N1 - 1) q1 <= q1 + 1'b1;
                     else begin
                         q1 <= 0;
-                        q0 <= (q0 == N0 - 1) ? {B0{1'b0}} : q0 + 1'b1;
+                        q0 <= ({{(32 - B0){1'b0}}, q0} == N0 - 1) ? {B0{1'b0}} : q0 + 1'b1;
                     end
                 end
             end
         end
-        if (step && last) out_data <= window;
+        if (step && ends) out_data <= window;
     end
 endmodule
 `default_nettype wire

