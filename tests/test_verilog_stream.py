@@ -128,3 +128,19 @@ def test_parameters_that_differ_from_pixel_to_pixel_are_refused():
     graph = Graph((x, q, r), ("r",), name="scaled")
     with pytest.raises(FpgaqError, match="scale_node.*pixel to pixel.*io_parallel"):
         VerilogPlanner(graph, STREAM).plan()
+
+
+def test_an_mlp_with_two_outputs_streams_a_vector_a_cycle(tmp_path):
+    """No convolution: a vector is one pixel, each layer a stage; two outputs, two ports (out0_,
+    out1_), each under back-pressure. Without it, a vector a cycle."""
+    from fpgaq.backends.verilog.rtlsim import run_rtlsim
+    from verilog_helpers import graph_project, random_graph
+    need("iverilog", "Icarus Verilog")
+    need_cocotb()
+    graph = random_graph(3)
+    x = np.random.default_rng(0).normal(size=(40,) + graph.inputs[0].shape) * 3
+    project = graph_project(graph, tmp_path / "p", dataclasses.replace(STREAM, name="net"))
+    assert "out1_valid" in (tmp_path / "p" / "rtl" / "net.v").read_text()
+    assert run_rtlsim(project, x, sim="icarus", backpressure=0.3).ok
+    r = run_rtlsim(project, x, sim="icarus")
+    assert r.ok and r.ii == 1
