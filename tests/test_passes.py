@@ -14,7 +14,7 @@ from fpgaq.config import BuildConfig
 from fpgaq.errors import ConfigError
 from fpgaq.frontend.importer import import_model
 from fpgaq.ir.fixed import FixedType
-from fpgaq.ir.ops import Dense, Input, Quant
+from fpgaq.ir.ops import Dense, Input, MaxPool, Quant
 from fpgaq.passes.pipeline import pipeline, run_pipeline
 from fpgaq.passes.reuse import TileByReuse, legal_reuse
 from fpgaq.passes.zero_weights import EliminateZeroWeights
@@ -226,30 +226,39 @@ def _quant_node(src: str, scale: str, dst: str, bits: str = "b8", signed: int = 
 @st.composite
 def pruned_conv_nets(draw):
     """Quant -> Conv -> ReLU, or Quant and PRelu (a slope a channel) -> Quant (one bit width, or
-    one a channel) -> Conv -> ReLU -> Quant -> Flatten -> Gemm, 1-D or 2-D, with random padding and
-    stride, half the weights zero and whole channels pruned: outputs of conv 1 (all weights
-    zero), inputs of conv 2 (read by no weight) and outputs of conv 2."""
+    one a channel) -> maybe MaxPool -> Conv (or a depthwise one) -> ReLU -> Quant -> Flatten ->
+    Gemm, 1-D or 2-D, with random padding and stride, half the weights zero and whole channels
+    pruned: outputs of conv 1 (all weights zero), inputs of conv 2 (read by no weight) and
+    outputs of conv 2."""
     from onnx import TensorProto, helper, numpy_helper
     rng = np.random.default_rng(draw(st.integers(0, 2**31)))
     nd = draw(st.integers(1, 2))
     # one channel of a 1-D input is imported as a vector of features, which Conv refuses
     c0, c1, c2 = draw(st.integers(3 - nd, 3)), draw(st.integers(2, 5)), draw(st.integers(2, 4))
+    depthwise = draw(st.booleans())
+    c2 = c1 if depthwise else c2
     size = draw(st.integers(4, 7))
     k1 = draw(st.integers(1, 3))
     pad1 = draw(st.integers(0, k1 - 1))
     after1 = size + 2 * pad1 - k1 + 1
-    k2 = draw(st.integers(1, min(3, after1)))
+    pool = draw(st.integers(0, 2))                       # a max-pool's kernel and stride, 0: none
+    pooled = (after1 - pool) // pool + 1 if pool else after1
+    k2 = draw(st.integers(1, min(3, pooled)))
     pad2, stride2 = draw(st.integers(0, k2 - 1)), draw(st.integers(1, 2))
-    after2 = (after1 + 2 * pad2 - k2) // stride2 + 1
+    after2 = (pooled + 2 * pad2 - k2) // stride2 + 1
 
     def weights(shape):
         w = np.round(rng.normal(size=shape) * 8) / 16
         w[rng.random(shape) < 0.5] = 0
         return w
 
-    w1, w2 = weights((c1, c0) + (k1,) * nd), weights((c2, c1) + (k2,) * nd)
+    w1, w2 = weights((c1, c0) + (k1,) * nd), weights((c2, 1 if depthwise else c1) + (k2,) * nd)
     w1[rng.choice(c1, size=draw(st.integers(0, c1)), replace=False)] = 0
-    w2[:, rng.choice(c1, size=draw(st.integers(0, c1)), replace=False)] = 0
+    unread = rng.choice(c1, size=draw(st.integers(0, c1)), replace=False)
+    if depthwise:
+        w2[unread] = 0                                   # channel c: read by output channel c alone
+    else:
+        w2[:, unread] = 0
     w2[rng.choice(c2, size=draw(st.integers(0, c2 - 1)), replace=False)] = 0
     fc = weights((5, c2 * after2 ** nd))
     chan = (c1,) + (1,) * nd
@@ -265,7 +274,10 @@ def pruned_conv_nets(draw):
              *([_quant_node("c1", "s_a", "q1"), helper.make_node("PRelu", ["q1", "slope"], ["r1"])] if prelu
                else [helper.make_node("Relu", ["c1"], ["r1"])]),
              _quant_node("r1", "s_a", "a1", bits="bits1", signed=int(prelu)),
-             helper.make_node("Conv", ["a1", "w2q", "b2"], ["c2"], pads=[pad2] * 2 * nd, strides=[stride2] * nd),
+             *([helper.make_node("MaxPool", ["a1"], ["p1"], kernel_shape=[pool] * nd, strides=[pool] * nd)]
+               if pool else []),
+             helper.make_node("Conv", ["p1" if pool else "a1", "w2q", "b2"], ["c2"], pads=[pad2] * 2 * nd,
+                              strides=[stride2] * nd, group=c1 if depthwise else 1),
              helper.make_node("Relu", ["c2"], ["r2"]), _quant_node("r2", "s_a", "a2", signed=0),
              helper.make_node("Reshape", ["a2", "flat"], ["f"]), helper.make_node("Gemm", ["f", "fcq"], ["y"], transB=1)]
     inits = [numpy_helper.from_array(np.asarray(v, np.int64 if k == "flat" else np.float32), k)
@@ -279,12 +291,45 @@ def pruned_conv_nets(draw):
     return model
 
 
+def _dead_elements_gone(final):
+    """io_parallel (a conv's unrolled matrix): no layer but the last has a neuron without
+    weights, none but the first an input no weight reads, unless it is the one a layer keeps;
+    a max-pool (which reads elements of several neurons) ends the chain from conv 1."""
+    dense = [n.op for n in final.nodes if isinstance(n.op, Dense)]
+    assert len(dense) == 3
+    start = 1 if any(isinstance(n.op, MaxPool) for n in final.nodes) else 0
+    for d in dense[start:-1]:
+        assert d.weight.shape[0] == 1 or np.all(np.any(d.weight != 0, axis=1)), "a constant neuron survived"
+    for d in dense[1 + start:]:
+        assert d.weight.shape[1] == 1 or np.all(np.any(d.weight != 0, axis=0)), "an unread input survived"
+
+
+def _dead_channels_gone(final, x):
+    """io_stream (a conv's kernel over its windows, feature t*C + c; the head reads c*P + p):
+    every channel of conv 1 and conv 2 that stays is read by a non-zero weight, and has weights,
+    unless it is the one a layer keeps or, for conv 1, a constant that conv 2's padding reads
+    as another value at the border (its columns not one value at every position)."""
+    dense = [n for n in final.nodes if isinstance(n.op, Dense)]
+    assert len(dense) == 3
+    conv1, conv2, head = dense
+    channels = [conv1.shape[-1], conv2.shape[-1]]
+    reads = [np.any(conv2.op.weight != 0, axis=0).reshape(-1, channels[0]).any(axis=0),
+             np.any(head.op.weight != 0, axis=0).reshape(channels[1], -1).any(axis=1)]
+    for c, read in zip(channels, reads):
+        assert c == 1 or read.all(), "a channel no weight reads survived"
+    assert channels[1] == 1 or np.all(np.any(conv2.op.weight != 0, axis=1)), "a constant channel survived"
+    window = emulate.run_codes(final, x)[conv2.inputs[0]]           # (frames, positions, taps * C)
+    for c in np.flatnonzero(~np.any(conv1.op.weight != 0, axis=1)):
+        cols = np.flatnonzero(np.any(conv2.op.weight != 0, axis=0) & (np.arange(window.shape[-1]) % channels[0] == c))
+        varies = [len(np.unique(window[:, :, j])) > 1 for j in cols]
+        assert channels[0] == 1 or any(varies), "a constant channel that folds survived"
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pruned_conv_nets(), st.integers(0, 1000))
 def test_dead_channels_go_across_convolutions(model, seed):
     """Every pass keeps the emulator's outputs (io_parallel and io_stream); after the pipeline
-    (io_parallel) no layer but the last has a neuron without weights, none but the first an
-    input no weight reads, unless it is the one a layer keeps."""
+    dead elements (io_parallel) and dead channels (io_stream) are gone."""
     graph = import_model(model)
     x = random_inputs(graph, 300, seed=seed)
     expected = emulate.output_codes(graph, x)
@@ -293,15 +338,8 @@ def test_dead_channels_go_across_convolutions(model, seed):
         for a, b in zip(expected, emulate.output_codes(g, x)):
             np.testing.assert_array_equal(a, b)
 
-    for io in ("io_parallel", "io_stream"):
-        final = run_pipeline(graph, pipeline(BuildConfig(io=io)), hook)
-    final = run_pipeline(graph)
-    dense = [n.op for n in final.nodes if isinstance(n.op, Dense)]
-    assert len(dense) == 3
-    for d in dense[:-1]:
-        assert d.weight.shape[0] == 1 or np.all(np.any(d.weight != 0, axis=1)), "a constant neuron survived"
-    for d in dense[1:]:
-        assert d.weight.shape[1] == 1 or np.all(np.any(d.weight != 0, axis=0)), "an unread input survived"
+    _dead_elements_gone(run_pipeline(graph, pipeline(BuildConfig(io="io_parallel")), hook))
+    _dead_channels_gone(run_pipeline(graph, pipeline(BuildConfig(io="io_stream")), hook), x)
 
 
 def test_per_element_thresholds_keep_their_rows():

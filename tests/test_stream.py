@@ -179,3 +179,36 @@ def test_reuse_auto_under_a_dsp_budget_minimises_the_frame(tmp_path):
     assert least > 20
     wider = BuildConfig(io="io_stream", reuse="auto", dsp_budget=200)
     assert build(CNN / "maxpool2d.onnx", tmp_path / "b", wider).report["total"]["ii"] <= total["ii"]
+
+
+# --- zero-weight elimination of whole channels (owned with fpgaq/passes/zero_weights.py) -------
+
+def test_streamed_dead_channels_go(tmp_path):
+    """dwsep, io_stream: the depthwise conv's channel 1 (all weights zero: a constant the 1x1
+    pointwise conv reads with no padding, folded into its bias) and channel 3 (which no pointwise
+    weight reads) go, and the pointwise conv's output channel 2 (all zero: a constant the dense
+    head folds, summed over the positions): no accumulators for them, fewer channels in the
+    windows and the Flatten, the head reads 3 channels x 36 positions. Emulation is the same
+    before and after the pass, equals the exporter's outputs, and C-simulation is exact."""
+    from fpgaq.passes.pipeline import pipeline, run_pipeline
+    from fpgaq.passes.zero_weights import EliminateZeroWeights
+    from fpgaq.report import report_data
+    imported = compile_file(CNN / "dwsep.onnx", STREAM, passes=False)
+    before = run_pipeline(imported, [p for p in pipeline(STREAM) if p.name != "eliminate_zero_weights"])
+    after = EliminateZeroWeights().run(before)
+
+    def shapes(g):
+        return ([n.op.weight.shape for n in g.nodes if isinstance(n.op, Dense)],
+                [n.shape for n in g.nodes if isinstance(n.op, Windows)])
+    assert shapes(before) == ([(4, 36), (4, 4), (5, 144)], [(36, 36), (36, 4)])
+    assert shapes(after) == ([(2, 36), (3, 2), (5, 108)], [(36, 36), (36, 2)])
+    assert shapes(run_pipeline(imported, pipeline(STREAM))) == shapes(after)
+    small, large = report_data(after, STREAM)["total"], report_data(before, STREAM)["total"]
+    for key in ("multipliers", "accumulator_bits", "lut", "ff"):
+        assert small[key] < large[key], key
+    x = _inputs("dwsep")
+    np.testing.assert_array_equal(emulate.run(after, x)[0], emulate.run(before, x)[0])
+    want = np.load(CNN / "outputs_dwsep.npy")
+    n = len(want)
+    np.testing.assert_array_equal(emulate.run(after, x[:n])[0], want.reshape(n, -1))
+    csim_exact(CNN / "dwsep.onnx", tmp_path / "dwsep", x[:120], io="io_stream")
