@@ -30,7 +30,8 @@ CNN = TESTS / "fixtures" / "brevitas_cnn"
 QONNX = "qonnx.custom_op.general"
 
 
-@pytest.mark.parametrize("name", ["conv1d", "conv2d", "maxpool2d", "residual", "branches", "dwsep"])
+@pytest.mark.parametrize("name", ["conv1d", "conv2d", "maxpool2d", "residual", "branches", "dwsep", "pool1d",
+                                  "cnn2d"])
 def test_brevitas_cnn_equals_qonnx(name):
     model = onnx.load(CNN / f"{name}.onnx")
     graph = compile_file(CNN / f"{name}.onnx", BuildConfig())
@@ -43,7 +44,7 @@ def test_brevitas_cnn_equals_qonnx(name):
     np.testing.assert_array_equal(emulate.run(graph, both)[0], run_reference(model, both)[0].reshape(len(both), -1))
 
 
-@pytest.mark.parametrize("name", ["conv1d", "dwsep"])
+@pytest.mark.parametrize("name", ["conv1d", "dwsep", "pool1d", "cnn2d"])
 def test_qcdq_cnn_equals_onnxruntime(name):
     model = onnx.load(CNN / f"{name}_qcdq.onnx")
     graph = compile_file(CNN / f"{name}_qcdq.onnx", BuildConfig())
@@ -61,6 +62,17 @@ def test_csim_and_rtl_of_a_depthwise_separable_block(tmp_path, name):
     x = np.load(CNN / "inputs_dwsep.npy")
     csim_exact(CNN / f"{name}.onnx", tmp_path / "p", x, name="dws")
     rtl_exact(CNN / f"{name}.onnx", tmp_path / "v", x[:32], name="dws")
+
+
+@pytest.mark.parametrize("name", ["pool1d", "cnn2d_qcdq"])
+def test_csim_and_rtl_of_pooled_networks(tmp_path, name):
+    """A 1-D conv net with max and average pooling (QONNX), and a 2-D conv + max-pool +
+    global-average-pool net (QCDQ): emulator = C-sim = RTL (the 2-D one's RTL streams, in
+    test_verilog_stream: unrolled, its 400 positions make Icarus slow)."""
+    x = np.load(CNN / f"inputs_{name.removesuffix('_qcdq')}.npy")
+    csim_exact(CNN / f"{name}.onnx", tmp_path / "p", x, name="pooled")
+    if name == "pool1d":
+        rtl_exact(CNN / f"{name}.onnx", tmp_path / "v", x[:24], name="pooled")
 
 
 def _without_zero_weights(model: onnx.ModelProto):

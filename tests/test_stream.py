@@ -33,7 +33,7 @@ def _inputs(name: str) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name", ["conv1d", "conv2d", "maxpool2d", "pool2d", "residual", "branches", "dwsep",
-                                  "conv1d_qcdq", "dwsep_qcdq"])
+                                  "pool1d", "cnn2d", "conv1d_qcdq", "dwsep_qcdq", "pool1d_qcdq", "cnn2d_qcdq"])
 def test_streaming_graph_equals_the_exporter(name):
     """On the exporter's own outputs (saved by the make script; test_conv checks qonnx and
     onnxruntime reproduce them), and on more inputs equal to the io_parallel graph's, which
@@ -58,8 +58,10 @@ def test_a_streamed_conv_is_the_size_of_its_kernel():
 
 
 # one of each stage: 2-D windows and a Flatten's frame (conv2d), pooling windows (maxpool2d), a
-# clone and a deep FIFO (residual), a channel concat (branches), depthwise and QCDQ (dwsep_qcdq)
-@pytest.mark.parametrize("name", ["conv2d", "maxpool2d", "residual", "branches", "dwsep_qcdq"])
+# clone and a deep FIFO (residual), a channel concat (branches), depthwise and QCDQ (dwsep_qcdq),
+# 1-D max and average pools (pool1d), max pool and global average pool in QCDQ (cnn2d_qcdq)
+@pytest.mark.parametrize("name", ["conv2d", "maxpool2d", "residual", "branches", "dwsep_qcdq", "pool1d",
+                                  "cnn2d_qcdq"])
 def test_stream_csim_equals_emulator(tmp_path, name):
     csim_exact(CNN / f"{name}.onnx", tmp_path / name, _inputs(name)[:120], io="io_stream")
 

@@ -90,6 +90,18 @@ def test_residual_clone_and_join_keep_the_ii(tmp_path, sim):
     assert max(f["depth"] for f in ctx["fifos"]) > 10         # deeper than a frame: the branch's latency
 
 
+def test_cnn2d_qcdq_maxpool_and_global_average_rtl_equals_emulator(tmp_path):
+    """QCDQ: 3x3 conv, 2x2 max pool, 3x3 conv, a global average pool (a window of 9: the exact
+    division in the quantizer after it), a dense head."""
+    from fpgaq.backends.verilog.rtlsim import run_rtlsim
+    need("iverilog", "Icarus Verilog")
+    need_cocotb()
+    project = build(CNN / "cnn2d_qcdq.onnx", tmp_path / "c", STREAM)
+    r = run_rtlsim(project, _frames("cnn2d"))
+    assert r.ok, r.mismatches
+    assert r.ii == pytest.approx(144, abs=1)            # the first line buffer's 12 x 12 walk
+
+
 def test_branches_concat_rtl_equals_emulator(tmp_path):
     _simulate(tmp_path, "branches")
 
