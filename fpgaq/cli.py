@@ -336,7 +336,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--name", help="name of the top function (default: from the model file)")
     b.add_argument("--backend", choices=BACKEND_NAMES, help="Vitis HLS C++ (hls, default) or Verilog")
     b.add_argument("--io", choices=("io_parallel", "io_stream"), help="io_parallel (default): every value at "
-                   "once; io_stream: streams of pixels between layers, line buffers for convolutions (HLS)")
+                   "once; io_stream: streams of pixels between layers, line buffers for convolutions")
     b.add_argument("--force", action="store_true", help="replace DIR if fpgaq made it")
     b.add_argument("--csim", action="store_true", help="C-simulate and check bit-exactness after building")
     _count_option(b, "inputs for --csim (default 10000)", 10_000)

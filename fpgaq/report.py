@@ -144,8 +144,11 @@ def _verilog_markdown(data: dict) -> list[str]:
         "",
         f"Verilog design (fpgaq's own RTL) at {data['clock_ns']:g} ns: at most {data['adder_budget']:g} adders "
         "in a row between two registers. Counted from the generated design, not estimated: constant products "
-        "are shift-and-add, so it has no DSPs and no multipliers, and it takes a new input every cycle. "
-        "`fpgaq synth DIR` counts LUTs and carry chains with yosys; `fpgaq rtlsim DIR` measures the latency.",
+        "are shift-and-add, so it has no DSPs and no multipliers"
+        + (", and it takes a new input every cycle. " if data.get("io", "io_parallel") == "io_parallel" else
+           "; it streams a pixel a cycle, a new frame every II cycles (the report's latency is an estimate "
+           "above what `fpgaq rtlsim` measures). ")
+        + "`fpgaq synth DIR` counts LUTs and carry chains with yosys; `fpgaq rtlsim DIR` measures the latency.",
         "",
         f"**Latency {t['latency_cycles']} cycles = {t['latency_ns']:g} ns, II {t['ii']}; "
         f"{t['nonzero']} of {t['weights']} weights non-zero, {t['adders']} adders ({t['adder_bits']} adder "
