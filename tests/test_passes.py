@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 import modelgen
 from fpgaq import emulate
 from fpgaq.backends import BACKENDS, backend
+from fpgaq.compile import compile_file
 from fpgaq.config import BuildConfig
 from fpgaq.errors import ConfigError
 from fpgaq.frontend.importer import import_model
@@ -370,3 +371,19 @@ def test_per_element_thresholds_keep_their_rows():
     assert after["r1"].shape == (4,) and after["t"].op.thresholds.shape == (4, 3)
     xs = random_inputs(graph, 3000, seed=2)
     np.testing.assert_array_equal(emulate.output_codes(graph, xs)[0], emulate.output_codes(after, xs)[0])
+
+
+@pytest.mark.parametrize("io", ["io_parallel", "io_stream"])
+def test_a_dsp_budget_of_zero_builds_a_design_without_dsps(tmp_path, io):
+    """--reuse auto --dsp-budget 0: every product in LUTs (Vitis: config_op mul -impl fabric), R = 1;
+    the estimate counts no DSP and more LUTs than the DSP design; the C-simulation stays exact."""
+    from conftest import TESTS, csim_exact
+    model = TESTS / "fixtures" / "brevitas_cnn" / "maxpool2d.onnx"
+    with_dsps = report_data(compile_file(model, BuildConfig(io=io)), BuildConfig(io=io))
+    assert with_dsps["total"]["dsp"] > 0
+    x = np.load(TESTS / "fixtures" / "brevitas_cnn" / "inputs_maxpool2d.npy")[:40]
+    project = csim_exact(model, tmp_path / "p", x, io=io, reuse="auto", dsp_budget=0)
+    assert project.report["total"]["dsp"] == 0
+    assert project.report["total"]["lut"] > with_dsps["total"]["lut"]
+    assert all(n.op.fabric and n.op.reuse == 1 for n in project.graph.nodes if isinstance(n.op, Dense))
+    assert "config_op mul -impl fabric" in (tmp_path / "p" / "build_prj.tcl").read_text()

@@ -44,7 +44,8 @@ class TileByReuse:
     """Set each dense layer's reuse factor: `default` (capped at a layer's non-zero count),
     overridden per layer by `per_layer` ((IR or ONNX node name, R) pairs); or, with `auto`, the lowest-latency choice whose
     estimated DSPs fit `dsp_budget`. With `serial` (io_stream), a layer applied at several
-    positions is one instance computing them in turn."""
+    positions is one instance computing them in turn. A budget of 0 is a design without DSPs:
+    every product in LUTs (`fabric`), at R = 1."""
     default: int = 1
     per_layer: tuple[tuple[str, int], ...] = ()
     auto: bool = False
@@ -61,7 +62,10 @@ class TileByReuse:
         if unknown:
             raise ConfigError(f"layer_reuse names {', '.join(unknown)}, which is not a dense layer; "
                               f"dense layers are {', '.join(n.name for n in dense)}")
-        if self.auto and self.serial:
+        fabric = self.auto and self.dsp_budget == 0     # a design without DSPs: every product in LUTs
+        if fabric:
+            choice = {n.name: 1 for n in dense}
+        elif self.auto and self.serial:
             choice = self._auto_stream(graph, dense)
         elif self.auto:
             choice = self._auto(graph, dense)
@@ -78,7 +82,8 @@ class TileByReuse:
                         f"weights); legal values: 1 to {nz}, of which these give distinct "
                         f"multiplier counts: {_show(legal_reuse(nz))}")
                 choice[n.name] = r
-        return graph.replace_nodes(replace(n, op=replace(_dense(n), reuse=choice[n.name], serial=self.serial))
+        return graph.replace_nodes(replace(n, op=replace(_dense(n), reuse=choice[n.name], serial=self.serial,
+                                                         fabric=fabric))
                                    if n.name in choice else n for n in graph.nodes)
 
     def _estimate(self, graph: Graph, n: Node, r: int) -> Cost:

@@ -321,6 +321,12 @@ def modes_context() -> dict:
     return {"roundings": [{"name": mode(r), "value": r.value, "qonnx": r.name} for r in Rounding]}
 
 
+def fabric(graph: Graph) -> bool:
+    """Whether every dense layer puts its products in LUTs (a design without DSPs)."""
+    dense = [n.op for n in graph.nodes if isinstance(n.op, Dense)]
+    return bool(dense) and all(d.fabric for d in dense)
+
+
 def project_context(graph: Graph, config: BuildConfig) -> dict:
     """Everything the templates need, as plain data."""
     inputs, layers = [], []
@@ -344,7 +350,7 @@ def project_context(graph: Graph, config: BuildConfig) -> dict:
     return {
         "top": config.name, "part": config.part, "clock_ns": config.clock_ns, "io": "io_parallel", "stages": [],
         "model": comment(graph.name), "inputs": inputs, "layers": layers, "outputs": outputs,
-        "ii": max([n.op.reuse for n in graph.nodes if isinstance(n.op, Dense)] + [1]),
+        "ii": max([n.op.reuse for n in graph.nodes if isinstance(n.op, Dense)] + [1]), "fabric": fabric(graph),
         "n_in_total": sum(i["n"] for i in inputs), "n_out_total": sum(o["n"] for o in outputs),
         **modes_context(),
     }

@@ -15,7 +15,7 @@ from ...ir.fixed import FixedType
 from ...ir.graph import Graph, Node
 from ...names import comment
 from ..stream_plan import MAP_DELAY, MIN_DEPTH, Layout, StreamPlanner
-from .context import ap_type, literal, modes_context, node_context
+from .context import ap_type, fabric, literal, modes_context, node_context
 
 __all__ = ["Layout", "Planner", "MAP_DELAY", "MIN_DEPTH", "stream_context", "stream_fifos"]
 
@@ -68,7 +68,7 @@ def stream_context(graph: Graph, config: BuildConfig) -> dict:
         "model": comment(graph.name), **plan,
         "n_in_total": sum(i["n"] for i in plan["inputs"]), "n_out_total": sum(o["n"] for o in plan["outputs"]),
         "fifo_bits": sum(s["depth"] * s["channels"] * s["width"] for s in plan["streams"]),
-        **modes_context(),
+        "fabric": fabric(graph), **modes_context(),
     }
 
 

@@ -87,6 +87,7 @@ class Dense(Op):
     bias_exact: np.ndarray | None = None  # float bias in accumulator units, where it was rounded
     factor: Factor | None = None
     serial: bool = False    # positions share one instance, one after another (a schedule, not math)
+    fabric: bool = False    # every product in LUTs, none on a DSP (a binding, not math)
     kind = "dense"
 
     def __post_init__(self) -> None:
@@ -151,7 +152,7 @@ class Dense(Op):
         reuse = f" reuse {self.reuse}" if self.reuse != 1 else ""
         return (f"dense {self.weight.shape[1]}->{self.weight.shape[0]} nonzero {nz}/{total}{was} "
                 f"({100 * (1 - nz / total):.1f}% sparse) w_frac {self.weight_frac}{reuse}"
-                + (" serial" if self.serial else ""))
+                + (" serial" if self.serial else "") + (" fabric" if self.fabric else ""))
 
 
 @lru_cache(maxsize=256)
@@ -181,7 +182,7 @@ def dense_cost(op: Dense, x: Tensor, out: Tensor, clock_ns: float) -> Cost:
     depth = math.ceil(math.log2(terms)) if terms > 1 else 0
     levels = int(adder_budget(clock_ns))
     shared = reuse > 1
-    wide = wbits + xbits >= DSP_MIN_PRODUCT_BITS
+    wide = wbits + xbits >= DSP_MIN_PRODUCT_BITS and not op.fabric       # fabric: no product on a DSP
     if shared:
         dsp_products = mults if wide else 0
     else:
