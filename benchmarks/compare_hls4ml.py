@@ -202,7 +202,8 @@ def hls4ml_clean(model: Path):
     return qonnx.util.cleanup.cleanup_model(m)
 
 
-def hls4ml_convert(model: Path, strategy: str, out: Path, input_precision: str | None = None):
+def hls4ml_convert(model: Path, strategy: str, out: Path, input_precision: str | None = None,
+                   io_type: str = "io_parallel"):
     import hls4ml
 
     m = hls4ml_clean(model)
@@ -211,7 +212,7 @@ def hls4ml_convert(model: Path, strategy: str, out: Path, input_precision: str |
     config["Model"]["Strategy"] = strategy
     if input_precision:
         config["LayerName"][m.graph.input[0].name]["Precision"]["result"] = input_precision
-    hls_model = hls4ml.converters.convert_from_onnx_model(m, output_dir=str(out), io_type="io_parallel",
+    hls_model = hls4ml.converters.convert_from_onnx_model(m, output_dir=str(out), io_type=io_type,
                                                           backend="Vitis", hls_config=config)
     hls_model.write()
     return hls_model
