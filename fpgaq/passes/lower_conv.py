@@ -87,7 +87,7 @@ class LowerConv:
         positions = math.prod(out_shape[1:])
         if x.size * math.prod(out_shape) > MAX_UNROLLED:
             r.problem(n, f"a convolution of {x.size} inputs and {math.prod(out_shape)} outputs is too large to unroll "
-                         "(io_parallel); use smaller inputs, or wait for io_stream")
+                         "(io_parallel); build it with --io io_stream (line buffers: the kernel once a pixel)")
             return
         matrix = unrolled(conv, x.shape, np.asarray(codes))
         factor = None if rows is None else Factor.of(np.repeat(rows, positions))
