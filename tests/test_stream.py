@@ -122,19 +122,24 @@ def test_io_is_checked_and_the_verilog_back_end_streams_too(tmp_path):
     assert "fpgaq_windows" in (project.root / "rtl" / f"{project.config.name}.v").read_text()
 
 
-def test_a_one_channel_signal_and_an_image_output(tmp_path):
-    """A 1-D convolution of one channel ((N, 1, L), which the import reads as a vector first) whose
-    output, an image, is the model's: its port streams pixels; both I/O styles equal qonnx."""
-    from test_conv import _conv_model
-    model = _conv_model((1, 8), (2, 1, 3), np.random.default_rng(0))
-    path = tmp_path / "signal.onnx"
+def _both_styles_equal_qonnx(tmp_path, model: onnx.ModelProto, x: np.ndarray) -> None:
+    """The emulator of both I/O styles equals qonnx's execution on x, and the streaming
+    C-simulation equals the emulator."""
+    path = tmp_path / "model.onnx"
     onnx.save(model, path)
-    x = (np.random.default_rng(1).normal(size=(60, 1, 8)) * 2).astype(np.float32)
     want = run_reference(model, x)[0].reshape(len(x), -1)
     for io in ("io_parallel", "io_stream"):
         got = emulate.run(compile_file(path, BuildConfig(io=io)), x)[0]
         np.testing.assert_array_equal(got.reshape(len(x), -1), want)
     csim_exact(path, tmp_path / "s", x, io="io_stream")
+
+
+def test_a_one_channel_signal_and_an_image_output(tmp_path):
+    """A 1-D convolution of one channel ((N, 1, L), which the import reads as a vector first) whose
+    output, an image, is the model's: its port streams pixels; both I/O styles equal qonnx."""
+    from test_conv import _conv_model
+    model = _conv_model((1, 8), (2, 1, 3), np.random.default_rng(0))
+    _both_styles_equal_qonnx(tmp_path, model, (np.random.default_rng(1).normal(size=(60, 1, 8)) * 2).astype(np.float32))
 
 
 def test_prelu_straight_after_a_biased_conv(tmp_path):
@@ -147,14 +152,7 @@ def test_prelu_straight_after_a_biased_conv(tmp_path):
     model.graph.initializer.append(slope)
     model.graph.node[-1].output[0] = "c"
     model.graph.node.append(onnx.helper.make_node("PRelu", ["c", "slope"], ["y"]))
-    path = tmp_path / "prelu.onnx"
-    onnx.save(model, path)
-    x = (np.random.default_rng(3).normal(size=(40, 3, 6, 6)) * 2).astype(np.float32)
-    want = run_reference(model, x)[0].reshape(len(x), -1)
-    for io in ("io_parallel", "io_stream"):
-        got = emulate.run(compile_file(path, BuildConfig(io=io)), x)[0]
-        np.testing.assert_array_equal(got.reshape(len(x), -1), want)
-    csim_exact(path, tmp_path / "s", x, io="io_stream")
+    _both_styles_equal_qonnx(tmp_path, model, (np.random.default_rng(3).normal(size=(40, 3, 6, 6)) * 2).astype(np.float32))
 
 
 def test_reuse_auto_under_a_dsp_budget_minimises_the_frame(tmp_path):
