@@ -212,3 +212,18 @@ def test_streamed_dead_channels_go(tmp_path):
     n = len(want)
     np.testing.assert_array_equal(emulate.run(after, x[:n])[0], want.reshape(n, -1))
     csim_exact(CNN / "dwsep.onnx", tmp_path / "dwsep", x[:120], io="io_stream")
+
+
+@pytest.mark.parametrize("x_shape, w_shape, attrs", [
+    ((2, 9, 7), (4, 1, 3, 2), dict(group=2, strides=[2, 1], dilations=[1, 2], pads=[1, 0, 2, 1])),
+    ((2, 4, 5, 4), (3, 2, 2, 3, 2), dict(pads=[1, 1, 0, 0, 1, 1])),
+])
+def test_stream_csim_over_conv_attributes(tmp_path, x_shape, w_shape, attrs):
+    """Grouped, strided, dilated, asymmetrically padded 2-D, and 3-D: the line buffer walks any
+    rank; the convolution's image is the model's output (a stream of pixels on its port)."""
+    from test_conv import _conv_model
+    rng = np.random.default_rng(sum(x_shape))
+    model = _conv_model(x_shape, w_shape, rng, **attrs)
+    path = tmp_path / "conv.onnx"
+    onnx.save(model, path)
+    csim_exact(path, tmp_path / "s", (rng.normal(size=(64,) + x_shape) * 3).astype(np.float32), io="io_stream")
