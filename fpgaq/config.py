@@ -9,7 +9,7 @@ import yaml
 
 from .errors import ConfigError
 from .ir.fixed import FixedType
-from .names import is_reserved
+from .names import identifier, is_reserved
 
 DEFAULT_PART = "xcvu13p-flga2577-2-e"
 
@@ -103,6 +103,8 @@ class BuildConfig:
 
 
 def load_config(path: str | Path | None) -> BuildConfig:
+    """The settings of a YAML config file (defaults where it is silent); a syntax error is one
+    line with its place in the file."""
     if path is None:
         return BuildConfig()
     path = Path(path)
@@ -110,9 +112,34 @@ def load_config(path: str | Path | None) -> BuildConfig:
         raise ConfigError(f"{path}: no such config file")
     try:
         data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {e.problem or e.context}; "
+                          "fix the file (settings are `key: value` lines)") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
     return config_from_dict(data, str(path))
+
+
+def default_name(model_stem: str, base: BuildConfig) -> str:
+    """The top function's name when none is given: the config file's, else one made from the
+    model file's name."""
+    return base.name if base.name != BuildConfig.name else identifier(model_stem, set(), fallback="model")
+
+
+# AMD/Xilinx part-number prefixes: 7 series, UltraScale(+) Kintex, Virtex, Zynq, Artix, Kria,
+# Alveo, Versal; defence (xq) and automotive (xa) grades
+PART_FAMILIES = ("xc7", "xcku", "xcvu", "xczu", "xcau", "xck2", "xcu", "xcve", "xcvp", "xcvc", "xcvm", "xcvh",
+                 "xcv", "xq7", "xqku", "xqvu", "xqzu", "xqr", "xa7", "xazu")
+
+
+def part_warning(part: str) -> str | None:
+    """A warning for a part of no family fpgaq knows (the config checks only its spelling), or None."""
+    if part.lower().startswith(PART_FAMILIES):
+        return None
+    return (f"part '{part}' is not of an AMD/Xilinx family fpgaq knows ({', '.join(PART_FAMILIES[:12])}, ...); "
+            "Vitis HLS will refuse it if it is not a real part. Check it, for example xcvu13p-flga2577-2-e")
 
 
 def config_from_dict(data, where: str = "config") -> BuildConfig:

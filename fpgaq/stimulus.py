@@ -45,15 +45,22 @@ def read_inputs(path: Path, graph: Graph) -> np.ndarray:
         x = np.load(path, allow_pickle=False)
     except Exception as e:
         raise FpgaqError(f"{path}: not a readable .npy file ({e})") from None
+    return shape_inputs(x, graph, str(path))
+
+
+def shape_inputs(x, graph: Graph, where: str = "inputs") -> np.ndarray:
+    """Real inputs (an array of shape (N, features), (N, ...) or (features,) for one input) in
+    the model's input shape, batch first; `where` names them in errors."""
+    x = np.asarray(x)
     (inp,) = graph.inputs
     features = inp.size
     if x.ndim == 1 and x.size == features:
         x = x.reshape(1, -1)
     x = x.reshape(len(x), -1) if x.ndim > 2 else x
     if x.ndim != 2 or x.shape[1] != features:
-        raise FpgaqError(f"{path}: inputs have shape {x.shape}; the model takes (N, {features})")
+        raise FpgaqError(f"{where}: inputs have shape {x.shape}; the model takes (N, {features})")
     if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-        raise FpgaqError(f"{path}: inputs are of type {x.dtype}; expected real numbers")
+        raise FpgaqError(f"{where}: inputs are of type {x.dtype}; expected real numbers")
     if len(x) == 0:
-        raise FpgaqError(f"{path}: holds no inputs; give at least one row")
+        raise FpgaqError(f"{where}: holds no inputs; give at least one row")
     return x.reshape((len(x),) + inp.shape)

@@ -34,6 +34,11 @@ class Simulation:
     def ok(self) -> bool:
         return self.mismatch_count == 0
 
+    def real_outputs(self, graph: Graph) -> list[np.ndarray]:
+        """The real values of the outputs it computed, an array a model output (float64), as
+        `fpgaq csim --output` and `fpgaq rtlsim --output` write them."""
+        return [graph.real_outputs(i, codes) for i, codes in enumerate(self.outputs)]
+
 
 def compare(expected: Sequence[np.ndarray], produced: Sequence[np.ndarray]) -> tuple[int, list]:
     """How many codes differ, and the first ten as (sample, output, expected, got); outputs are

