@@ -283,6 +283,54 @@ def cmd_clean(args) -> int:
     return 0
 
 
+# --- fpgaq sweep: a grid of builds on Dask (fpgaq/sweep.py) ------------------------------------
+
+def cmd_sweep(args) -> int:
+    from .sweep import Stages, parse_grid, run_sweep, sweep_table
+    grid = parse_grid(args.grid)
+    stages = Stages(synth=args.synth, rtlsim=args.rtlsim, csim=args.csim, sim_n=args.n)
+    data = run_sweep(Path(args.model), Path(args.output), grid, load_config(args.config), stages=stages,
+                     workers=args.workers, scheduler=args.scheduler, dsp_cost=args.dsp_cost)
+    for p in data["points"]:
+        if p["error"] is not None:
+            print(f"fpgaq: point {p['id']} ({', '.join(f'{k}={v}' for k, v in p['params'].items())}) failed: "
+                  f"{p['error']}", file=sys.stderr)
+    s = data["summary"]
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        sys.stdout.write(sweep_table(data))
+        print(f"swept {_count_of(s['points'], 'point')} in {duration(data['seconds'])} ({s['reused']} reused, "
+              f"{s['failed']} failed); Pareto front: {', '.join(s['pareto']) or 'none'}; wrote "
+              f"{Path(args.output) / 'sweep.json'}, sweep.md and pareto.svg")
+    return 1 if s["failed"] else 0
+
+
+def _sweep_command(command) -> None:
+    w = command("sweep", "build every point of a grid of settings on Dask; sweep.json, sweep.md, a Pareto "
+                "chart", cmd_sweep)
+    w.add_argument("model", help="ONNX / QONNX / QDQ model file")
+    w.add_argument("-o", "--output", metavar="DIR", required=True, help="results: DIR/sweep.json, sweep.md, "
+                   "pareto.svg; each point's project in DIR/points/ID/")
+    w.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2",
+                   help="a setting of fpgaq.yaml and its values (reuse=1,2,4 clock_ns=2.5,5 backend=hls,verilog "
+                   "io=... requantize=true,false); repeat for the Cartesian product")
+    w.add_argument("--config", metavar="YAML", help="build configuration file: the settings outside the grid")
+    w.add_argument("--synth", action="store_true", help="Verilog points: yosys LUT, FF and DSP counts")
+    w.add_argument("--rtlsim", action="store_true", help="Verilog points: latency and II measured in RTL "
+                   "simulation (and bit-exactness)")
+    w.add_argument("--csim", action="store_true", help="HLS points: C-simulation bit-exactness (g++)")
+    _count_option(w, "inputs for --rtlsim and --csim (default 200)", 200)
+    where = w.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_count, metavar="N", help="a local Dask cluster of N worker processes "
+                       "(default: one a CPU)")
+    where.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on an existing Dask cluster "
+                       "(`dask scheduler`, `dask worker`; the model and DIR on a file system the workers share)")
+    w.add_argument("--dsp-cost", type=float, default=55.0, metavar="LUTS",
+                   help="LUTs a DSP counts for on the Pareto chart's cost axis (default 55)")
+    _json_option(w, "sweep.json")
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -356,6 +404,7 @@ def parser() -> argparse.ArgumentParser:
     k = command("clean", "remove what the simulators and yosys built inside a project "
                 f"({', '.join(BUILD_PRODUCTS)}); the project stays", cmd_clean)
     k.add_argument("project", metavar="DIR")
+    _sweep_command(command)
     return p
 
 
