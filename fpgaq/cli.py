@@ -23,7 +23,7 @@ from .config import BuildConfig, default_name, load_config, part_warning
 from .deviation import describe, describe_table, deviation, deviation_text, is_requantised
 from .errors import ConfigError, FpgaqError
 from .ir.dump import dump_text
-from .project import BUILD_PRODUCTS, build, clean, open_project, project_report
+from .project import BUILD_PRODUCTS, build, clean, open_project, project_report, write_report_html
 from .report import report_json, report_markdown
 from .stimulus import random_inputs, read_inputs
 
@@ -233,6 +233,9 @@ def cmd_inspect(args) -> int:
 
 def cmd_report(args) -> int:
     project = open_project(Path(args.project))
+    if args.html:
+        print(write_report_html(project))
+        return 0
     data = project_report(project.graph, project.config)
     sys.stdout.write(report_json(data) if args.json else report_markdown(data))
     return 0
@@ -379,7 +382,10 @@ def parser() -> argparse.ArgumentParser:
 
     r = command("report", "latency and resource estimates of a built project", cmd_report)
     r.add_argument("project", metavar="DIR")
-    _json_option(r, "the report")
+    how = r.add_mutually_exclusive_group()
+    how.add_argument("--json", action="store_true", help="print the report as JSON")
+    how.add_argument("--html", action="store_true", help="write DIR/report.html again (charts of the latency, "
+                     "resources and sparsity per layer; one file, no network) and print its path")
 
     i = command("inspect", "print the IR: a line a node, with types, shapes and sparsity", cmd_inspect)
     i.add_argument("model")

@@ -23,7 +23,9 @@ from .frontend.model_file import load
 from .ir.graph import Graph
 from .projectdir import (MARKER, MODEL_COPY, REPORT_JSON, REPORT_MD, TB_INPUTS, TB_OUTPUTS, TB_REAL_INPUTS,
                          Project, codes_text, port, read_marker)
+from .progress import Step, step
 from .report import preprocessing, report_data, report_json, report_markdown
+from .report_html import REPORT_HTML, report_html, weight_masks
 from .stimulus import random_inputs
 
 
@@ -41,12 +43,22 @@ def build(model_path: Path, out_dir: Path, config: BuildConfig, force: bool = Fa
           dump_ir: Path | None = None) -> Project:
     """Import, compile and write the project of the configured back-end into `out_dir`."""
     model_path, out_dir = Path(model_path), Path(out_dir)
+    with step(f"fpgaq build {out_dir}") as progress:       # on a terminal, when it takes a while
+        return _build(model_path, out_dir, config, force, dump_ir, progress)
+
+
+def _build(model_path: Path, out_dir: Path, config: BuildConfig, force: bool, dump_ir: Path | None,
+           progress: Step) -> Project:
     target = backend(config.backend)
     _check_target(out_dir, force)
     inner = _dump_inside(dump_ir, out_dir)
+    progress.update(detail=f"importing {model_path.name}")
     model = load(model_path)
+    progress.update(detail="compiling")
     graph, dumps = _compile(model, model_path.stem, config, target.prepare(config), dump_ir, inner)
+    progress.update(detail=f"writing the {config.backend} design")
     files = target.render(graph, config)
+    progress.update(detail="the test bench's data")
     x = random_inputs(graph, config.tb_samples)
     files.update(testbench_data(graph, x))
     meta = {
@@ -58,15 +70,19 @@ def build(model_path: Path, out_dir: Path, config: BuildConfig, force: bool = Fa
     if graph.preprocessing:       # outside the firmware: the host applies it to real inputs
         meta["preprocessing"] = preprocessing(graph)
     files[MARKER] = json.dumps(meta, indent=2, sort_keys=True) + "\n"
+    progress.update(detail="the report")
     data = project_report(graph, config, x)
     files[REPORT_MD] = report_markdown(data)
     files[REPORT_JSON] = report_json(data)
+    progress.update(detail=f"the report's charts ({REPORT_HTML})")
+    files[REPORT_HTML] = report_html(data, weight_masks(graph))
     if inner is not None:
         own = [*files, MODEL_COPY, TB_REAL_INPUTS]
         if any(k == inner or k.startswith(f"{inner}/") or inner.startswith(f"{k}/") for k in own):
             raise FpgaqError(f"--dump-ir {dump_ir}: fpgaq writes that folder itself as part of the project; "
                              f"choose another, such as {out_dir / 'ir'}")
         files.update(dumps)
+    progress.update(detail=f"writing {out_dir}")
     tmp = _staging_folder(out_dir)
     try:
         write_files(tmp, files)
@@ -91,6 +107,20 @@ def project_report(graph: Graph, config: BuildConfig, x: np.ndarray | None = Non
         data["total"]["lut"] += fifos["lut"]
         data["total"]["bram"] += fifos["bram"]
     return data
+
+
+def write_report_html(project: Project) -> Path:
+    """Render DIR/report.html again from the project (the same page as its build wrote, with the
+    deviation measured on the test bench's inputs); its path."""
+    real = project.root / TB_REAL_INPUTS
+    x = np.load(real) if real.is_file() else None
+    data = project_report(project.graph, project.config, x)
+    path = project.root / REPORT_HTML
+    try:
+        path.write_text(report_html(data, weight_masks(project.graph)))
+    except OSError as e:
+        raise FpgaqError(f"cannot write {path}: {e.strerror or e}") from None
+    return path
 
 
 def open_project(root: Path) -> Project:

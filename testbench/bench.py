@@ -27,6 +27,23 @@ from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 MAX_REPORTED = 20
 
 
+class Progress:
+    """How many results the bench has, written to the file the bench file names ("progress"),
+    about a hundred times a run, for `fpgaq rtlsim` to show on a terminal."""
+
+    def __init__(self, bench: dict, n: int):
+        self.path = bench.get("progress")
+        self.every = max(1, n // 100)
+        self.written = 0
+
+    def __call__(self, done: int) -> None:
+        if self.path and done - self.written >= self.every:
+            tmp = f"{self.path}.tmp"
+            Path(tmp).write_text(str(done))
+            os.replace(tmp, self.path)
+            self.written = done
+
+
 def read_codes(path: str, n_values: int) -> list[list[int]]:
     rows = []
     for line in Path(path).read_text().splitlines():
@@ -211,6 +228,7 @@ async def bit_exact_stream(dut):
     accepted, delivered, got = [], [], []
     k, cycle = 0, 0
     limit = bench.get("max_cycles", 100 * len(inputs) + 10_000)
+    progress = Progress(bench, len(inputs))
     while len(got) < len(inputs) and cycle < limit:
         io.offer(inputs[k] if k < len(inputs) else None)
         await ReadOnly()
@@ -224,6 +242,7 @@ async def bit_exact_stream(dut):
         if r is not None:
             delivered.append(cycle)
             got.append(r)
+            progress(len(got))
         await FallingEdge(io.clk)
         cycle += 1
 

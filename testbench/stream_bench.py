@@ -23,7 +23,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
-from .bench import MAX_REPORTED, pack, read_codes, unpack
+from .bench import MAX_REPORTED, Progress, pack, read_codes, unpack
 
 
 class FramePort:
@@ -90,6 +90,7 @@ async def bit_exact_frames(dut):
     started: list[int] = []         # the cycle each frame's first pixel was taken
     k, cycle = 0, 0
     limit = bench["max_cycles"]
+    progress = Progress(bench, len(frames))
     while min(len(p.frames) for p in ports) < len(frames) and cycle < limit:
         offer = k < len(pixels)
         dut.in_valid.value = int(offer)
@@ -103,6 +104,7 @@ async def bit_exact_frames(dut):
             k += 1
         for p in ports:
             p.sample(cycle)
+        progress(min(len(p.frames) for p in ports))
         await FallingEdge(dut.clk)
         cycle += 1
 

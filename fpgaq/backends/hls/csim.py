@@ -15,6 +15,7 @@ import numpy as np
 
 from ... import emulate
 from ...errors import ToolError
+from ...progress import step
 from ...projectdir import Project, codes_text, parse_codes
 from ...stimulus import random_inputs
 from ..base import Simulation, compare
@@ -66,7 +67,7 @@ def compile_testbench(project: Project) -> tuple[Path, float, bool]:
         return binary, 0.0, True
     cache.mkdir(exist_ok=True)
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+    with step(f"C-simulation: compiling {top} with g++"), tempfile.TemporaryDirectory(dir=cache) as tmp:
         flags = [*CXXFLAGS, "-isystem", str(inc), "-I", str(root / "firmware")]
         objs = [Path(tmp) / f"{i}.o" for i in range(len(sources))]
         # one translation unit a core: the firmware and the test bench compile side by side
@@ -100,8 +101,9 @@ def run_csim(project: Project, x: np.ndarray | None = None, n: int = 10_000, see
         (work / "in.dat").write_text(codes_text([emulate.input_codes(graph, x)]))
         (work / "exp.dat").write_text(codes_text(expected))
         start = time.perf_counter()
-        r = subprocess.run([str(binary), str(work / "in.dat"), str(work / "exp.dat"), str(work / "out.dat")],
-                           capture_output=True, text=True)
+        with step(f"C-simulation: running {len(x):,} input{'' if len(x) == 1 else 's'}"):
+            r = subprocess.run([str(binary), str(work / "in.dat"), str(work / "exp.dat"), str(work / "out.dat")],
+                               capture_output=True, text=True)
         run_s = time.perf_counter() - start
         if r.returncode not in (0, 1):
             raise ToolError(f"the C-simulation binary failed (exit {r.returncode}):\n{r.stderr[-2000:]}")

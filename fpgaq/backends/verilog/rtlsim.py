@@ -16,6 +16,7 @@ import numpy as np
 
 from ... import emulate
 from ...errors import ToolError
+from ...progress import polling, step
 from ...projectdir import Project, codes_text
 from ...stimulus import random_inputs
 from ..base import Simulation, compare
@@ -156,10 +157,12 @@ def run_rtlsim(project: Project, x: np.ndarray | None = None, n: int = DEFAULT_N
     (work / "expected.txt").write_text(codes_text(expected))
     results = work / "results.json"
     results.unlink(missing_ok=True)
+    progress = work / "progress.txt"          # the bench writes how many results it has
+    progress.unlink(missing_ok=True)
     ins, outs = bench_ports(project)
     bench = {"interface": design.interface, "inputs": ins, "outputs": outs,
              "input_codes": str(work / "inputs.txt"), "expected_codes": str(work / "expected.txt"),
-             "results": str(results), "backpressure": backpressure}
+             "results": str(results), "progress": str(progress), "backpressure": backpressure}
     if design.interface == "stream":
         bench.update(stream_bench(project.graph, project.config, len(x)))
     (work / "bench.json").write_text(json.dumps(bench, indent=1))
@@ -169,20 +172,25 @@ def run_rtlsim(project: Project, x: np.ndarray | None = None, n: int = DEFAULT_N
     with simulator_env(sim):
         runner = get_runner(sim)
         start = time.perf_counter()
+        name = "Verilator" if sim == "verilator" else "Icarus Verilog"
         try:
-            runner.build(sources=sources, hdl_toplevel=design.top, build_dir=build,
-                         includes=[Path(i).resolve() for i in design.includes], build_args=_build_args(sim),
-                         timescale=("1ns", "1ps"), log_file=work / "build.log")
+            with step(f"RTL simulation: building {design.top} with {name}"):
+                runner.build(sources=sources, hdl_toplevel=design.top, build_dir=build,
+                             includes=[Path(i).resolve() for i in design.includes],
+                             build_args=_build_args(sim), timescale=("1ns", "1ps"), log_file=work / "build.log")
         except (RuntimeError, SystemExit) as e:
             raise ToolError(f"{sim} could not build the RTL ({e}); see {work / 'build.log'}:\n"
                             + _tail(work / "build.log")) from None
         built = time.perf_counter()
+        unit = "frames" if design.interface == "stream" else "inputs"
         try:
-            runner.test(test_module=STREAM_BENCH_MODULE if design.interface == "stream" else BENCH_MODULE,
-                        hdl_toplevel=design.top, hdl_toplevel_lang="verilog",
-                        build_dir=build, test_dir=work,
-                        extra_env={"FPGAQ_BENCH": str(work / "bench.json")}, log_file=log,
-                        results_xml=str(work / "results.xml"))
+            with step(f"RTL simulation of {design.top} ({name})", total=len(x), unit=unit) as s, \
+                    polling(s, lambda: _done(progress)):
+                runner.test(test_module=STREAM_BENCH_MODULE if design.interface == "stream" else BENCH_MODULE,
+                            hdl_toplevel=design.top, hdl_toplevel_lang="verilog",
+                            build_dir=build, test_dir=work,
+                            extra_env={"FPGAQ_BENCH": str(work / "bench.json")}, log_file=log,
+                            results_xml=str(work / "results.xml"))
         except (RuntimeError, SystemExit) as e:
             if not results.is_file():
                 raise ToolError(f"{sim} simulation failed ({e}); see {log}:\n" + _tail(log)) from None
@@ -235,6 +243,12 @@ def _build_args(sim: str) -> list[str]:
         return ["--no-public-flat-rw", "-Wno-DECLFILENAME", "-Wno-UNUSEDSIGNAL", "-Wno-UNUSEDPARAM",
                 "--x-assign", "unique"]
     return ["-g2005"]
+
+
+def _done(progress: Path) -> int | None:
+    """How many results the bench has (its progress file), None before it writes one."""
+    text = progress.read_text().strip() if progress.is_file() else ""
+    return int(text) if text.isdigit() else None
 
 
 def _tail(path: Path, lines: int = 30) -> str:

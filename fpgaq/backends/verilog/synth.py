@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from ...errors import FpgaqError, ToolError
+from ...progress import step
 from ...projectdir import Project
 from .summary import design_summary
 from .writer import RTL, core_sources
@@ -64,8 +65,9 @@ def run_yosys(sources: list[Path], top: str, include: Path, work: Path) -> dict:
     log = work / "yosys.log"
     start = time.perf_counter()
     try:
-        r = subprocess.run([yosys, "-q", "-l", str(log), str(script)], capture_output=True, text=True,
-                           timeout=TIMEOUT_S)
+        with step(f"yosys: synthesizing {top} (synth_xilinx -family {FAMILY})"):
+            r = subprocess.run([yosys, "-q", "-l", str(log), str(script)], capture_output=True, text=True,
+                               timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise ToolError(f"yosys took longer than {TIMEOUT_S} s; see {log}") from None
     took = time.perf_counter() - start
