@@ -15,22 +15,19 @@ model file and DIR at the same paths (a shared file system).
 from __future__ import annotations
 
 import hashlib
-import importlib
 import itertools
 import json
 import logging
 import os
-import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from . import __version__
+from . import __version__, progress
 from .config import BuildConfig, config_from_dict
 from .errors import ConfigError, FpgaqError
 from .names import identifier
@@ -336,32 +333,6 @@ def run_sweep(model: Path, out_dir: Path, grid: dict[str, list], base: BuildConf
     return data
 
 
-class _LineProgress:
-    """Progress without fpgaq.progress: a line on stderr a finished point, on a terminal only."""
-
-    def __init__(self, name: str, total: int):
-        self.name, self.total = name, total
-        self.show = sys.stderr.isatty() and os.environ.get(PROGRESS_ENV, "") not in ("0", "false", "no", "off")
-
-    def update(self, done: int, detail: str = "") -> None:
-        if self.show:
-            print(f"{self.name}: {done}/{self.total} points" + (f", {detail}" if detail else ""), file=sys.stderr)
-
-
-@contextmanager
-def _progress_step(name: str, total: int) -> Iterator[Any]:
-    """A step of fpgaq.progress (spinner, count, time on a terminal) where this fpgaq has that
-    module, else a _LineProgress. (Looked up by name: fpgaq.progress, the lowest layer, is
-    being added alongside; either way nothing goes to stdout.)"""
-    try:
-        progress: Any = importlib.import_module(f"{__package__}.progress")
-    except ImportError:
-        yield _LineProgress(name, total)
-        return
-    with progress.step(name, total=total, unit="points") as s:
-        yield s
-
-
 def _run_tasks(model: Path, out_dir: Path, todo: list[tuple[str, dict, dict]], base: dict, stages: Stages,
                workers: int | None, scheduler: str | None, records: dict[str, dict],
                on_point: Callable[[dict], None] | None) -> None:
@@ -375,7 +346,7 @@ def _run_tasks(model: Path, out_dir: Path, todo: list[tuple[str, dict, dict]], b
                               pure=False, key=f"fpgaq-point-{pid}-{os.urandom(4).hex()}")
             futures[f] = (pid, params, key)
         failed = 0
-        with _progress_step("fpgaq sweep", len(todo)) as s:
+        with progress.step("fpgaq sweep", total=len(todo), unit="points") as s:
             for k, f in enumerate(as_completed(list(futures)), 1):
                 pid, params, key = futures[f]
                 try:
