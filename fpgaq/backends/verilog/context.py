@@ -8,6 +8,7 @@ the hand-written primitives of ip/.
 from __future__ import annotations
 
 import heapq
+from functools import lru_cache
 
 import numpy as np
 from dataclasses import dataclass, field
@@ -22,10 +23,15 @@ from ...ir.graph import Graph, Node
 from ...ir.interval import Interval
 from ...ir.ops import Add, Args, Argmax, Bipolar, ChannelQuant, Concat, DivQuant, Clip, Dense, LeakyRelu, Lut, MaxPool, Quant, Relu, Requant, Reshape, SoftmaxTable, Threshold, Transpose
 from ...names import comment, identifier
+from . import cmvm
 
 MAX_CONSTANT_BITS = 64  # parameters of the primitives are at most 64-bit constants
+# From this many adders a stage, a dense layer's outputs may all be as deep as its deepest one
+# (more sharing; a stage holds a few levels more); below, each only as deep as its own tree.
+EVEN_BUDGET = 4.0
 
 
+@lru_cache(maxsize=1 << 16)
 def _kind(iv: Interval) -> FixedType:
     return FixedType.holding(iv, 0)
 
@@ -79,6 +85,8 @@ class Netlist:
     instances: list[dict] = field(default_factory=list)
     delays: dict[str, tuple[Value, int]] = field(default_factory=dict)   # name -> (value, registers)
     adders: int = 0
+    share: bool = True      # dense layers as shared adder graphs (fpgaq.backends.verilog.cmvm)
+    round_into: dict[str, int] = field(default_factory=dict)   # dense -> the half its quantizer rounds by
 
     def new(self, base: str, iv: Interval, stage: int, depth: float) -> Value:
         v = Value(identifier(base, self.taken, "w"), iv, stage, depth)
@@ -125,11 +133,13 @@ class Netlist:
 
 # --- one operation of the graph, on each element ---
 
-def _combine(net: Netlist, a: Term, b: Term, base: str, of: Value | None = None, coef: int = 0) -> Term:
+def _combine(net: Netlist, a: Term, b: Term, base: str, of: Value | None = None, coef: int = 0,
+             exact: Interval | None = None) -> Term:
     """One adder: a + b. The result is kept as sign * (wire << shift), so that shifts and
     negations cost nothing: the adder adds `s` shifted left to `u` (or subtracts it).
-    With `of`, a + b is known to be coef * of (one value times a constant): the wire gets that
-    exact interval instead of the sum of the two intervals."""
+    With `of`, a + b is known to be coef * of (one value times a constant), and with `exact`,
+    a + b is known to lie in that interval: the wire gets that exact interval instead of the
+    sum of the two intervals."""
     k = min(a.shift, b.shift)
     if a.shift == b.shift:
         u, s = (a, b) if a.sign >= b.sign else (b, a)
@@ -139,7 +149,9 @@ def _combine(net: Netlist, a: Term, b: Term, base: str, of: Value | None = None,
     sh = s.shift - k
     s_iv = s.value.iv.shift_left(sh).scale(-1 if neg else 1)
     stage, depth = net.schedule([u.value, s.value], 1.0)
-    if of is None:
+    if exact is not None:        # every value of a + b is a multiple of 2**k, its ends too
+        iv = Interval(exact.lo >> k, exact.hi >> k).scale(u.sign)
+    elif of is None:
         iv = u.value.iv + s_iv
     else:                        # the wire is (a + b) / (u.sign << k) = of * (coef / (u.sign << k))
         assert coef % (1 << k) == 0
@@ -170,6 +182,11 @@ def _neuron(net: Netlist, base: str, terms: list[Term], bias: int) -> Value:
         heapq.heappush(heap, ((t.value.stage, t.value.depth), seq, t))
         seq += 1
     (_, _, t), = heap
+    return _plus_bias(net, base, t, bias)
+
+
+def _plus_bias(net: Netlist, base: str, t: Term, bias: int) -> Value:
+    """t + bias as a wire of its own: an adder of a constant (or wiring, for a bare shift)."""
     if t.sign == 1 and t.shift == 0 and bias == 0:
         return t.value
     iv = t.iv + Interval(bias, bias)
@@ -189,24 +206,90 @@ def _check_constant(c: int, node: Node, what: str) -> None:
                          f"back-end handles constants of up to {MAX_CONSTANT_BITS} bits. Use narrower quantizers")
 
 
+Coef = dict[int, int]        # a linear combination of a dense layer's inputs: {input: coefficient}
+
+
+def _span(coef: Coef, xs: list[Value]) -> Interval:
+    """The exact interval of sum(c * xs[i]) over the inputs' intervals."""
+    lo = hi = 0
+    for i, c in coef.items():
+        a, b = xs[i].iv.lo * c, xs[i].iv.hi * c
+        lo, hi = lo + min(a, b), hi + max(a, b)
+    return Interval(lo, hi)
+
+
+def _merge(a: Coef, b: Coef) -> Coef:
+    out = dict(a)
+    for i, c in b.items():
+        out[i] = out.get(i, 0) + c
+    return {i: c for i, c in out.items() if c}
+
+
+def _scaled(t: Term, coef: Coef, shift: int, sign: int) -> tuple[Term, Coef]:
+    """sign * (t << shift), with its linear combination."""
+    return Term(t.value, t.sign * sign, t.shift + shift), {i: sign * (c << shift) for i, c in coef.items()}
+
+
+def _shared(net: Netlist, base: str, prog: cmvm.Program, xs: list[Value]) -> list[tuple[Term, Coef]]:
+    """The program's nodes: the inputs, then its shared adders, each as wide as its exact range."""
+    nodes = [(Term(x, 1, 0), {i: 1}) for i, x in enumerate(xs)]
+    for ad in prog.adders:
+        a, ca = _scaled(*nodes[ad.a], ad.shift_a, 1)
+        b, cb = _scaled(*nodes[ad.b], ad.shift_b, ad.sign)
+        coef = _merge(ca, cb)
+        nodes.append((_combine(net, a, b, f"{base}_c", exact=_span(coef, xs)), coef))
+    return nodes
+
+
+def _sum(net: Netlist, base: str, items: list[tuple[Term, Coef]], xs: list[Value], bias: int) -> Value:
+    """sum(items) + bias through the adder tree that finishes earliest (the two partial sums
+    ready first are added first; the bias, a constant, is ready before all), every partial sum
+    as wide as its exact range."""
+    if not items:
+        return constant(bias)
+    leaves = [(t, c, 0) for t, c in items] + ([(Term(constant(bias), 1, 0), {}, bias)] if bias else [])
+    heap = [((t.value.stage, t.value.depth), i, t, c, k) for i, (t, c, k) in enumerate(leaves)]
+    heapq.heapify(heap)
+    seq = len(heap)
+    while len(heap) > 1:
+        _, _, a, ca, ka = heapq.heappop(heap)
+        _, _, b, cb, kb = heapq.heappop(heap)
+        coef, k = _merge(ca, cb), ka + kb
+        t = _combine(net, a, b, f"{base}_s", exact=_span(coef, xs) + Interval(k, k))
+        net.adders -= a.value.const is not None or b.value.const is not None    # a constant's add is no adder
+        heapq.heappush(heap, ((t.value.stage, t.value.depth), seq, t, coef, k))
+        seq += 1
+    (_, _, t, _, _), = heap
+    return _plus_bias(net, base, t, 0)
+
+
+def _levels(net: Netlist, xs: list[Value]) -> list[int]:
+    """When each input is ready, in whole adder delays after the first."""
+    times = [v.stage * net.budget + v.depth for v in xs]
+    first = min(times, default=0.0)
+    return [int(np.ceil(t - first - 1e-9)) for t in times]
+
+
 def _dense(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
+    """W x + b as one adder graph: sub-expressions shared across neurons and signed digits
+    (cmvm), then each neuron's remaining terms summed; a constant input folds into the bias."""
     op = node.op
     assert isinstance(op, Dense)
+    live = [i for i, x in enumerate(xs) if x.const is None]
+    consts = {i: x.const for i, x in enumerate(xs) if x.const is not None}
+    lx = [xs[i] for i in live]
+    half = net.round_into.get(node.name, 0)
+    biases = [int(op.bias[o]) + half + sum(int(op.weight[o, i]) * k for i, k in consts.items())
+              for o in range(op.weight.shape[0])]
+    prog = cmvm.optimise(op.weight[:, live].astype(object).tolist(), _levels(net, lx), share=net.share,
+                         constants=[int(b != 0) for b in biases], even=net.budget >= EVEN_BUDGET)
+    nodes = _shared(net, node.name, prog, lx)
     out = []
-    for o in range(op.weight.shape[0]):
-        bias = int(op.bias[o])
-        terms = []
-        for i, w in enumerate(op.weight[o]):
-            w = int(w)
-            if w == 0:
-                continue
-            k = xs[i].const
-            if k is not None:
-                bias += w * k                 # a constant input folds into the bias
-                continue
-            terms += [Term(xs[i], sign, shift) for shift, sign in csd(w)]
+    for o, terms in enumerate(prog.outputs):
+        bias = biases[o]
         _check_constant(bias, node, "bias")
-        out.append(_neuron(net, f"{node.name}_{o}", terms, bias))
+        items = [_scaled(*nodes[n], shift, sign) for n, shift, sign in terms]
+        out.append(_sum(net, f"{node.name}_{o}", items, lx, bias))
     return out
 
 
@@ -343,8 +426,28 @@ def _signed_literal(c: int, width: int) -> str:
 def _quant(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
     op = node.op
     assert isinstance(op, Quant) and src.type is not None
-    return [_requant(net, node, f"{node.name}_{i}", x, src.type.frac - op.type.frac, op.rounding, op.lo, op.hi)
+    rounding = Rounding.FLOOR if src.name in net.round_into else op.rounding    # its half is in the bias
+    return [_requant(net, node, f"{node.name}_{i}", x, src.type.frac - op.type.frac, rounding, op.lo, op.hi)
             for i, x in enumerate(xs)]
+
+
+def round_into_bias(graph: Graph) -> dict[str, int]:
+    """Dense layers whose only reader is a quantizer rounding half up that clamps at or above
+    zero, with the half it adds before its floor: clamp(floor((x + half) >> s)) equals
+    clamp(round_half_up(x >> s)) there (a tie can only differ below zero, where both clamp),
+    so the half goes into the layer's bias and the quantizer's rounding adder disappears."""
+    out = {}
+    for node in graph.nodes:
+        op = node.op
+        if not (isinstance(op, Dense) and node.type is not None) or node.name in graph.outputs:
+            continue
+        readers = graph.consumers(node.name)
+        if len(readers) != 1 or not isinstance(q := readers[0].op, Quant) or q.type is None:
+            continue
+        shift = node.type.frac - q.type.frac
+        if q.rounding is Rounding.HALF_UP and shift > 0 and q.lo is not None and q.lo >= 0:
+            out[node.name] = 1 << (shift - 1)
+    return out
 
 
 def _channel_quant(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
@@ -646,9 +749,10 @@ def _port(name: str, n: int, t: FixedType, offset: int, origin: str) -> dict:
             "bits": n * t.width, "offset": offset, "origin": origin}
 
 
-def project_context(graph: Graph, config: BuildConfig) -> dict:
-    """Everything the templates need, as plain data."""
-    net = Netlist(adder_budget(config.clock_ns))
+def project_context(graph: Graph, config: BuildConfig, share: bool = True) -> dict:
+    """Everything the templates need, as plain data. `share` False builds each neuron of a
+    dense layer as its own adder tree (for comparison)."""
+    net = Netlist(adder_budget(config.clock_ns), share=share, round_into=round_into_bias(graph))
     for reserved in ("clk", "rst", "in_valid", "in_data", "out_valid", "out_data", "valid_sr", "out_q"):
         net.taken.add(reserved)
     values: dict[str, list[Value]] = {}
