@@ -41,7 +41,8 @@ def test_hostile_names_never_reach_code(tmp_path):
     onnx.save(model, path)
     build(path, tmp_path / "hls", BuildConfig(name="net"))
     build(path, tmp_path / "rtl", BuildConfig(name="net", backend="verilog"))
-    for f in list((tmp_path / "hls").rglob("*.[ch]*")) + list((tmp_path / "rtl").rglob("*.v")):
+    code_files = [f for f in (tmp_path / "hls").rglob("*") if f.suffix in (".h", ".cpp", ".c", ".tcl")]
+    for f in code_files + list((tmp_path / "rtl").rglob("*.v")):
         text = f.read_text()
         code = "\n".join(line.split("//")[0] for line in text.splitlines())   # outside comments
         for bad in ("system(", "rm -rf", "#include </etc", "evil", "\u202e"):
@@ -50,6 +51,9 @@ def test_hostile_names_never_reach_code(tmp_path):
             assert not line.rstrip().endswith("\\"), (f, line)
         identifiers = set(re.findall(r"\b[A-Za-z_]\w*\b", code))
         assert not identifiers & {"int_1", "module_1"}
+    for f in (tmp_path / "hls" / "report.html", tmp_path / "rtl" / "report.html"):    # names are text there
+        html = f.read_text()
+        assert "</etc/passwd>" not in html and "<script" not in html and "<int" not in html, f
 
 
 def test_external_data_outside_the_folder_is_refused(tmp_path):
