@@ -27,6 +27,19 @@ from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 MAX_REPORTED = 20
 
 
+def scoreboard(expected: list, got: list) -> tuple[int, list]:
+    """How many codes differ between the expected and the simulated rows, and the first
+    MAX_REPORTED as [sample, output, expected, got] (an X or Z shown as text)."""
+    mismatches, count = [], 0
+    for s, (e, g) in enumerate(zip(expected, got)):
+        for o, (ev, gv) in enumerate(zip(e, g)):
+            if ev != gv:
+                count += 1
+                if len(mismatches) < MAX_REPORTED:
+                    mismatches.append([s, o, ev, gv if isinstance(gv, int) else str(gv)])
+    return count, mismatches
+
+
 class Progress:
     """How many results the bench has, written to the file the bench file names ("progress"),
     about a hundred times a run, for `fpgaq rtlsim` to show on a terminal."""
@@ -246,14 +259,7 @@ async def bit_exact_stream(dut):
         await FallingEdge(io.clk)
         cycle += 1
 
-    # scoreboard
-    mismatches, count = [], 0
-    for s, (e, g) in enumerate(zip(expected, got)):
-        for o, (ev, gv) in enumerate(zip(e, g)):
-            if ev != gv:
-                count += 1
-                if len(mismatches) < MAX_REPORTED:
-                    mismatches.append([s, o, ev, gv if isinstance(gv, int) else str(gv)])
+    count, mismatches = scoreboard(expected, got)
     missing = len(inputs) - len(got)
     lat = [d - a for a, d in zip(accepted, delivered)]
     ii = (accepted[-1] - accepted[0]) / (len(accepted) - 1) if len(accepted) > 1 else 1.0

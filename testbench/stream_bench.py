@@ -23,7 +23,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
-from .bench import MAX_REPORTED, Progress, pack, read_codes, unpack
+from .bench import Progress, pack, read_codes, scoreboard, unpack
 
 
 class FramePort:
@@ -110,13 +110,7 @@ async def bit_exact_frames(dut):
 
     # scoreboard: a row a frame, the outputs' flat codes one after another
     got = [sum((p.frames[s] for p in ports), []) for s in range(min(len(p.frames) for p in ports))]
-    mismatches, count = [], 0
-    for s, (e, g) in enumerate(zip(expected, got)):
-        for o, (ev, gv) in enumerate(zip(e, g)):
-            if ev != gv:
-                count += 1
-                if len(mismatches) < MAX_REPORTED:
-                    mismatches.append([s, o, ev, gv if isinstance(gv, int) else str(gv)])
+    count, mismatches = scoreboard(expected, got)
     missing = len(frames) - len(got)
     done = [max(p.done[s] for p in ports) for s in range(len(got))]
     lat = [d - a for a, d in zip(started, done)]
