@@ -21,7 +21,7 @@ from .backends.verilog.synth import run_synth, synth_table
 from .compile import compile_file
 from .config import BuildConfig, default_name, load_config, part_warning
 from .deviation import describe, describe_table, deviation, deviation_text, is_requantised
-from .errors import ConfigError, FpgaqError
+from .errors import FpgaqError
 from .ir.dump import dump_text
 from .project import BUILD_PRODUCTS, build, clean, open_project, project_report, write_report_html
 from .report import report_json, report_markdown

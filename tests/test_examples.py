@@ -5,7 +5,6 @@ the digits CNN (examples/digits_cnn): PyTorch's class on every digit, C-simulati
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from conftest import ROOT, csim_exact, need_gxx
 from fpgaq import emulate

@@ -1,7 +1,6 @@
 """report.html: written by every build, self-contained (inline SVG charts, no script, nothing
 fetched), well-formed, with the report's numbers; byte-identical for the same input; `fpgaq
 report DIR --html` writes it again; it loads in a headless Chromium with its charts."""
-import json
 import os
 import re
 import shutil

@@ -14,7 +14,7 @@ import pytest
 
 import modelgen
 from fpgaq.errors import ConfigError, FpgaqError
-from fpgaq.sweep import (FIGURES, Stages, grid_points, parse_grid, pareto_flags, point_id, run_sweep,
+from fpgaq.sweep import (FIGURES, grid_points, parse_grid, pareto_flags, point_id, run_sweep,
                          sweep_markdown)
 
 pytest.importorskip("distributed", reason="fpgaq sweep needs pip install 'fpgaq[sweep]' (CI installs it)")

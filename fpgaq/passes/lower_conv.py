@@ -81,7 +81,7 @@ class LowerConv:
 
     def _lower(self, r: Rewrite, n: Node, conv: Conv) -> None:
         ins = [r[i].out for i in n.inputs]
-        x, w = ins[0], ins[1]
+        x = ins[0]
         codes, frac, rows = conv.parts(ins)
         out_shape = conv.out_shape(x.shape, codes.shape)
         positions = math.prod(out_shape[1:])
