@@ -222,7 +222,7 @@ def stream_bench(graph, config, frames: int) -> dict:
     return {"stream": ports, "max_cycles": 100 * ports["cycles"] * (frames + 2) + 10_000}
 
 
-FPGAQ_PORTS = ("clk", "rst", "in_valid", "in_data", "out_valid", "out_data")
+FPGAQ_PORTS = ("clk", "rst", "in_valid", "in_ready", "in_data", "out_valid", "out_data")
 
 
 def _public_ports(design: Design, work: Path):
