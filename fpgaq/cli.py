@@ -334,6 +334,54 @@ def _sweep_command(command) -> None:
     _json_option(w, "sweep.json")
 
 
+# --- fpgaq compress: float model -> mixed-precision, pruned QONNX (fpgaq/compress/) ------------
+
+def cmd_compress(args) -> int:
+    from .compress import compress, load_array, markdown, write_report
+    calib = load_array(args.calib, "--calib")
+    labels = None if args.labels is None else load_array(args.labels, "--labels")
+    data = compress(args.model, calib, labels=labels, max_drop=args.max_drop, prune=args.prune,
+                    uniform=args.uniform, output=args.output, config=load_config(args.config), seed=args.seed,
+                    holdout=args.holdout, metric=args.metric, dsp_cost=args.dsp_cost)
+    written = write_report(data, args.report) if args.report else []
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    text = markdown(data)
+    sys.stdout.write(text[:text.index("## Layers")] if "## Layers" in text else text)
+    where = f"; report in {args.report}" if written else ""
+    print(f"wrote {args.output}{where}; build it with: fpgaq build {args.output}")
+    return 0
+
+
+def _compress_command(command) -> None:
+    c = command("compress", "mixed precision and pruning for a float model, chosen by sensitivity and priced "
+                "with fpgaq's estimate; writes a QONNX model for build", cmd_compress)
+    c.add_argument("model", help="float ONNX model (Gemm/MatMul, Conv, ReLU, batch-norm, pools, Softmax)")
+    c.add_argument("--calib", metavar="X.npy", required=True, help="calibration inputs, batch first; a part "
+                   "(--holdout) is kept aside to report on")
+    c.add_argument("--labels", metavar="Y.npy", help="integer classes of the calibration inputs: the metric is "
+                   "then accuracy (else agreement with the float argmax, or RMS error for one output)")
+    c.add_argument("--max-drop", type=float, default=0.01, metavar="D", help="allowed drop of the metric on the "
+                   "held-out part (default 0.01: one point)")
+    c.add_argument("--prune", action="store_true", help="also prune: unstructured and whole neurons/channels, "
+                   "sparsity chosen per layer by the search")
+    c.add_argument("--uniform", metavar="TYPE", help="no search: every tensor, weight and bias of TYPE, e.g. "
+                   "'fixed<16,6>' (hls4ml's default precision)")
+    c.add_argument("-o", "--output", metavar="OUT.onnx", required=True, help="the compressed QONNX model")
+    c.add_argument("--report", metavar="DIR", help="write DIR/compress.json, compress.md and compress.svg (the "
+                   "explored designs, the Pareto front, the chosen one)")
+    c.add_argument("--metric", choices=("accuracy", "agreement", "rms"), help="the metric (default: from the "
+                   "labels and the model)")
+    c.add_argument("--holdout", type=float, default=0.2, metavar="F", help="share of --calib held out (default 0.2)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the held-out split (default 0)")
+    c.add_argument("--config", metavar="YAML", help="build configuration the designs are priced with (clock, "
+                   "part, io, reuse)")
+    c.add_argument("--dsp-cost", type=float, default=55.0, metavar="LUTS",
+                   help="LUTs a DSP counts for in the cost (default 55)")
+    _json_option(c, "the report")
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -411,6 +459,7 @@ def parser() -> argparse.ArgumentParser:
                 f"({', '.join(BUILD_PRODUCTS)}); the project stays", cmd_clean)
     k.add_argument("project", metavar="DIR")
     _sweep_command(command)
+    _compress_command(command)
     return p
 
 
