@@ -47,7 +47,7 @@ def _design(m: Measured, held: float, ev: Evaluator, plan: Plan, dsp_cost: float
 def report_data(*, model: str, output: str, net: Net, kind: str, why: str, max_drop: float, prune: bool, seed: int,
                 sizes: tuple[int, int], float_metric: tuple[float, float], evaluator: Evaluator,
                 search: Search | None, uniform: tuple[str, Plan, Measured, float], chosen: tuple[Plan, Measured, float],
-                dsp_cost: float, seconds: float, input_point: Callable[[Layer], str]) -> dict:
+                dsp_cost: float, input_point: Callable[[Layer], str]) -> dict:
     u_type, u_plan, u_m, u_held = uniform
     c_plan, c_m, c_held = chosen
     ev = evaluator
@@ -97,7 +97,7 @@ def report_data(*, model: str, output: str, net: Net, kind: str, why: str, max_d
             "sensitivity": "relative RMS error of the logits, measured with the emulator, with one knob at its "
                            "reference level (4-bit weights, 4-bit activations, 50% sparsity, 25% of the neurons "
                            "removed) and the rest at the start (8-bit weights, 12-bit activations)"},
-        "layers": layers, "explored": explored, "seconds": round(seconds, 2),
+        "layers": layers, "explored": explored,
     }
 
 
@@ -145,7 +145,7 @@ def markdown(data: dict) -> str:
     if data["search"]:
         s = data["search"]
         lines += ["", f"Sensitivity: {s['sensitivity']}.", "",
-                  f"{s['designs_measured']} designs measured in {data['seconds']:.1f} s"
+                  f"{s['designs_measured']} designs measured"
                   + (f"; the held-out check undid the last {s['backed_off']} move(s)" if s["backed_off"] else "")
                   + ". Before = the uniform design, after = the chosen one (fpgaq's estimate)."]
     return "\n".join(lines) + "\n"
