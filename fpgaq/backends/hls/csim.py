@@ -2,7 +2,6 @@
 headers that the installed hls4ml ships, run it, and compare with the emulator."""
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ from ...progress import step
 from ...projectdir import Project, codes_text, parse_codes
 from ...stimulus import random_inputs
 from ..base import Simulation, compare
+from . import build_cache
 
 CXXFLAGS = ["-std=c++14", "-O2", "-Wno-uninitialized", "-Wno-unknown-pragmas",
             "-Wno-unused-variable", "-Wno-unused-but-set-variable"]
@@ -46,7 +46,9 @@ def compiler() -> str:
 
 
 def compile_testbench(project: Project) -> tuple[Path, float, bool]:
-    """Build (or reuse) the C-simulation binary; returns (path, seconds, reused)."""
+    """Build (or reuse) the C-simulation binary; returns (path, seconds, reused). The project
+    keeps its last binary; the user's cache keeps the ap_types headers precompiled and every
+    object file by what it is made of, so only a changed translation unit is compiled."""
     root, top = project.root, project.config.name
     if project.config.backend != "hls":
         raise ToolError(f"{root} is a {project.config.backend} project; C-simulation is for HLS projects "
@@ -57,26 +59,26 @@ def compile_testbench(project: Project) -> tuple[Path, float, bool]:
         raise ToolError(f"{root} lacks {', '.join(missing)}; rebuild the project with `fpgaq build --force`")
     inc = ap_types_dir()
     cxx = compiler()
-    h = hashlib.sha256()
-    for p in sorted(p for p in (root / "firmware").iterdir() if p.is_file()) + sources[1:]:
-        h.update(p.name.encode() + p.read_bytes())
-    h.update(" ".join([cxx, *CXXFLAGS, str(inc)]).encode())
+    build_key = build_cache.key(build_cache.compiler_id(cxx), *CXXFLAGS, build_cache.tree_hash(inc))
+    firmware = root / "firmware"
+    unit_keys = [build_cache.key(build_key, build_cache.source_key(s, [firmware])) for s in sources]
     cache = root / CACHE
-    binary = cache / f"csim_{h.hexdigest()[:16]}"
+    binary = cache / f"csim_{build_cache.key(*unit_keys)[:16]}"
     if binary.is_file():
         return binary, 0.0, True
     cache.mkdir(exist_ok=True)
     start = time.perf_counter()
-    with step(f"C-simulation: compiling {top} with g++"), tempfile.TemporaryDirectory(dir=cache) as tmp:
-        flags = [*CXXFLAGS, "-isystem", str(inc), "-I", str(root / "firmware")]
+    user = build_cache.cache_root()
+    objects = build_cache.ObjectCache(user) if user is not None else None
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
         objs = [Path(tmp) / f"{i}.o" for i in range(len(sources))]
-        # one translation unit a core: the firmware and the test bench compile side by side
-        with ThreadPoolExecutor(max_workers=len(sources)) as pool:
-            runs = list(pool.map(lambda so: subprocess.run([cxx, *flags, "-c", str(so[0]), "-o", str(so[1])],
-                                                           capture_output=True, text=True), zip(sources, objs)))
-        for r in runs:
-            if r.returncode:
-                raise ToolError("g++ failed to compile the generated project:\n" + r.stderr[-4000:])
+        todo = [(s, o, k) for s, o, k in zip(sources, objs, unit_keys) if objects is None or not objects.get(k, o)]
+        if todo:
+            with step(f"C-simulation: compiling {top} with g++"):
+                _compile(cxx, [*CXXFLAGS, "-isystem", str(inc)], ["-I", str(firmware)], todo, user, build_key)
+            if objects is not None:
+                for _, o, k in todo:
+                    objects.put(k, o)
         tmp_bin = Path(tmp) / "csim"
         r = subprocess.run([cxx, *map(str, objs), "-o", str(tmp_bin)], capture_output=True, text=True)
         if r.returncode:
@@ -84,7 +86,31 @@ def compile_testbench(project: Project) -> tuple[Path, float, bool]:
         for old in cache.glob("csim_*"):
             old.unlink()
         os.replace(tmp_bin, binary)
-    return binary, time.perf_counter() - start, False
+    return binary, time.perf_counter() - start, not todo
+
+
+def _compile(cxx: str, flags: list[str], includes: list[str], units: list[tuple[Path, Path, str]],
+             user: Path | None, build_key: str) -> None:
+    """Compile each (source, object) with g++, one a core, with the user's precompiled
+    ap_types header where there is one; a header g++ refuses is removed and the units are
+    compiled again without it."""
+    pch = None
+    if user is not None:
+        pch, _ = build_cache.precompiled_header(user, cxx, flags, build_key)
+    runs = _run_units(cxx, flags + includes + (["-Winvalid-pch", "-include", str(pch)] if pch else []), units)
+    if pch is not None and any(r.returncode or "-Winvalid-pch" in r.stderr for r in runs):
+        build_cache.drop_precompiled_header(pch)          # damaged, or removed meanwhile
+        runs = _run_units(cxx, flags + includes, units)
+    for r in runs:
+        if r.returncode:
+            raise ToolError("g++ failed to compile the generated project:\n" + r.stderr[-4000:])
+
+
+def _run_units(cxx: str, flags: list[str], units: list[tuple[Path, Path, str]]) -> list:
+    # one translation unit a core: the firmware and the test bench compile side by side
+    with ThreadPoolExecutor(max_workers=max(len(units), 1)) as pool:
+        return list(pool.map(lambda u: subprocess.run([cxx, *flags, "-c", str(u[0]), "-o", str(u[1])],
+                                                      capture_output=True, text=True), units))
 
 
 def run_csim(project: Project, x: np.ndarray | None = None, n: int = 10_000, seed: int = 1) -> Simulation:
