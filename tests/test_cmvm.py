@@ -101,3 +101,104 @@ def test_even_depth_and_constants(seed):
             assert depth <= (deepest if even else cmvm.sum_depth([0] * (len(t0) + k)))
         x = rng.integers(-50, 50, size=10).astype(object).tolist()
         assert cmvm.evaluate(p, x) == (np.array(w, dtype=object) @ np.array(x, dtype=object)).tolist()
+
+
+def _all_minimal_forms(bits: int) -> dict[int, list[tuple[int, ...]]]:
+    """Every signed-digit form of `bits` digits, by value, keeping those with the fewest
+    non-zero digits: the digit positions of each, highest first."""
+    import itertools
+    forms: dict[int, list[tuple[int, ...]]] = {}
+    for digits in itertools.product((-1, 0, 1), repeat=bits):
+        value = sum(d << k for k, d in enumerate(digits))
+        nz = tuple(k for k in range(bits - 1, -1, -1) if digits[k])
+        if value not in forms or len(nz) < len(forms[value][0]):
+            forms[value] = [nz]
+        elif len(nz) == len(forms[value][0]):
+            forms[value].append(nz)
+    return forms
+
+
+def test_low_digits_is_the_least_minimal_form():
+    """low_digits(w) sums to w, has as few non-zero digits as the canonical form, and of all
+    such forms its positions (highest first) are the lexicographically least (brute force)."""
+    from fpgaq.ir.fixed import csd
+    forms = _all_minimal_forms(10)
+    for w in range(-255, 256):
+        d = cmvm.low_digits(w)
+        assert sum(g << s for s, g in d) == w
+        assert len(d) == len(csd(w)) == len(forms[w][0])
+        assert tuple(sorted((s for s, _ in d), reverse=True)) == min(forms[w])
+    assert cmvm.low_digits(3) == ((0, 1), (1, 1))          # 2 + 1, where CSD has 4 - 1
+    assert cmvm.low_digits(-6) == ((1, -1), (2, -1))
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_transposed_computes_the_transpose(seed):
+    """A program for V turned by `transposed` computes V^T exactly, with as many more adders
+    as V has non-zero rows less its non-zero columns (a node used k times is a sum of k terms;
+    fewer where two uses meet at the same shift), adders reading earlier nodes, each one level
+    above its operands."""
+    rng = np.random.default_rng(300 + seed)
+    n_out, n_in = int(rng.integers(1, 10)), int(rng.integers(1, 10))
+    v = _random_matrix(rng, n_out, n_in, int(rng.integers(1, 7)), float(rng.random() * 0.5))
+    p = cmvm.optimise(v, variants=[(cmvm.csd, seed % 5, False)])
+    levels = rng.integers(0, 3, size=n_out).tolist()
+    t = cmvm._pruned(cmvm.transposed(p, levels))
+    vt = np.array(v, dtype=object).T
+    for _ in range(4):
+        x = rng.integers(-500, 500, size=n_out).astype(object).tolist()
+        assert cmvm.evaluate(t, x) == (vt @ np.array(x, dtype=object)).tolist()
+    rows, cols = sum(1 for r in v if any(r)), sum(1 for c in zip(*v) if any(c))
+    assert t.total_adders <= p.total_adders + rows - cols
+    assert t.levels[:n_out] == levels
+    for k, ad in enumerate(t.adders):
+        node = t.n_inputs + k
+        assert ad.a < node and ad.b < node and min(ad.shift_a, ad.shift_b) == 0
+        assert t.levels[node] == max(t.levels[ad.a], t.levels[ad.b]) + 1
+
+
+@pytest.mark.parametrize("variant", range(len(cmvm.VARIANTS)))
+@pytest.mark.parametrize("seed", range(12))
+def test_every_variant_is_exact_and_meets_depth_targets(variant, seed):
+    """Each variant alone (canonical or least digits, look-ahead, W or its transpose, whose
+    depth targets are kept while it is built) computes W x within every output's target;
+    `optimise` keeps the variant with the fewest adders."""
+    rng = np.random.default_rng(500 + seed)
+    n_out, n_in = int(rng.integers(2, 14)), int(rng.integers(2, 14))
+    w = _random_matrix(rng, n_out, n_in, int(rng.integers(2, 7)), float(rng.random() * 0.4))
+    levels = rng.integers(0, 4, size=n_in).tolist()
+    consts = rng.integers(0, 2, size=n_out).tolist()
+    even = bool(seed % 2)
+    plain = cmvm.optimise(w, levels, share=False)
+    p = cmvm.optimise(w, levels, constants=consts, even=even, variants=[cmvm.VARIANTS[variant]])
+    deepest = max(cmvm.sum_depth([levels[n] for n, _, _ in t] + [0] * k) for t, k in zip(plain.outputs, consts))
+    for t, k, t0 in zip(p.outputs, consts, plain.outputs):
+        own = cmvm.sum_depth([levels[n] for n, _, _ in t0] + [0] * k)
+        assert cmvm.sum_depth([p.levels[n] for n, _, _ in t] + [0] * k) <= (deepest if even else own)
+    x = rng.integers(-300, 300, size=n_in).astype(object).tolist()
+    assert cmvm.evaluate(p, x) == (np.array(w, dtype=object) @ np.array(x, dtype=object)).tolist()
+    best = cmvm.optimise(w, levels, constants=consts, even=even)
+    assert best.total_adders == min(cmvm.optimise(w, levels, constants=consts, even=even, variants=[v]).total_adders
+                                    for v in cmvm.VARIANTS)
+
+
+def test_transpose_shares_what_the_rows_cannot():
+    """A matrix where sharing pairs of outputs within columns (the transpose) takes two
+    adders fewer than sharing pairs of inputs within rows; optimise keeps the better."""
+    w = [[7, -6, -3, -6], [6, -7, -2, -3]]
+    rows = cmvm.optimise(w, variants=[(cmvm.csd, 0, False)])
+    cols = cmvm.optimise(w, variants=[(cmvm.csd, 0, True)])
+    assert (rows.total_adders, cols.total_adders) == (11, 9)
+    assert cmvm.optimise(w, variants=[(cmvm.csd, 0, False), (cmvm.csd, 0, True)]) == cols
+    for x in ([5, -7, 3, 1], [-100, 99, 13, -64]):
+        assert cmvm.evaluate(cols, x) == (np.array(w) @ np.array(x)).tolist()
+
+
+def test_pruned_drops_unread_adders():
+    p = cmvm.Program(2, [cmvm.Adder(0, 1, 0, 1, 1), cmvm.Adder(0, 1, 0, 0, -1), cmvm.Adder(3, 0, 0, 2, 1)],
+                     [[(4, 0, 1)], [(1, 3, -1)]], [0, 0, 1, 1, 2])
+    q = cmvm._pruned(p)
+    assert len(q.adders) == 2 and q.adders[1] == cmvm.Adder(2, 0, 0, 2, 1)
+    assert q.outputs == [[(3, 0, 1)], [(1, 3, -1)]] and q.levels == [0, 0, 1, 2]
+    for x in ([3, 4], [-7, 11]):
+        assert cmvm.evaluate(q, x) == cmvm.evaluate(p, x)

@@ -1,13 +1,21 @@
 """Constant matrix-vector products with shared sub-expressions (a greedy two-term CSE).
 
 y = W x for a constant integer matrix W is a sum of signed, shifted inputs per output: the
-canonical signed digits of its weights. Many outputs (and many digits of one weight) contain
-the same pair of terms up to a common shift and sign, e.g. x3 + (x7 << 2) in one output and
+signed digits of its weights. Many outputs (and many digits of one weight) contain the same
+pair of terms up to a common shift and sign, e.g. x3 + (x7 << 2) in one output and
 -(x3 << 1) - (x7 << 3) in another. In the spirit of Hcub and of da4ml's CMVM optimisation, the
 most frequent such pair becomes one adder, every disjoint occurrence is replaced by a term of
-it, and this repeats until no pair occurs twice. An occurrence is only replaced where the
-output's sum can still be finished within its adder-depth target (the depth of its own adder
-tree without sharing, plus `slack`), so sharing never makes the design slower.
+it, and this repeats until no pair occurs twice. A pair's frequency counts only occurrences
+that can be replaced together; among equally frequent pairs a one-step look-ahead prefers the
+one that grows into a larger shared sum. An occurrence is only replaced where the output's sum
+can still be finished within its adder-depth target (the depth of its own adder tree without
+sharing, plus `slack`), so sharing never makes the design slower.
+
+The same greedy also runs on W's transpose, sharing pairs of outputs within one input's
+column, and the program found there is turned back into one for W (the transposition
+principle: a node used k times becomes a sum of k terms); its depth targets are kept while it
+is built. `optimise` runs a few such variants (digit form: canonical or plain-binary-first
+minimal signed digits; look-ahead; W or its transpose) and keeps the one with fewest adders.
 
 The result is a `Program`: the shared adders, in an order in which each one's operands exist,
 and the terms left in each output's sum. The back-end builds the adders, then each output's
@@ -20,13 +28,15 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from ...ir.fixed import csd
 
 Term = tuple[int, int, int]          # (node, shift, sign)
 Key = tuple[int, int, int, int]      # (node a, node b, shift of b - shift of a, sign of b * sign of a)
+Form = Callable[[int], Sequence[tuple[int, int]]]    # a weight -> its signed digits (shift, sign)
 
 
 @dataclass(frozen=True)
@@ -59,7 +69,30 @@ class Program:
 
 def csd_terms(row: Sequence[int]) -> list[Term]:
     """The signed digits of one row of weights as terms of the inputs."""
-    return [(i, shift, sign) for i, w in enumerate(row) if int(w) for shift, sign in csd(int(w))]
+    return digit_terms(row, csd)
+
+
+def digit_terms(row: Sequence[int], form: Form) -> list[Term]:
+    """One row of weights as terms of the inputs, each weight in the signed-digit `form`."""
+    return [(i, shift, sign) for i, w in enumerate(row) if int(w) for shift, sign in form(int(w))]
+
+
+@lru_cache(maxsize=1 << 12)
+def low_digits(w: int) -> tuple[tuple[int, int], ...]:
+    """Of the signed-digit forms of w with the fewest non-zero digits (as many as its canonical
+    form has), the one whose digit positions, highest first, are lexicographically least: plain
+    binary where that is as short (3 = 2 + 1, not 4 - 1). Another form than CSD changes which
+    pairs of digits recur across a layer. (shift, sign) pairs, lowest shift first."""
+    if w == 0:
+        return ()
+    if w < 0:
+        return tuple((s, -g) for s, g in low_digits(-w))
+    if not w & 1:
+        return tuple((s + 1, g) for s, g in low_digits(w >> 1))
+    n = len(csd(w))
+    forms = [((0, d),) + tuple((s + 1, g) for s, g in low_digits((w - d) >> 1))
+             for d in (1, -1) if len(csd((w - d) >> 1)) == n - 1]
+    return min(forms, key=lambda f: sorted((s for s, _ in f), reverse=True))
 
 
 def sum_depth(levels: Sequence[int]) -> int:
@@ -91,6 +124,12 @@ class _State:
     holders: dict[int, dict[int, int]] = field(default_factory=dict)   # node -> {output: occurrences}
     count: dict[Key, int] = field(default_factory=dict)
     heap: list[tuple[int, int, Key]] = field(default_factory=list)
+    step: int = 0                                           # pairs replaced so far
+    touched: dict[int, int] = field(default_factory=dict)  # output -> step it last changed in
+    # key -> (step, its outputs, occurrences, look-ahead count): valid while none of those
+    # outputs changed (a pair of existing nodes never gains outputs: only new nodes are added)
+    memo: dict[Key, tuple[int, list[int], list[tuple[int, Term, Term]], int | None]] = field(default_factory=dict)
+    guard: _Transposed | None = None        # depth targets of the transposed result, if any
 
     def level_of(self, key: Key) -> int:
         return max(self.levels[key[0]], self.levels[key[1]]) + 1
@@ -106,6 +145,7 @@ class _State:
             if c >= 2:
                 heapq.heappush(heap, (-c, max(levels[n], levels[n0]) + 1, key))
         self.terms[o][(n0, s0)] = g0
+        self.touched[o] = self.step
         self.kraft[o] += 1 << levels[n0]
         held = self.holders.setdefault(n0, {})
         held[o] = held.get(o, 0) + 1
@@ -115,6 +155,7 @@ class _State:
         n0, s0, g0 = t
         count = self.count
         del self.terms[o][(n0, s0)]
+        self.touched[o] = self.step
         for (n, s), g in self.terms[o].items():
             key = (n, n0, s0 - s, g * g0) if (n, s) < (n0, s0) else (n0, n, s - s0, g * g0)
             c = count[key] - 1
@@ -127,6 +168,86 @@ class _State:
         held[o] -= 1
         if not held[o]:
             del held[o]
+
+
+@dataclass
+class _Transposed:
+    """Depth bookkeeping for sharing in W's transpose (see `transposed`): there, an output row
+    i is an input x_i of the result, ready at level lv[i], and a node v becomes a sum t(v) of
+    its uses, as deep as ceil(log2 K(v)) with K(v) the sum of 2**level over its uses (an
+    output row's term: x_i's level; an adder reading v: that adder's own depth). The result's
+    output j is t(u_j) plus its constants, which must meet its depth target."""
+    lv: list[int]                    # per output row (an input of the result): its level
+    targets: list[int]               # per input u_j (an output of the result)
+    constants: list[int]
+    kraft: list[int]                 # per node: K(v)
+    operands: list[tuple[int, int]] = field(default_factory=list)    # per adder
+
+    def depth(self, v: int) -> int:
+        return _ceil_log2(self.kraft[v])
+
+    def change(self, delta: dict[int, int]) -> dict[int, int] | None:
+        """The nodes' new K after adding `delta` to some of them and passing each adder's
+        change of depth on to its operands, or None if an output would be too deep."""
+        new: dict[int, int] = {}
+        heap = [-v for v in delta]
+        heapq.heapify(heap)
+        pending = dict(delta)
+        n = len(self.targets)
+        while heap:
+            v = -heapq.heappop(heap)
+            d = pending.pop(v, 0)
+            if not d:
+                continue
+            k = new.get(v, self.kraft[v]) + d
+            if v < n:
+                if k + self.constants[v] > 1 << self.targets[v]:
+                    return None
+            else:
+                grow = (1 << _ceil_log2(k)) - (1 << _ceil_log2(new.get(v, self.kraft[v])))
+                if grow:
+                    for u in self.operands[v - n]:
+                        if u not in pending:
+                            heapq.heappush(heap, -u)
+                        pending[u] = pending.get(u, 0) + grow
+            new[v] = k
+        return new
+
+    def replace(self, key: Key, uses: list[tuple[int, Term, Term]]) -> tuple[int, dict[int, int]] | None:
+        """K of the new adder for these occurrences and everyone's new K, or None if too deep."""
+        k = sum(1 << self.lv[o] for o, _, _ in uses)
+        delta: dict[int, int] = {}
+        for node in (key[0], key[1]):
+            delta[node] = delta.get(node, 0) + (1 << _ceil_log2(k)) - k
+        return None if (new := self.change(delta)) is None else (k, new)
+
+    def trim(self, key: Key, uses: list[tuple[int, Term, Term]]) -> list[tuple[int, Term, Term]]:
+        """The most of these occurrences that keep every output within its target: all of
+        them, or else the most of them whose sum of 2**level is a power of two (the new adder's
+        depth wastes nothing there, so no node's depth grows), if that is at least two."""
+        if self.replace(key, uses) is not None:
+            return uses
+        total = sum(1 << self.lv[o] for o, _, _ in uses)
+        by_level = sorted(uses, key=lambda u: -self.lv[u[0]])
+        best: list[tuple[int, Term, Term]] = []
+        for t in range(total.bit_length() - 1, -1, -1):
+            room, pick = 1 << t, []
+            for u in by_level:
+                if 1 << self.lv[u[0]] <= room:
+                    room -= 1 << self.lv[u[0]]
+                    pick.append(u)
+            if room == 0 and len(pick) > len(best):
+                best = pick
+        return sorted(best) if len(best) >= 2 else []
+
+    def commit(self, key: Key, uses: list[tuple[int, Term, Term]]) -> None:
+        got = self.replace(key, uses)
+        assert got is not None
+        k, new = got
+        for v, kv in new.items():
+            self.kraft[v] = kv
+        self.kraft.append(k)
+        self.operands.append((key[0], key[1]))
 
 
 def _fill(st: _State, rows: list[list[Term]]) -> None:
@@ -146,12 +267,27 @@ def _fill(st: _State, rows: list[list[Term]]) -> None:
     heapq.heapify(st.heap)
 
 
-def _occurrences(st: _State, key: Key) -> list[tuple[int, Term, Term]]:
-    """Disjoint occurrences of the pair in every output whose depth target allows replacing it."""
+def _evaluated(st: _State, key: Key, ahead: bool) -> tuple[list[tuple[int, Term, Term]], int]:
+    """The pair's occurrences (and, with `ahead`, its look-ahead count), remembered while its
+    outputs do not change."""
+    m = st.memo.get(key)
+    if m is not None and all(st.touched.get(o, -1) < m[0] for o in m[1]):   # changed before it was seen
+        _, outs, uses, nxt = m
+    else:
+        outs = sorted(set(st.holders.get(key[0], {})) & set(st.holders.get(key[1], {})))
+        uses, nxt = _occurrences(st, key, outs), None
+    if ahead and nxt is None:
+        nxt = _next_count(st, uses)
+    st.memo[key] = (st.step, outs, uses, nxt)
+    return uses, nxt or 0
+
+
+def _occurrences(st: _State, key: Key, outs: list[int]) -> list[tuple[int, Term, Term]]:
+    """Disjoint occurrences of the pair in these outputs, in each one whose depth target allows
+    replacing it."""
     a, b, d, s = key
     grow = 1 << st.level_of(key)
     found = []
-    outs = sorted(set(st.holders.get(a, {})) & set(st.holders.get(b, {})))
     for o in outs:
         terms, used = st.terms[o], set()
         kraft = st.kraft[o]
@@ -170,21 +306,66 @@ def _occurrences(st: _State, key: Key) -> list[tuple[int, Term, Term]]:
     return found
 
 
-def _share(st: _State, adders: list[Adder], n_inputs: int) -> None:
-    """Replace the most frequent pair until none occurs twice where it may be replaced."""
+def _next_count(st: _State, uses: list[tuple[int, Term, Term]]) -> int:
+    """In how many of these outputs the new pair's term could pair again with one same other
+    term (same node, relative shift and sign): a one-step look-ahead, so that among pairs as
+    frequent as each other the one that grows into a larger shared sum goes first."""
+    seen: Counter[Term] = Counter()
+    for o, p, q in uses:
+        k, g0 = min(p[1], q[1]), p[2]
+        seen.update({(n, s - k, g * g0) for (n, s), g in st.terms[o].items()
+                     if (n, s) != (p[0], p[1]) and (n, s) != (q[0], q[1])})
+    return max(seen.values(), default=0)
+
+
+def _valid(st: _State, key: Key, priority: int, done: set[Key], ahead: bool) -> tuple[list[tuple[int, Term, Term]], int] | None:
+    """The pair's occurrences if it may be chosen now at `priority` (its count when pushed);
+    None after re-queueing it under its true count (overlapping occurrences within one output,
+    or ones its outputs' depth targets refuse, are counted once) or dropping it."""
+    c = st.count.get(key, 0)
+    if key in done or c < 2:
+        return None
+    if c < priority:                                    # stale: it lost occurrences
+        heapq.heappush(st.heap, (-c, st.level_of(key), key))
+        return None
+    uses, nxt = _evaluated(st, key, ahead)
+    if st.guard is not None:
+        uses = st.guard.trim(key, uses)
+    if len(uses) < 2:
+        done.add(key)
+        return None
+    if len(uses) < priority:                            # fewer that can really be replaced
+        heapq.heappush(st.heap, (-len(uses), st.level_of(key), key))
+        return None
+    return uses, nxt
+
+
+def _share(st: _State, adders: list[Adder], n_inputs: int, ahead: int = 0) -> None:
+    """Replace the most frequent pair (counting only occurrences that can be replaced together)
+    until none occurs twice; with `ahead`, up to that many equally frequent pairs are compared
+    by `_next_count`."""
     done: set[Key] = set()
     while st.heap:
         negc, _, key = heapq.heappop(st.heap)
-        c = st.count.get(key, 0)
-        if key in done or c < 2:
+        got = _valid(st, key, -negc, done, ahead > 1)
+        if got is None:
             continue
-        if c != -negc:                          # stale: count went down since it was pushed
-            heapq.heappush(st.heap, (-c, st.level_of(key), key))
-            continue
+        uses = got[0]
+        if ahead > 1:
+            cands = [(key, got)]
+            while st.heap and len(cands) < ahead and st.heap[0][0] == negc:
+                _, _, k2 = heapq.heappop(st.heap)
+                g2 = _valid(st, k2, -negc, done, True)
+                if g2 is not None:
+                    cands.append((k2, g2))
+            best = max(range(len(cands)), key=lambda i: (cands[i][1][1], -i))
+            for i, (k2, _) in enumerate(cands):
+                if i != best:
+                    heapq.heappush(st.heap, (negc, st.level_of(k2), k2))
+            key, uses = cands[best][0], cands[best][1][0]
         done.add(key)
-        uses = _occurrences(st, key)
-        if len(uses) < 2:
-            continue
+        if st.guard is not None:
+            st.guard.commit(key, uses)
         a, b, d, s = key
         node = n_inputs + len(adders)
         adders.append(Adder(a, b, max(0, -d), max(0, d), s))
@@ -193,29 +374,144 @@ def _share(st: _State, adders: list[Adder], n_inputs: int) -> None:
             st.remove(o, p)
             st.remove(o, q)
             st.add(o, (node, min(p[1], q[1]), p[2]))
+        st.step += 1
+
+
+# The greedy's variants `optimise` tries, keeping the program with the fewest adders: the
+# signed-digit form of the weights, how many equally frequent pairs it compares by look-ahead,
+# and whether it shares in W (pairs of inputs within an output) or in W's transpose (pairs of
+# outputs within an input), the latter then turned back by `transposed`.
+VARIANTS: tuple[tuple[Form, int, bool], ...] = (
+    (csd, 0, False), (csd, 4, False), (low_digits, 4, True), (csd, 0, True))
 
 
 def optimise(weights: Sequence[Sequence[int]], levels: Sequence[int] | None = None, *, share: bool = True,
-             slack: int = 0, constants: Sequence[int] | None = None, even: bool = False) -> Program:
+             slack: int = 0, constants: Sequence[int] | None = None, even: bool = False,
+             variants: Sequence[tuple[Form, int, bool]] | None = None) -> Program:
     """The program computing weights @ x (weights: outputs x inputs, integers), inputs ready at
     `levels` (adder delays, default all 0). `constants`: how many constants (a bias) each
     output's sum also adds, ready at level 0, for its depth target. With `even`, every output
     may be as deep as the deepest one's own tree (the layer's depth), else only as deep as its
-    own. Without `share`, each output is its own sum of the signed digits of its weights."""
-    rows = [csd_terms(row) for row in weights]
+    own. Without `share`, each output is its own sum of the signed digits of its weights.
+    With `share`, the greedy runs once per variant (default `VARIANTS`) and the program with
+    the fewest adders is kept (the first of equals); every one meets the depth targets."""
     n_inputs = len(weights[0]) if len(weights) else 0
     lv = list(levels) if levels is not None else [0] * n_inputs
+    plain = [csd_terms(row) for row in weights]
+    if not share:
+        return Program(n_inputs, [], plain, lv)
+    extra = list(constants) if constants is not None else [0] * len(plain)
+    # every minimal signed-digit form has as many digits: one depth target for all variants
+    targets = [sum_depth([lv[n] for n, _, _ in r] + [0] * k) + slack for r, k in zip(plain, extra)]
+    if even:
+        targets = [max(targets, default=0)] * len(plain)
+    columns = [list(c) for c in zip(*weights)]
+    best: Program | None = None
+    for form, ahead, transpose in (variants if variants is not None else VARIANTS):
+        if transpose:
+            rows = [digit_terms(c, form) for c in columns]
+            kraft = [0] * len(weights)
+            for i, row in enumerate(rows):
+                for n, _, _ in row:
+                    kraft[n] += 1 << lv[i]
+            guard = _Transposed(lv, targets, extra, kraft)
+            t = _greedy(rows, [0] * len(weights), [1 << 20] * n_inputs, [0] * n_inputs, ahead, guard)
+            prog = _pruned(transposed(t, lv))
+        else:
+            prog = _greedy([digit_terms(row, form) for row in weights], lv, targets, extra, ahead)
+        assert all(sum_depth([prog.levels[n] for n, _, _ in o] + [0] * k) <= target
+                   for o, k, target in zip(prog.outputs, extra, targets)), "a depth target is missed"
+        if best is None or prog.total_adders < best.total_adders:
+            best = prog
+    assert best is not None
+    return best
+
+
+def _greedy(rows: list[list[Term]], levels: Sequence[int], targets: list[int], constants: Sequence[int],
+            ahead: int, guard: _Transposed | None = None) -> Program:
+    """The shared program of these rows of terms, each output within its depth target (and,
+    with `guard`, each output of its transpose within its own)."""
+    st = _State(list(levels), targets, [{} for _ in rows], list(constants), guard=guard)
+    _fill(st, rows)
     adders: list[Adder] = []
-    if share:
-        extra = list(constants) if constants is not None else [0] * len(rows)
-        targets = [sum_depth([lv[n] for n, _, _ in r] + [0] * k) + slack for r, k in zip(rows, extra)]
-        if even:
-            targets = [max(targets, default=0)] * len(rows)
-        st = _State(lv, targets, [{} for _ in rows], extra)
-        _fill(st, rows)
-        _share(st, adders, n_inputs)
-        rows = [sorted((n, s, g) for (n, s), g in ts.items()) for ts in st.terms]
-    return Program(n_inputs, adders, rows, lv)
+    _share(st, adders, len(levels), ahead)
+    return Program(len(levels), adders, [sorted((n, s, g) for (n, s), g in ts.items()) for ts in st.terms],
+                   st.levels)
+
+
+def _put(terms: dict[tuple[int, int], int], node: int, shift: int, sign: int) -> None:
+    """Add sign * (node << shift) to a sum of terms: two equal terms make one shifted, two
+    opposite ones cancel."""
+    while (node, shift) in terms:
+        if terms.pop((node, shift)) != sign:
+            return
+        shift += 1
+    terms[(node, shift)] = sign
+
+
+def transposed(p: Program, levels: Sequence[int]) -> Program:
+    """The transpose of p's linear map (the transposition principle): if p computes z = V u,
+    the result computes y = V^T x, for x ready at `levels`. Every node v of p becomes the sum
+    t(v) of its uses: g * (x_i << s) for a term (v, s, g) of output i, t(N) << s for an adder N
+    reading v shifted by s (negated if N subtracts it); y_j = t(u_j). The sums of adders are
+    built deepest node last (p's adders in reverse), each as the tree that adds the two terms
+    ready first; the sums of p's inputs are the result's output terms. A node used k times
+    costs k - 1 adders, so the count is p's plus (len(z) - len(u))."""
+    n_x = len(p.outputs)
+    uses: list[list[tuple[bool, int, int, int]]] = [[] for _ in range(p.n_inputs + len(p.adders))]
+    for i, terms in enumerate(p.outputs):
+        for node, shift, sign in terms:
+            uses[node].append((True, i, shift, sign))
+    for k, ad in enumerate(p.adders):
+        uses[ad.a].append((False, p.n_inputs + k, ad.shift_a, 1))
+        uses[ad.b].append((False, p.n_inputs + k, ad.shift_b, ad.sign))
+    adders: list[Adder] = []
+    lv = list(levels)
+    value: dict[int, Term | None] = {}
+
+    def sum_of(node: int) -> dict[tuple[int, int], int]:
+        terms: dict[tuple[int, int], int] = {}
+        for is_x, ref, shift, sign in uses[node]:
+            t = (ref, 0, 1) if is_x else value[ref]
+            if t is not None:
+                _put(terms, t[0], t[1] + shift, t[2] * sign)
+        return terms
+
+    for node in range(p.n_inputs + len(p.adders) - 1, p.n_inputs - 1, -1):
+        parts = sum_of(node)
+        heap = [(lv[n], n, s, g) for (n, s), g in sorted(parts.items())]
+        heapq.heapify(heap)
+        while len(heap) > 1:
+            la, a, sa, ga = heapq.heappop(heap)
+            lb, b, sb, gb = heapq.heappop(heap)
+            k = min(sa, sb)
+            adders.append(Adder(a, b, sa - k, sb - k, ga * gb))
+            lv.append(max(la, lb) + 1)
+            heapq.heappush(heap, (lv[-1], n_x + len(adders) - 1, k, ga))
+        value[node] = (heap[0][1], heap[0][2], heap[0][3]) if heap else None
+    outputs = [sorted((n, s, g) for (n, s), g in sum_of(j).items()) for j in range(p.n_inputs)]
+    return Program(n_x, adders, outputs, lv)
+
+
+def _pruned(p: Program) -> Program:
+    """p without the adders nothing reads, its nodes renumbered."""
+    live = [False] * (p.n_inputs + len(p.adders))
+    for terms in p.outputs:
+        for n, _, _ in terms:
+            live[n] = True
+    for k in range(len(p.adders) - 1, -1, -1):
+        if live[p.n_inputs + k]:
+            live[p.adders[k].a] = live[p.adders[k].b] = True
+    new = list(range(p.n_inputs))
+    adders: list[Adder] = []
+    levels = list(p.levels[:p.n_inputs])
+    for k, ad in enumerate(p.adders):
+        new.append(p.n_inputs + len(adders))
+        if live[p.n_inputs + k]:
+            adders.append(Adder(new[ad.a], new[ad.b], ad.shift_a, ad.shift_b, ad.sign))
+            levels.append(p.levels[p.n_inputs + k])
+    outputs = [[(new[n], s, g) for n, s, g in terms] for terms in p.outputs]
+    return Program(p.n_inputs, adders, outputs, levels)
 
 
 def evaluate(program: Program, x: Sequence[int]) -> list[int]:
