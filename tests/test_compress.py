@@ -39,10 +39,12 @@ def bitops(path) -> int:
     """Non-zero multiplications x weight bits x input bits, read from a QONNX model's Quant
     nodes (not from compress's report): each Gemm / Conv's weight quantizer, and the quantizer
     of the tensor it reads (through MaxPool / Reshape / Flatten)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.infer_shapes import InferShapes
     m = onnx.load(str(path))
     init = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
     made = {o: n for n in m.graph.node for o in n.output}
-    shapes = {v.name: v for v in onnx.shape_inference.infer_shapes(m).graph.value_info}
+    shaped = ModelWrapper(onnx.load(str(path))).transform(InferShapes())
 
     def quant_bits(t: str) -> int:
         n = made[t]
@@ -58,8 +60,7 @@ def bitops(path) -> int:
         nonzero = int(np.count_nonzero(init[wq.input[0]]))
         positions = 1
         if n.op_type == "Conv":
-            dims = shapes[n.output[0]].type.tensor_type.shape.dim
-            positions = int(np.prod([d.dim_value for d in dims[2:]]))
+            positions = int(np.prod(shaped.get_tensor_shape(n.output[0])[2:]))
         total += nonzero * positions * int(init[wq.input[3]]) * quant_bits(n.input[0])
     return total
 
