@@ -134,40 +134,37 @@ class _State:
     def level_of(self, key: Key) -> int:
         return max(self.levels[key[0]], self.levels[key[1]]) + 1
 
-    def add(self, o: int, t: Term) -> None:
-        """Put term t into output o, counting its pairs with the terms there (the hot loop)."""
+    def replace(self, o: int, p: Term, q: Term, t: Term) -> None:
+        """Replace terms p and q of output o by t, in one pass over the others (the hot loop):
+        their pairs with p and q are uncounted, those with t counted."""
+        count, heap, levels, terms = self.count, self.heap, self.levels, self.terms[o]
+        pn, ps, pg = p
+        qn, qs, qg = q
         n0, s0, g0 = t
-        count, heap, levels = self.count, self.heap, self.levels
-        for (n, s), g in self.terms[o].items():
+        del terms[(pn, ps)], terms[(qn, qs)]
+        gone = [_key(p, q)]
+        for (n, s), g in terms.items():
+            gone.append((n, pn, ps - s, g * pg) if (n, s) < (pn, ps) else (pn, n, s - ps, g * pg))
+            gone.append((n, qn, qs - s, g * qg) if (n, s) < (qn, qs) else (qn, n, s - qs, g * qg))
             key = (n, n0, s0 - s, g * g0) if (n, s) < (n0, s0) else (n0, n, s - s0, g * g0)
             c = count.get(key, 0) + 1
             count[key] = c
             if c >= 2:
                 heapq.heappush(heap, (-c, max(levels[n], levels[n0]) + 1, key))
-        self.terms[o][(n0, s0)] = g0
-        self.touched[o] = self.step
-        self.kraft[o] += 1 << levels[n0]
-        held = self.holders.setdefault(n0, {})
-        held[o] = held.get(o, 0) + 1
-
-    def remove(self, o: int, t: Term) -> None:
-        """Take term t out of output o, uncounting its pairs there."""
-        n0, s0, g0 = t
-        count = self.count
-        del self.terms[o][(n0, s0)]
-        self.touched[o] = self.step
-        for (n, s), g in self.terms[o].items():
-            key = (n, n0, s0 - s, g * g0) if (n, s) < (n0, s0) else (n0, n, s - s0, g * g0)
+        for key in gone:
             c = count[key] - 1
             if c:
                 count[key] = c
             else:
                 del count[key]
-        self.kraft[o] -= 1 << self.levels[n0]
-        held = self.holders[n0]
-        held[o] -= 1
-        if not held[o]:
-            del held[o]
+        terms[(n0, s0)] = g0
+        self.touched[o] = self.step
+        self.kraft[o] += (1 << levels[n0]) - (1 << levels[p[0]]) - (1 << levels[q[0]])
+        for n, d in ((p[0], -1), (q[0], -1), (n0, 1)):
+            held = self.holders.setdefault(n, {})
+            held[o] = held.get(o, 0) + d
+            if not held[o]:
+                del held[o]
 
 
 @dataclass
@@ -371,9 +368,7 @@ def _share(st: _State, adders: list[Adder], n_inputs: int, ahead: int = 0) -> No
         adders.append(Adder(a, b, max(0, -d), max(0, d), s))
         st.levels.append(st.level_of(key))
         for o, p, q in uses:
-            st.remove(o, p)
-            st.remove(o, q)
-            st.add(o, (node, min(p[1], q[1]), p[2]))
+            st.replace(o, p, q, (node, min(p[1], q[1]), p[2]))
         st.step += 1
 
 
