@@ -113,6 +113,13 @@ def exporter_forms(rng) -> dict[str, onnx.ModelProto]:
              helper.make_node("Flatten", ["p"], ["f"]), helper.make_node("Gemm", ["f", "W2", "B2"], ["y"], transB=1)],
             {"K": r(4, 2, 3, 3), "KB": r(4), "s": rng.uniform(0.5, 2, (1, 4, 1, 1)), "W2": r(3, 16), "B2": r(3)},
             [2, 4, 4]),
+        "residual_add_global_average": _model(
+            [helper.make_node("Conv", ["x", "K", "KB"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Conv", ["r", "K2", "KB2"], ["c2"], pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["c2", "r"], ["a"]), helper.make_node("Relu", ["a"], ["ra"]),
+             helper.make_node("GlobalAveragePool", ["ra"], ["g"]), helper.make_node("Flatten", ["g"], ["f"]),
+             helper.make_node("Gemm", ["f", "W2", "B2"], ["y"], transB=1)],
+            {"K": r(4, 2, 3, 3), "KB": r(4), "K2": r(4, 4, 3, 3), "KB2": r(4), "W2": r(3, 4), "B2": r(3)}, [2, 5, 5]),
     }
     return forms
 
@@ -155,6 +162,17 @@ def test_compress_output_equals_qonnx_execution_and_is_deterministic(tmp_path, m
         assert (one / "r" / name).read_bytes() == (two / "r" / name).read_bytes(), name
     ours = fpgaq.emulate(one / "q.onnx", x)
     (ref,) = run_reference(one / "q.onnx", x)
+    np.testing.assert_array_equal(ours, ref.reshape(ours.shape))
+
+
+def test_uniform_residual_network_equals_qonnx_execution(tmp_path):
+    """A residual Add and a global average: --uniform writes them in QONNX that fpgaq emulates
+    exactly as qonnx executes it."""
+    onnx.save(exporter_forms(np.random.default_rng(0))["residual_add_global_average"], tmp_path / "f.onnx")
+    x = np.random.default_rng(2).normal(size=(60, 2, 5, 5))
+    compress(tmp_path / "f.onnx", x, uniform="fixed<12,5>", output=tmp_path / "q.onnx")
+    ours = fpgaq.emulate(tmp_path / "q.onnx", x)
+    (ref,) = run_reference(tmp_path / "q.onnx", x)
     np.testing.assert_array_equal(ours, ref.reshape(ours.shape))
 
 
