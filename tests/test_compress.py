@@ -253,6 +253,19 @@ def test_tf2onnx_keras_model_without_labels_agrees(tmp_path, capsys):
     csim_exact(q, tmp_path / "hls", x)
 
 
+def test_tf2onnx_keras_cnn_channels_last_with_computed_flatten(tmp_path):
+    """Keras' channels-last CNN through tf2onnx: a Reshape to NCHW at the input, a Transpose back
+    and a Flatten whose shape is computed (Shape, Gather, Slice, Concat, Cast). Agreement with
+    Keras at least 97%; builds and C-simulates bit-exactly."""
+    q = tmp_path / "kcnn_q.onnx"
+    data = compress(KERAS / "keras_cnn.onnx", np.load(KERAS / "calib_inputs.npy"), output=q)
+    assert data["metric"]["kind"] == "agreement"
+    x, keras = np.load(KERAS / "test_inputs.npy"), np.load(KERAS / "test_outputs_cnn.npy")
+    agree = float(np.mean(fpgaq.emulate(q, x).argmax(1) == keras.argmax(1)))
+    assert agree >= 0.97, agree
+    csim_exact(q, tmp_path / "hls", x[:100])
+
+
 def test_digits_cnn_compresses_and_c_simulates_bit_exactly(tmp_path):
     """The dynamo-exported CNN (conv, ReLU, max pool, reshape, dense), flat calibration rows."""
     q = tmp_path / "cnn_q.onnx"

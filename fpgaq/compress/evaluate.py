@@ -13,36 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import onnx
 
 from .. import emulate
 from ..compile import compile_model
 from ..config import BuildConfig
-from ..errors import FpgaqError
 from ..estimate import estimate
 from .floatnet import Net
 from .plan import Plan, input_point, write_model
 
 METRICS = ("accuracy", "agreement", "rms")
-
-
-def run_float(model: onnx.ModelProto, x: np.ndarray, outputs: list[str] | None = None) -> dict[str, np.ndarray]:
-    """onnxruntime on a float model, graph optimisations off (they may reorder arithmetic)."""
-    import onnxruntime as ort
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 3
-    try:
-        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    except Exception as e:
-        raise FpgaqError(f"onnxruntime cannot run the float model ({str(e).splitlines()[0]}); check that it is a "
-                         "valid ONNX model") from None
-    name = session.get_inputs()[0].name
-    shape = session.get_inputs()[0].shape
-    x = np.asarray(x, dtype=np.float32).reshape((len(x),) + tuple(
-        int(d) for d in shape[1:])) if all(isinstance(d, int) for d in shape[1:]) else np.asarray(x, np.float32)
-    names = outputs or [o.name for o in session.get_outputs()]
-    return {n: v.astype(np.float64) for n, v in zip(names, session.run(names, {name: x}))}
 
 
 def hits(kind: str, y: np.ndarray, reference: np.ndarray, labels: np.ndarray | None) -> np.ndarray:

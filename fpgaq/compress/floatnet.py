@@ -11,6 +11,10 @@ What exporters send is brought to that form here, in float64:
 - a Softmax or LogSoftmax giving the model's output is dropped: the compressed model gives the
   logits, whose argmax is the same.
 
+A Reshape whose shape is computed from the tensor's own Shape (tf2onnx's Flatten: Shape,
+Gather, Slice, Concat, Cast) gets the constant shape onnxruntime gives it, batch axis free, and
+the shape computation goes.
+
 Anything else is refused, every offending node named at once. A model that is already quantized
 (QONNX Quant, QuantizeLinear/DequantizeLinear) is refused with a pointer to `fpgaq build`.
 """
@@ -24,6 +28,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import FpgaqError, ModelError
+from .reference import run_float
 
 PASS_THROUGH = {"MaxPool", "GlobalMaxPool", "Flatten", "Reshape", "Transpose"}   # values kept as they are
 AVERAGES = {"AveragePool", "GlobalAveragePool"}                                    # a new grid after them
@@ -120,6 +125,7 @@ def read_net(model: onnx.ModelProto) -> Net:
     dims = inp.type.tensor_type.shape.dim
     if len(dims) < 2 or any(not d.HasField("dim_value") for d in dims[1:]):
         raise FpgaqError(f"input '{inp.name}' needs a batch axis first and fixed sizes after it")
+    shape_nodes = _static_reshapes(model, consts)
     alias: dict[str, str] = {}
     layers: list[Layer] = []
     problems: list[str] = []
@@ -135,6 +141,8 @@ def read_net(model: onnx.ModelProto) -> Net:
         ins = [name(t) for t in node.input]
         label, attrs = _label(node, i), _decoded(_attrs(node))
         nid = node.name or node.output[0]
+        if i in shape_nodes:
+            continue
         if node.op_type == "Constant":
             consts[node.output[0]] = numpy_helper.to_array(attrs["value"])
             continue
@@ -164,6 +172,41 @@ def read_net(model: onnx.ModelProto) -> Net:
     _fold_bias_adds(net)
     _fold_affine(net)
     return net
+
+
+SHAPE_OPS = {"Shape", "Gather", "Cast", "Slice", "Concat", "Unsqueeze", "Squeeze", "Mul", "Div", "Add", "Sub",
+             "ReduceProd", "Identity", "Constant"}
+
+
+def _static_reshapes(model: onnx.ModelProto, consts: dict) -> set[int]:
+    """The nodes that only compute a Reshape's shape from Shape nodes; each such Reshape's shape
+    becomes a constant in `consts` (batch axis -1), read from onnxruntime at two batch sizes."""
+    graph = model.graph
+    derived: set[str] = set()
+    nodes: set[int] = set()
+    for i, node in enumerate(graph.node):
+        ins = [t for t in node.input if t]
+        if node.op_type == "Shape" or (node.op_type in SHAPE_OPS and ins and any(t in derived for t in ins)
+                                       and all(t in derived or t in consts for t in ins)):
+            derived.update(node.output)
+            nodes.add(i)
+    reshapes = [n for n in graph.node if n.op_type == "Reshape" and len(n.input) > 1 and n.input[1] in derived]
+    if not reshapes:
+        return set()
+    inp = next(i for i in graph.input if i.name not in consts)
+    dims = [int(d.dim_value) for d in inp.type.tensor_type.shape.dim[1:]]
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    probe.graph.output.extend(onnx.helper.make_tensor_value_info(n.output[0], onnx.TensorProto.FLOAT, None)
+                              for n in reshapes)
+    shapes = [{k: v.shape for k, v in run_float(probe, np.zeros([b] + dims)).items()} for b in (1, 2)]
+    for n in reshapes:
+        one, two = shapes[0][n.output[0]], shapes[1][n.output[0]]
+        if one[0] != 1 or two[0] != 2 or one[1:] != two[1:]:
+            raise ModelError([f"Reshape '{n.name or n.output[0]}': its computed shape does not keep the batch axis "
+                              "first; compress takes a Reshape that does"])
+        consts[n.input[1]] = np.array([-1, *one[1:]], dtype=np.int64)
+    return nodes
 
 
 def _const(consts: dict, t: str, label: str) -> np.ndarray:

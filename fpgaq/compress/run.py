@@ -11,7 +11,8 @@ from ..config import BuildConfig
 from ..errors import FpgaqError
 from ..ir.fixed import FixedType
 from ..progress import step
-from .evaluate import METRICS, Evaluator, Split, metric_value, run_float
+from .evaluate import METRICS, Evaluator, Split, metric_value
+from .reference import run_float
 from .floatnet import Net, load_float_model, read_net
 from .plan import ActQuant, input_point, quantized_points, write_model
 from .quantize import collect_stats, has_relu, uniform_plan
