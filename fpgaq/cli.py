@@ -141,7 +141,8 @@ def cmd_build(args) -> int:
     base = load_config(args.config)
     name = args.name or default_name(model.stem, base)
     config = _config(args, base, name=name, part=args.part, clock_ns=args.clock_ns, tb_samples=args.tb_samples,
-                     backend=args.backend, reuse=args.reuse, dsp_budget=args.dsp_budget, io=args.io)
+                     backend=args.backend, reuse=args.reuse, dsp_budget=args.dsp_budget,
+                     lut_budget=args.lut_budget, io=args.io)
     out = Path(args.output or f"{model.stem}_{'v' if config.backend == 'verilog' else 'hls'}")
     _warn_part(config.part)
     start = time.perf_counter()
@@ -155,8 +156,10 @@ def cmd_build(args) -> int:
     if config.reuse == "auto":
         chosen = ", ".join(f"{e['name']} {e['reuse']}" for e in project.report["layers"]
                            if "reuse" in e and e.get("weights"))        # dense layers, not line buffers
-        print(f"reuse auto (at most {_count_of(config.dsp_budget or 0, 'DSP')}): {chosen}; "
-              f"{_count_of(total['dsp'], 'DSP')} estimated")
+        budgets = " and ".join(_count_of(n, unit) for n, unit in ((config.dsp_budget, "DSP"),
+                                                                  (config.lut_budget, "LUT")) if n is not None)
+        print(f"reuse auto (at most {budgets}): {chosen}; {_count_of(total['dsp'], 'DSP')} "
+              + ("in the design" if config.backend == "verilog" else "estimated"))
     for t in project.report.get("tables", []):
         print(describe_table(t))
     rq = project.report.get("requantization")
@@ -423,6 +426,8 @@ def parser() -> argparse.ArgumentParser:
     _outputs_option(c, "C-simulation computed")
 
     e = command("emulate", "run the bit-exact emulator on inputs", cmd_emulate)
+    b.add_argument("--lut-budget", type=_count, metavar="N", help="LUTs the design may use (estimated), with "
+                   "--reuse auto")
     e.add_argument("model")
     _inputs_option(e, required=True)
     _outputs_option(e, "the emulator computed", required=True)

@@ -30,8 +30,9 @@ class BuildConfig:
     clock_ns: float = 5.0              # target clock period
     io: str = "io_parallel"            # io_parallel: all values at once; io_stream: streams of pixels
     backend: str = "hls"               # a name of fpgaq.backends.BACKENDS (checked by the driver)
-    reuse: int | str = 1               # default reuse factor, or "auto" (needs dsp_budget)
+    reuse: int | str = 1               # default reuse factor, or "auto" (needs dsp_budget or lut_budget)
     dsp_budget: int | None = None      # DSPs the design may use, for reuse "auto"
+    lut_budget: int | None = None      # LUTs the design may use (estimated), for reuse "auto"
     layer_reuse: dict = field(default_factory=dict)  # per-layer reuse factors by IR or ONNX name
     tb_samples: int = 1000             # test-bench samples written into the project
     max_ops: int = 10_000_000          # refuse models needing more multiply-accumulates an input
@@ -64,6 +65,10 @@ class BuildConfig:
             raise ConfigError(f"dsp_budget {self.dsp_budget!r} must be a non-negative integer")
         if self.dsp_budget is not None and self.reuse != "auto":
             raise ConfigError("dsp_budget only applies with reuse 'auto' (--reuse auto); set both or neither")
+        if self.lut_budget is not None and not _whole(self.lut_budget, 1):
+            raise ConfigError(f"lut_budget {self.lut_budget!r} must be a positive integer")
+        if self.lut_budget is not None and self.reuse != "auto":
+            raise ConfigError("lut_budget only applies with reuse 'auto' (--reuse auto); set both or neither")
         if not isinstance(self.layer_reuse, dict):
             raise ConfigError("layer_reuse must map layer names to reuse factors")
         for k, v in self.layer_reuse.items():

@@ -106,7 +106,8 @@ def _use_design(data: dict, design: dict) -> None:
                      "latency_cycles": design["latency_cycles"],
                      "latency_ns": round(design["latency_cycles"] * data["clock_ns"], 3), "ii": design["ii"],
                      "adders": design["adders"], "adder_bits": design["adder_bits"],
-                     "ff": design["register_bits"], "dsp": design["dsp"]}
+                     "ff": design["register_bits"], "dsp": design["dsp"],
+                     "multipliers": design.get("multipliers", 0)}
     data["adder_budget"] = design["adder_budget"]
 
 
@@ -139,16 +140,21 @@ def _input_notes(data: dict) -> list[str]:
 def _verilog_markdown(data: dict) -> list[str]:
     """The head and the per-layer table of a Verilog design, counted from the design."""
     t = data["total"]
+    shared = t.get("multipliers", 0)
+    if shared:          # dense layers with reuse factors above 1
+        how = (f"are shift-and-add at reuse factor 1; dense layers with a reuse factor above 1 compute theirs on "
+               f"{shared} shared multipliers ({t['dsp']} DSP), and it takes a new input every {t['ii']} cycles. ")
+    elif data.get("io", "io_parallel") == "io_parallel":
+        how = "are shift-and-add, so it has no DSPs and no multipliers, and it takes a new input every cycle. "
+    else:
+        how = ("are shift-and-add, so it has no DSPs and no multipliers; it streams a pixel a cycle, a new frame "
+               "every II cycles (the report's latency is an estimate above what `fpgaq rtlsim` measures). ")
     rows = [
         f"# fpgaq report: {data['model']}",
         "",
         f"Verilog design (fpgaq's own RTL) at {data['clock_ns']:g} ns: at most {data['adder_budget']:g} adders "
         "in a row between two registers. Counted from the generated design, not estimated: constant products "
-        "are shift-and-add, so it has no DSPs and no multipliers"
-        + (", and it takes a new input every cycle. " if data.get("io", "io_parallel") == "io_parallel" else
-           "; it streams a pixel a cycle, a new frame every II cycles (the report's latency is an estimate "
-           "above what `fpgaq rtlsim` measures). ")
-        + "`fpgaq synth DIR` counts LUTs and carry chains with yosys; `fpgaq rtlsim DIR` measures the latency.",
+        + how + "`fpgaq synth DIR` counts LUTs and carry chains with yosys; `fpgaq rtlsim DIR` measures the latency.",
         "",
         f"**Latency {t['latency_cycles']} cycles = {t['latency_ns']:g} ns, II {t['ii']}; "
         f"{t['nonzero']} of {t['weights']} weights non-zero, {t['adders']} adders ({t['adder_bits']} adder "

@@ -5,9 +5,10 @@
 // the rest zero). TDATA widths are rounded up to whole bytes. TLAST travels with its sample.
 //
 // The core cannot stall, so results land in a FIFO of DEPTH entries, and s_axis_tready
-// stays high only while every input in flight is sure of a place in it (credits). With
-// m_axis_tready always high, the wrapper takes an input every cycle; its latency is the
-// core's, `FPGAQ_LATENCY cycles, plus one cycle through the FIFO.
+// stays high only while every input in flight is sure of a place in it (credits) and the core
+// is ready. With m_axis_tready always high, the wrapper takes an input every `FPGAQ_II cycles
+// (every cycle unless dense layers have reuse factors above 1); its latency is the core's,
+// `FPGAQ_LATENCY cycles, plus one cycle through the FIFO.
 `default_nettype none
 `include "fpgaq_params.vh"
 module fpgaq_axis (
@@ -40,13 +41,14 @@ module fpgaq_axis (
         else if (take && !give) used <= used + 1'b1;
         else if (give && !take) used <= used - 1'b1;
     end
-    assign s_axis_tready = !rst && !used[AW];          // used < DEPTH = 2**AW
+    wire core_ready;
+    assign s_axis_tready = !rst && !used[AW] && core_ready;      // used < DEPTH = 2**AW
 
     wire core_valid;
     wire [`FPGAQ_OUT_BITS-1:0] core_data;
     `FPGAQ_CORE u_core (
         .clk(aclk), .rst(rst),
-        .in_valid(take), .in_data(s_axis_tdata[`FPGAQ_IN_BITS-1:0]),
+        .in_valid(take), .in_ready(core_ready), .in_data(s_axis_tdata[`FPGAQ_IN_BITS-1:0]),
         .out_valid(core_valid), .out_data(core_data)
     );
 

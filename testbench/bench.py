@@ -6,7 +6,8 @@ fast as it accepts them, collects every output, and compares each code exactly. 
 the latency (cycles from an input's acceptance to its result) and the initiation interval.
 
 Three port conventions, chosen by the bench file (FPGAQ_BENCH, JSON):
-- "fpgaq": the Verilog back-end's core: clk, rst, in_valid, in_data, out_valid, out_data.
+- "fpgaq": the Verilog back-end's core: clk, rst, in_valid, in_ready, in_data, out_valid, out_data
+  (an input is taken where in_valid and in_ready are both high).
 - "vitis": the RTL Vitis HLS exports from fpgaq's HLS project: ap_clk, ap_rst, ap_start,
   ap_ready, ap_done, ap_idle; each array as one port (ARRAY_RESHAPE) or a port an element
   (ARRAY_PARTITION: NAME_0, NAME_1, ...), with or without _ap_vld.
@@ -190,8 +191,9 @@ class Interface:
 
     def taken(self) -> bool:
         """In the read-only phase: will the offered input be taken at the coming edge?"""
-        if self.kind == "fpgaq":
-            return True
+        if self.kind == "fpgaq":         # a core of II 1 may have no in_ready
+            ready = _handle(self.dut, "in_ready")
+            return ready is None or str(ready.value) == "1"
         if self.kind == "axis":
             return str(self.dut.s_axis_tready.value) == "1"
         return str(self.dut.ap_ready.value) == "1"

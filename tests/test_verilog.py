@@ -21,10 +21,9 @@ from fpgaq.backends import backend
 from fpgaq.compile import compile_file
 from fpgaq.config import BuildConfig
 from fpgaq.ir.ops import Dense
-from fpgaq.errors import FpgaqError
 from fpgaq.frontend.importer import import_model
 from fpgaq.ir.fixed import Rounding
-from fpgaq.passes.pipeline import pipeline, run_pipeline
+from fpgaq.passes.pipeline import run_pipeline
 
 VERILOG = BuildConfig(name="net", backend="verilog")
 
@@ -83,14 +82,6 @@ def test_zero_weights_cost_nothing_and_powers_of_two_are_wires():
     assert 0 < ctx["adders"] <= expected + neurons
     # shared sub-expressions (the default) never take more adders
     assert project_context(g, VERILOG)["adders"] <= ctx["adders"]
-
-
-def test_reuse_above_one_is_refused_clearly(tmp_path):
-    model = modelgen.qonnx_mlp([4, 6, 3], rng=0)
-    config = BuildConfig(name="net", backend="verilog", reuse=2)
-    graph = run_pipeline(import_model(model, name="m"), pipeline(config))
-    with pytest.raises(FpgaqError, match=r"^the Verilog back-end builds fully parallel designs \(reuse factor 1"):
-        backend(config.backend).render(graph, config)
 
 
 def test_iverilog_parses_the_design_and_wrappers(tmp_path):

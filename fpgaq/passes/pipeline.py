@@ -54,7 +54,8 @@ def pipeline(config: BuildConfig = BuildConfig()) -> tuple[Pass, ...]:
         TileByReuse(default=1 if config.reuse == "auto" else int(config.reuse),
                     per_layer=tuple(sorted(config.layer_reuse.items())),
                     auto=config.reuse == "auto", dsp_budget=config.dsp_budget,
-                    clock_ns=config.clock_ns, serial=config.io == "io_stream"),
+                    clock_ns=config.clock_ns, serial=config.io == "io_stream",
+                    lut_budget=config.lut_budget, shift_add=config.backend == "verilog"),
     )
 
 

@@ -39,19 +39,27 @@ def _dense(node: Node) -> Dense:
     return node.op
 
 
+# what a DSP is worth in LUTs, to weigh the two budgets of --reuse auto against each other
+DSP_LUTS = 55
+
+
 @dataclass(frozen=True)
 class TileByReuse:
     """Set each dense layer's reuse factor: `default` (capped at a layer's non-zero count),
     overridden per layer by `per_layer` ((IR or ONNX node name, R) pairs); or, with `auto`, the lowest-latency choice whose
-    estimated DSPs fit `dsp_budget`. With `serial` (io_stream), a layer applied at several
-    positions is one instance computing them in turn. A budget of 0 is a design without DSPs:
-    every product in LUTs (`fabric`), at R = 1."""
+    estimated DSPs fit `dsp_budget` and estimated LUTs `lut_budget`. With `serial` (io_stream), a layer applied at several
+    positions is one instance computing them in turn. A DSP budget of 0 is a design without DSPs:
+    every product in LUTs (`fabric`), at R = 1 unless `shift_add`. With `shift_add` (the Verilog
+    back-end), a layer at R = 1 multiplies by its constant weights in shift-and-add adders: no
+    DSPs, more LUTs; only its shared multipliers at R > 1 may take DSPs."""
     default: int = 1
     per_layer: tuple[tuple[str, int], ...] = ()
     auto: bool = False
     dsp_budget: int | None = None
     clock_ns: float = 5.0
     serial: bool = False        # io_stream: a layer's positions share its one instance
+    lut_budget: int | None = None
+    shift_add: bool = False     # R = 1 is constants in shift-and-add (Verilog), not multipliers
     name: str = "tile_by_reuse"
 
     def run(self, graph: Graph) -> Graph:
@@ -63,12 +71,14 @@ class TileByReuse:
             raise ConfigError(f"layer_reuse names {', '.join(unknown)}, which is not a dense layer; "
                               f"dense layers are {', '.join(n.name for n in dense)}")
         fabric = self.auto and self.dsp_budget == 0     # a design without DSPs: every product in LUTs
-        if fabric:
+        if self.auto and self.dsp_budget is None and self.lut_budget is None:
+            raise ConfigError("--reuse auto needs --dsp-budget N or --lut-budget N (what the design may use)")
+        if fabric and not (self.shift_add and self.lut_budget is not None):
             choice = {n.name: 1 for n in dense}
         elif self.auto and self.serial:
-            choice = self._auto_stream(graph, dense)
+            choice = self._auto_stream(graph, dense, fabric)
         elif self.auto:
-            choice = self._auto(graph, dense)
+            choice = self._auto(graph, dense, fabric)
         else:
             choice = {}
             for n in dense:
@@ -86,55 +96,98 @@ class TileByReuse:
                                                          fabric=fabric))
                                    if n.name in choice else n for n in graph.nodes)
 
-    def _estimate(self, graph: Graph, n: Node, r: int) -> Cost:
-        return replace(_dense(n), reuse=r, serial=self.serial).cost([graph[n.inputs[0]].out], n.out, self.clock_ns)
+    def _estimate(self, graph: Graph, n: Node, r: int, fabric: bool = False) -> Cost:
+        # shift_add at R = 1: every product a constant's shift-and-add in LUTs, as fabric prices it
+        op = replace(_dense(n), reuse=r, serial=self.serial, fabric=fabric or (self.shift_add and r == 1))
+        return op.cost([graph[n.inputs[0]].out], n.out, self.clock_ns)
 
-    def _auto_stream(self, graph: Graph, dense: list[Node]) -> dict[str, int]:
+    def _fixed_lut(self, graph: Graph) -> int:
+        """The LUTs of everything but the dense layers (their activations, quantizers, tables),
+        which no reuse factor changes: counted only against a LUT budget."""
+        if self.lut_budget is None:
+            return 0
+        return sum(n.op.cost([graph[i].out for i in n.inputs], n.out, self.clock_ns).lut
+                   for n in graph.nodes if n.inputs and not isinstance(n.op, Dense))
+
+    def _budgets(self) -> str:
+        parts = ([f"{self.dsp_budget} DSPs"] if self.dsp_budget is not None else []) + (
+            [f"{self.lut_budget} LUTs"] if self.lut_budget is not None else [])
+        return " and ".join(parts)
+
+    def _over(self, dsp: int, lut: int) -> bool:
+        return ((self.dsp_budget is not None and dsp > self.dsp_budget)
+                or (self.lut_budget is not None and lut > self.lut_budget))
+
+    def _no_fit(self, dsp: int, lut: int) -> ConfigError:
+        return ConfigError(f"no reuse factors fit {self._budgets()}; at the largest useful reuse factors the "
+                           f"model needs an estimated {dsp} DSPs and {lut} LUTs")
+
+    def _auto_stream(self, graph: Graph, dense: list[Node], fabric: bool = False) -> dict[str, int]:
         """io_stream: the design's II is its slowest stage's frame (positions x R); the least II
-        whose layers fit the budget, each layer at the largest useful R within it (fewest DSPs)."""
-        if self.dsp_budget is None:
-            raise ConfigError("--reuse auto needs --dsp-budget N (the DSPs the design may use)")
+        whose layers fit the budgets, each layer at the largest useful R within it (fewest DSPs)."""
         options = {n.name: legal_reuse(_dense(n).nonzero) for n in dense}
         frames = {n.name: Dense.positions(graph[n.inputs[0]].out) for n in dense}
-        dsps = {(n.name, r): self._estimate(graph, n, r).dsp for n in dense for r in options[n.name]}
+        costs = {(n.name, r): self._estimate(graph, n, r, fabric) for n in dense for r in options[n.name]}
+        fixed = self._fixed_lut(graph)
 
         def within(ii: int) -> dict[str, int]:
             return {n.name: max([r for r in options[n.name] if frames[n.name] * r <= ii] or options[n.name][:1])
                     for n in dense}
 
+        def use(choice: dict[str, int]) -> tuple[int, int]:
+            return (sum(costs[(name, r)].dsp for name, r in choice.items()),
+                    fixed + sum(costs[(name, r)].lut for name, r in choice.items()))
+
         def fits(ii: int) -> bool:
-            return sum(dsps[(name, r)] for name, r in within(ii).items()) <= (self.dsp_budget or 0)
+            return not self._over(*use(within(ii)))
 
         candidates = sorted({frames[n.name] * r for n in dense for r in options[n.name]})
         if not candidates or not fits(candidates[-1]):
-            least = sum(dsps[(n.name, options[n.name][-1])] for n in dense)
-            raise ConfigError(f"no reuse factors fit {self.dsp_budget} DSPs; the fewest the model can use is {least}")
+            raise self._no_fit(*use({n.name: options[n.name][-1] for n in dense}))
         lo, hi = 0, len(candidates) - 1
         while lo < hi:
             mid = (lo + hi) // 2
             lo, hi = (lo, mid) if fits(candidates[mid]) else (mid + 1, hi)
         return within(candidates[lo])
 
-    def _auto(self, graph: Graph, dense: list[Node]) -> dict[str, int]:
-        """Greedy: start at R = 1 everywhere; while the DSPs exceed the budget, step the layer
-        that saves the most DSPs per added cycle to its next useful R."""
-        if self.dsp_budget is None:
-            raise ConfigError("--reuse auto needs --dsp-budget N (the DSPs the design may use)")
+    def _relief(self, dsp: int, lut: int, before: Cost, after: Cost) -> float:
+        """What a layer's step from `before` to `after` gives back of the resources over their
+        budgets (a DSP worth DSP_LUTS LUTs), less what it pushes over a budget it fitted."""
+        gain = 0.0
+        for have, budget, was, now, weight in ((dsp, self.dsp_budget, before.dsp, after.dsp, DSP_LUTS),
+                                               (lut, self.lut_budget, before.lut, after.lut, 1)):
+            if budget is None:
+                continue
+            if have > budget:
+                gain += (was - now) * weight
+            elif have - was + now > budget:
+                gain -= (have - was + now - budget) * weight
+        return gain
+
+    def _auto(self, graph: Graph, dense: list[Node], fabric: bool = False) -> dict[str, int]:
+        """Greedy: start at R = 1 everywhere; while the DSPs or LUTs exceed their budgets, step
+        the layer that gives back the most per added cycle to its next useful R."""
 
         def est(n: Node, r: int) -> Cost:
-            return self._estimate(graph, n, r)
+            return self._estimate(graph, n, r, fabric)
 
         options = {n.name: legal_reuse(_dense(n).nonzero) for n in dense}
         step = {n.name: 0 for n in dense}
         current = {n.name: est(n, 1) for n in dense}
-        while sum(e.dsp for e in current.values()) > self.dsp_budget:
+        fixed = self._fixed_lut(graph)
+
+        def use() -> tuple[int, int]:
+            return sum(e.dsp for e in current.values()), fixed + sum(e.lut for e in current.values())
+
+        while self._over(*use()):
             best = None
+            dsp, lut = use()
             for n in dense:
                 i = step[n.name] + 1
-                if i >= len(options[n.name]) or current[n.name].dsp == 0:
+                if i >= len(options[n.name]) or (self.lut_budget is None and current[n.name].dsp == 0):
                     continue
                 nxt = est(n, options[n.name][i])
-                saved = current[n.name].dsp - nxt.dsp
+                saved = self._relief(dsp, lut, current[n.name], nxt)
                 # cycles added: to the latency, or to a frame (a serial layer's II is positions x R)
                 cost = max(nxt.latency_cycles - current[n.name].latency_cycles, nxt.ii - current[n.name].ii, 1)
                 if saved > 0 and (best is None or saved / cost > best[0]):
@@ -142,8 +195,7 @@ class TileByReuse:
                 elif saved <= 0 and best is None:
                     best = (0.0, n.name, i, nxt)
             if best is None:
-                raise ConfigError(f"no reuse factors fit {self.dsp_budget} DSPs; the fewest the "
-                                  f"model can use is {sum(e.dsp for e in current.values())}")
+                raise self._no_fit(*use())
             _, name, i, nxt = best
             step[name], current[name] = i, nxt
         return {name: options[name][i] for name, i in step.items()}

@@ -21,7 +21,8 @@ from .writer import render_project
 
 class VerilogBackend:
     name = "verilog"
-    description = "pipelined Verilog (io_parallel, or io_stream: pixels through line buffers), simulated with cocotb"
+    description = ("pipelined Verilog (io_parallel, reuse factors time-multiplexing dense layers; or io_stream: "
+                   "pixels through line buffers), simulated with cocotb")
 
     def prepare(self, config: BuildConfig) -> tuple[Pass, ...]:
         return (FuseReluQuant(),)
@@ -35,11 +36,11 @@ class VerilogBackend:
                               "dense layers of a vector: Flatten the input first, or use --backend hls"
                               for n in repeated])
         shared = [n for n in graph.nodes if isinstance(n.op, Dense) and n.op.reuse > 1]
-        if shared:
-            names = ", ".join(f"{n.name} (reuse {n.op.reuse})" for n in shared if isinstance(n.op, Dense))
-            raise ModelError([f"the Verilog back-end builds fully parallel designs (reuse factor 1, a new input "
-                              f"every clock cycle) and does not time-multiplex yet; these layers ask for more: "
-                              f"{names}. Use reuse 1 with --backend verilog, or the HLS back-end for reuse > 1"])
+        if shared and stream:
+            raise ModelError([f"{n.origin}: reuse factor {n.op.reuse}; the Verilog back-end's io_stream designs "
+                              "compute a dense layer's products in parallel (reuse factor 1) and do not time-multiplex "
+                              "them yet. Use reuse 1 with --io io_stream, --io io_parallel (where reuse > 1 "
+                              "works), or the HLS back-end" for n in shared if isinstance(n.op, Dense)])
         if len(graph.inputs) != 1:
             raise ModelError([f"the Verilog back-end takes models with one input; this one has {len(graph.inputs)}"])
         skip = graph.host | {q.name for q in graph.firmware_inputs}

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from ...config import BuildConfig
 from ...errors import FpgaqError
-from ...ir.cost import ROUND_COST, SATURATE_COST, SIGN_MUX_COST, adder_budget
+from ...ir.cost import DSP_MIN_PRODUCT_BITS, ROUND_COST, SATURATE_COST, SIGN_MUX_COST, adder_budget, product_dsps
 from ...ir.fixed import FixedType, Rounding, csd, shift_round
 from ...ir.graph import Graph, Node
 from ...ir.interval import Interval
@@ -87,6 +87,12 @@ class Netlist:
     adders: int = 0
     share: bool = True      # dense layers as shared adder graphs (fpgaq.backends.verilog.cmvm)
     round_into: dict[str, int] = field(default_factory=dict)   # dense -> the half its quantizer rounds by
+    ii: int = 1             # cycles between inputs: the largest reuse factor of a dense layer
+    multipliers: int = 0    # shared multipliers (fpgaq_rmul) of the layers with reuse > 1
+
+    def valid(self, stage: int) -> str:
+        """The signal that is high in the cycle an input is in `stage` (the valid pipeline)."""
+        return "in_take" if stage == 0 else f"valid_sr[{stage - 1}]"
 
     def new(self, base: str, iv: Interval, stage: int, depth: float) -> Value:
         v = Value(identifier(base, self.taken, "w"), iv, stage, depth)
@@ -291,6 +297,128 @@ def _dense(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
         items = [_scaled(*nodes[n], shift, sign) for n, shift, sign in terms]
         out.append(_sum(net, f"{node.name}_{o}", items, lx, bias))
     return out
+
+
+# --- a dense layer with reuse factor R > 1: its products time-multiplexed over R cycles ---
+
+def _dense_any(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value]:
+    op = node.op
+    assert isinstance(op, Dense)
+    return _dense_reuse(net, node, xs) if op.reuse > 1 else _dense(net, node, src, xs)
+
+
+Product = tuple[int, int, int]      # (output, input, weight) of a dense layer
+
+
+def _instance(net: Netlist, module: str, out: Value, params: dict, ports: dict[str, str]) -> None:
+    """A primitive whose ports are wired by hand (clocked ones, and operand buses)."""
+    net.instances.append({"module": module, "name": f"u_{out.name}", "params": list(params.items()),
+                          "ports": list({**ports, _out_port(module): out.name}.items())})
+
+
+def _out_port(module: str) -> str:
+    return "phase" if module == "fpgaq_phase" else "y"
+
+
+def _dense_reuse(net: Netlist, node: Node, xs: list[Value]) -> list[Value]:
+    """W x + b over R cycles: the input is held, the non-zero products (output by output) are
+    cut into runs of R, one shared multiplier a run computing one product a cycle (the operand
+    and the weight chosen by the phase); each output sums its multipliers' products of the cycle
+    (gated where a multiplier also works for another output) and accumulates R such sums. The
+    layer takes an input every R cycles; its outputs are ready R cycles after the first sum."""
+    op = node.op
+    assert isinstance(op, Dense)
+    r = op.reuse
+    live = [i for i, x in enumerate(xs) if x.const is None]
+    consts = {i: x.const for i, x in enumerate(xs) if x.const is not None}
+    half = net.round_into.get(node.name, 0)
+    n_out = op.weight.shape[0]
+    biases = [int(op.bias[o]) + half + sum(int(op.weight[o, i]) * k for i, k in consts.items())
+              for o in range(n_out)]
+    products: list[Product] = [(o, i, int(op.weight[o, i])) for o in range(n_out) for i in live
+                               if op.weight[o, i] != 0]
+    for b in biases:
+        _check_constant(b, node, "bias")
+    if not products:
+        return [constant(b) for b in biases]
+    net.ii = max(net.ii, r)
+    base = node.name
+    used = sorted({i for _, i, _ in products})
+    s_in = max(xs[i].stage for i in used)
+    span = Interval(min(xs[i].iv.lo for i in used), max(xs[i].iv.hi for i in used))
+    hold_t = FixedType.holding(span, 0)
+    holds: dict[int, Value] = {}
+    for i in used:                   # the input, held for the R cycles the multipliers read it
+        v = net.new(f"{base}_x{i}", xs[i].iv, s_in + 1, 0.0)
+        v.kind = hold_t
+        net.wires[-1]["width"] = hold_t.width
+        _instance(net, "fpgaq_hold", v, {"WI": xs[i].width, "SI": int(xs[i].signed), "WO": hold_t.width},
+                  {"clk": "clk", "en": net.valid(s_in), "x": net.at(xs[i], s_in)})
+        holds[i] = v
+    wp = max(1, (r - 1).bit_length())
+    phase = net.new(f"{base}_phase", Interval(0, r - 1), s_in + 1, 0.0)
+    _instance(net, "fpgaq_phase", phase, {"R": r, "WP": wp}, {"clk": "clk", "rst": "rst", "start": net.valid(s_in)})
+    terms: list[list[Term]] = [[] for _ in range(n_out)]
+    for m in range(-(-len(products) // r)):
+        run = products[m * r:(m + 1) * r]
+        prod = _shared_product(net, f"{base}_p{m}", run, r, holds, phase, wp, hold_t, op.fabric)
+        for o in dict.fromkeys(o for o, _, _ in run):
+            mask = [k < len(run) and run[k][0] == o for k in range(r)]
+            if all(mask[k] or k >= len(run) for k in range(r)):
+                terms[o].append(Term(prod, 1, 0))      # the multiplier works for o alone
+                continue
+            iv = Interval(0, 0)
+            for (oo, i, w) in run:
+                if oo == o:
+                    iv = iv.union(holds[i].iv.scale(w))
+            stage, depth = net.schedule([prod, phase], SIGN_MUX_COST)
+            g = net.new(f"{base}_p{m}_o{o}", iv, stage, depth)
+            _instance(net, "fpgaq_gate", g, {"R": r, "WP": wp, "MASK": _mask(mask), "WI": prod.width,
+                                             "SI": int(prod.signed), "WO": g.width},
+                      {"phase": net.at(phase, stage), "x": net.at(prod, stage)})
+            terms[o].append(Term(g, 1, 0))
+    out = []
+    for o in range(n_out):
+        if not terms[o]:
+            out.append(constant(biases[o]))
+            continue
+        part = _neuron(net, f"{base}_{o}_s", terms[o], 0)       # this cycle's products of o
+        stage, _ = net.schedule([part], 1.0 + SIGN_MUX_COST)
+        coef = {live.index(i): w for oo, i, w in products if oo == o}
+        iv = _span(coef, [xs[i] for i in live]) + Interval(biases[o], biases[o])
+        acc = net.new(f"{base}_{o}", iv, stage + r, 0.0)
+        _instance(net, "fpgaq_acc", acc, {"WI": part.width, "SI": int(part.signed), "WO": acc.width,
+                                          "INIT": literal(biases[o], acc.width)},
+                  {"clk": "clk", "first": net.valid(stage), "x": net.at(part, stage)})
+        net.adders += 1
+        out.append(acc)
+    return out
+
+
+def _shared_product(net: Netlist, base: str, run: list[Product], r: int, holds: dict[int, Value],
+                    phase: Value, wp: int, hold_t: FixedType, fabric: bool) -> Value:
+    """One multiplier: in phase k, the k-th product of `run` (weight 0 past its end), a stage
+    of its own like every product; `fabric`: in LUTs, never on a DSP."""
+    ops = [holds[i] for _, i, _ in run] + [holds[run[0][1]]] * (r - len(run))
+    ws = [w for _, _, w in run] + [0] * (r - len(run))
+    ww = max(Interval.around(w).width(signed=True) for w in ws)
+    iv = ops[0].iv.scale(ws[0])
+    for x, w in zip(ops[1:], ws[1:]):
+        iv = iv.union(x.iv.scale(w))
+    stage, depth = net.schedule([phase, *ops], net.budget)
+    v = net.new(base, iv, stage, depth)
+    mask = (1 << ww) - 1
+    packed = sum((w & mask) << (k * ww) for k, w in enumerate(ws))
+    bus = "{" + ", ".join(net.at(x, stage) for x in reversed(ops)) + "}"
+    _instance(net, "fpgaq_rmul", v, {"R": r, "WP": wp, "WX": hold_t.width, "SX": int(hold_t.signed), "WW": ww,
+                                     "W": f"{r * ww}'h{packed:x}", "WO": v.width, "DSP": int(not fabric)},
+              {"phase": net.at(phase, stage), "x": bus})
+    net.multipliers += 1
+    return v
+
+
+def _mask(bits: list[bool]) -> str:
+    return f"{len(bits)}'b" + "".join("1" if b else "0" for b in reversed(bits))
 
 
 def _requant(net: Netlist, node: Node, base: str, x: Value, shift: int, rounding: Rounding,
@@ -685,7 +813,7 @@ def _reshape(net: Netlist, node: Node, src: Node, xs: list[Value]) -> list[Value
 
 # one kernel an op: it builds the op's wires and primitive instances into the netlist
 KERNELS: dict[type, Callable[[Netlist, Node, Node, list[Value]], list[Value]]] = {
-    Quant: _quant, Relu: _relu, Clip: _clip, Bipolar: _bipolar, Dense: _dense, Requant: _int_requant,
+    Quant: _quant, Relu: _relu, Clip: _clip, Bipolar: _bipolar, Dense: _dense_any, Requant: _int_requant,
     Reshape: _reshape, Threshold: _threshold, Lut: _lut, SoftmaxTable: _softmax, Argmax: _argmax,
     LeakyRelu: _leaky_relu, ChannelQuant: _channel_quant, MaxPool: _max_pool, Transpose: _transpose,
     DivQuant: _div_quant,
@@ -744,6 +872,28 @@ def adder_bits(instances: list[dict]) -> int:
     return total
 
 
+def multiplier_dsps(instances: list[dict]) -> int:
+    """DSP48E2s of the shared multipliers among `instances`: those whose product is as wide as
+    the cost model puts on a DSP (fpgaq.ir.cost), the narrower ones being LUTs."""
+    total = 0
+    for i in instances:
+        p = dict(i["params"])
+        if i["module"] == "fpgaq_rmul" and p["DSP"]:
+            wx = p["WX"] + (0 if p["SX"] else 1)          # an unsigned operand takes a sign bit
+            if wx + p["WW"] >= DSP_MIN_PRODUCT_BITS:
+                total += product_dsps(wx, p["WW"])
+    return total
+
+
+# the flip-flops inside the clocked primitives: by module, the parameter holding their width
+STATE_WIDTH = {"fpgaq_hold": "WO", "fpgaq_acc": "WO", "fpgaq_phase": "WP"}
+
+
+def state_bits(instances: list[dict]) -> int:
+    """Flip-flops of the held inputs, accumulators and phase counters among `instances`."""
+    return sum(dict(i["params"])[STATE_WIDTH[i["module"]]] for i in instances if i["module"] in STATE_WIDTH)
+
+
 def _port(name: str, n: int, t: FixedType, offset: int, origin: str) -> dict:
     return {"name": name, "n": n, "width": t.width, "signed": t.signed, "frac": t.frac,
             "bits": n * t.width, "offset": offset, "origin": origin}
@@ -753,7 +903,8 @@ def project_context(graph: Graph, config: BuildConfig, share: bool = True) -> di
     """Everything the templates need, as plain data. `share` False builds each neuron of a
     dense layer as its own adder tree (for comparison)."""
     net = Netlist(adder_budget(config.clock_ns), share=share, round_into=round_into_bias(graph))
-    for reserved in ("clk", "rst", "in_valid", "in_data", "out_valid", "out_data", "valid_sr", "out_q"):
+    for reserved in ("clk", "rst", "in_valid", "in_ready", "in_take", "in_data", "out_valid", "out_data",
+                     "valid_sr", "out_q", "gap_q"):
         net.taken.add(reserved)
     values: dict[str, list[Value]] = {}
     inputs, skip = [], graph.host | {q.name for q in graph.firmware_inputs}
@@ -776,7 +927,7 @@ def project_context(graph: Graph, config: BuildConfig, share: bool = True) -> di
         if not node.inputs or node.name in skip:
             continue
         src = graph[node.inputs[0]]
-        adders, first = net.adders, len(net.instances)
+        adders, mults, first = net.adders, net.multipliers, len(net.instances)
         if type(node.op) in MULTI and (len(node.inputs) > 1 or isinstance(node.op, Concat)):
             srcs = [graph[i] for i in node.inputs]
             values[node.name] = MULTI[type(node.op)](net, node, srcs, [values[i] for i in node.inputs])
@@ -787,6 +938,9 @@ def project_context(graph: Graph, config: BuildConfig, share: bool = True) -> di
                        "fused": isinstance(node.op, Quant) and node.op.relu,
                        # for the report: what this node added, and the stage its values are ready in
                        "adders": net.adders - adders, "adder_bits": adder_bits(net.instances[first:]),
+                       "multipliers": net.multipliers - mults, "dsp": multiplier_dsps(net.instances[first:]),
+                       "state_bits": state_bits(net.instances[first:]),
+                       "reuse": node.op.reuse if isinstance(node.op, Dense) else 1,
                        "stage": max((v.stage for v in values[node.name] if v.const is None), default=0)})
     # outputs: every element delayed to the last stage, then one output register
     live = [v for o in graph.outputs for v in values[o] if v.const is None]
@@ -807,6 +961,7 @@ def project_context(graph: Graph, config: BuildConfig, share: bool = True) -> di
     return {
         "top": config.name, "model": comment(graph.name), "clock_ns": config.clock_ns,
         "budget": net.budget, "latency": latency, "adders": net.adders,
+        "ii": net.ii, "ii_bits": max(1, (net.ii - 1).bit_length()), "multipliers": net.multipliers,
         "in_bits": sum(p["bits"] for p in inputs), "out_bits": sum(p["bits"] for p in outputs),
         "inputs": inputs, "outputs": outputs, "layers": layers,
         "wires": net.wires, "instances": net.instances, "registers": net.registers(),

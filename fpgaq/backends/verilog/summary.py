@@ -10,8 +10,11 @@ from .stream import datapath_bits, stream_context
 
 
 def register_bits(ctx: dict) -> int:
-    """Flip-flops of the pipeline: the delay registers, the output register and the valid bits."""
-    return sum(r["width"] * len(r["taps"]) for r in ctx["registers"]) + ctx["out_bits"] + ctx["latency"]
+    """Flip-flops of the pipeline: the delay registers, the output register, the valid bits, and
+    where dense layers have reuse factors above 1, their held inputs, accumulators, phase
+    counters and the input gap counter."""
+    return (sum(r["width"] * len(r["taps"]) for r in ctx["registers"]) + ctx["out_bits"] + ctx["latency"]
+            + sum(n["state_bits"] for n in ctx["layers"]) + (ctx["ii_bits"] if ctx["ii"] > 1 else 0))
 
 
 def design_summary(graph: Graph, config: BuildConfig, layer_names: list[str]) -> dict:
@@ -21,7 +24,8 @@ def design_summary(graph: Graph, config: BuildConfig, layer_names: list[str]) ->
     if config.io == "io_stream":
         return stream_summary(graph, config, layer_names)
     ctx = project_context(graph, config)
-    rows = {name: {"adders": 0, "adder_bits": 0, "stage": 0} for name in layer_names}
+    rows = {name: {"adders": 0, "adder_bits": 0, "stage": 0, "multipliers": 0, "dsp": 0, "reuse": 1}
+            for name in layer_names}
     current = layer_names[0] if layer_names else None
     for node in ctx["layers"]:
         current = node["name"] if node["name"] in rows else current
@@ -30,14 +34,18 @@ def design_summary(graph: Graph, config: BuildConfig, layer_names: list[str]) ->
         row = rows[current]
         row["adders"] += node["adders"]
         row["adder_bits"] += node["adder_bits"]
+        row["multipliers"] += node["multipliers"]
+        row["dsp"] += node["dsp"]
+        row["reuse"] = max(row["reuse"], node["reuse"])
         row["stage"] = max(row["stage"], node["stage"])
     previous = 0
     for name in layer_names:       # stages a layer adds: from the previous layer's to its own
         rows[name]["stages"] = max(rows[name].pop("stage") - previous, 0)
         previous += rows[name]["stages"]
-    return {"latency_cycles": ctx["latency"], "ii": 1, "adders": ctx["adders"],
+    return {"latency_cycles": ctx["latency"], "ii": ctx["ii"], "adders": ctx["adders"],
             "adder_bits": sum(n["adder_bits"] for n in ctx["layers"]), "register_bits": register_bits(ctx),
-            "dsp": 0, "adder_budget": ctx["budget"], "layers": rows}
+            "multipliers": ctx["multipliers"], "dsp": sum(n["dsp"] for n in ctx["layers"]),
+            "adder_budget": ctx["budget"], "layers": rows}
 
 
 def stream_summary(graph: Graph, config: BuildConfig, layer_names: list[str]) -> dict:
