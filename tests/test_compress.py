@@ -338,3 +338,17 @@ def test_unsupported_ops_are_named(tmp_path, capsys):
     err = _error(capsys, ["compress", str(tmp_path / "f.onnx"), "--calib", str(tmp_path / "x.npy"), "-o",
                           str(tmp_path / "q.onnx")])
     assert "Tanh 'act1'" in err and "Sigmoid 'act2'" in err and "compress takes Gemm" in err
+
+
+def test_latency_budget(small, capsys):
+    """--max-latency-ns: a budget the start design already meets holds for the chosen one; one no
+    design can meet is said on stderr (and in the report), not hidden."""
+    x = np.random.default_rng(0).normal(size=(100, 6))
+    np.save(small / "x.npy", x)
+    free = compress(small / "f.onnx", x, output=small / "a.onnx")
+    start_ns = max(p["latency_ns"] for p in free["explored"] if p["phase"] == "start")
+    within = compress(small / "f.onnx", x, output=small / "b.onnx", max_latency_ns=start_ns)
+    assert within["latency_met"] and within["chosen"]["latency_ns"] <= start_ns
+    assert main(["compress", str(small / "f.onnx"), "--calib", str(small / "x.npy"), "--max-latency-ns", "0.1",
+                 "-o", str(small / "c.onnx")]) == 0
+    assert "warning: no design met --max-latency-ns 0.1" in capsys.readouterr().err

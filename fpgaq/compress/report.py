@@ -47,7 +47,7 @@ def _design(m: Measured, held: float, ev: Evaluator, plan: Plan, dsp_cost: float
 def report_data(*, model: str, output: str, net: Net, kind: str, why: str, max_drop: float, prune: bool, seed: int,
                 sizes: tuple[int, int], float_metric: tuple[float, float], evaluator: Evaluator,
                 search: Search | None, uniform: tuple[str, Plan, Measured, float], chosen: tuple[Plan, Measured, float],
-                dsp_cost: float, input_point: Callable[[Layer], str]) -> dict:
+                dsp_cost: float, max_latency_ns: float | None, input_point: Callable[[Layer], str]) -> dict:
     u_type, u_plan, u_m, u_held = uniform
     c_plan, c_m, c_held = chosen
     ev = evaluator
@@ -88,7 +88,8 @@ def report_data(*, model: str, output: str, net: Net, kind: str, why: str, max_d
         "metric": {"kind": kind, "name": METRIC_NAMES[kind], "why": why, "float_tune": float_metric[0],
                    "float_held_out": float_metric[1]},
         "data": {"tune": sizes[0], "held_out": sizes[1], "seed": seed},
-        "max_drop": max_drop, "prune": prune, "dsp_cost": dsp_cost,
+        "max_drop": max_drop, "prune": prune, "dsp_cost": dsp_cost, "max_latency_ns": max_latency_ns,
+        "latency_met": max_latency_ns is None or c_m.latency_ns <= max_latency_ns,
         "softmax_dropped": net.dropped_softmax, "input": {"name": net.input, "type": str(c_plan.acts[net.input].type)},
         "uniform": {"type": u_type, **_design(u_m, u_held, ev, u_plan, dsp_cost)},
         "chosen": _design(c_m, c_held, ev, c_plan, dsp_cost),
@@ -116,7 +117,11 @@ def markdown(data: dict) -> str:
     m, u, c = data["metric"], data["uniform"], data["chosen"]
     lines = [f"# fpgaq compress: {Path(data['model']).name} -> {Path(data['output']).name}", "",
              f"Metric: {m['name']} ({m['why']}), on {data['data']['held_out']} held-out inputs "
-             f"({data['data']['tune']} tuned on); allowed drop {_pct(data['max_drop'], kind)}.", ""]
+             f"({data['data']['tune']} tuned on); allowed drop {_pct(data['max_drop'], kind)}"
+             + (f"; latency at most {data['max_latency_ns']:g} ns" if data["max_latency_ns"] else "") + ".", ""]
+    if not data["latency_met"]:
+        lines += [f"No design measured met the latency limit: the chosen one takes {data['chosen']['latency_ns']:g} "
+                  "ns (raise the clock period in --config, or the limit).", ""]
     if data["softmax_dropped"]:
         lines += [f"The final Softmax ('{data['softmax_dropped']}') is dropped: the model gives the logits (the "
                   "argmax is the same).", ""]

@@ -113,11 +113,14 @@ def _float_values(model: onnx.ModelProto, net: Net, x: np.ndarray) -> tuple[np.n
 
 def compress(model_path: str | Path, calib: np.ndarray, *, labels: np.ndarray | None = None, max_drop: float = 0.01,
              prune: bool = False, uniform: str | None = None, output: str | Path, config: BuildConfig | None = None,
-             seed: int = 0, holdout: float = 0.2, metric: str | None = None, dsp_cost: float = 55.0) -> dict:
+             seed: int = 0, holdout: float = 0.2, metric: str | None = None, dsp_cost: float = 55.0,
+             max_latency_ns: float | None = None) -> dict:
     """Compress the float model at `model_path` into the QONNX model `output`; the report's data."""
     config = config or BuildConfig()
     if not 0.0 <= max_drop < 1.0:
         raise FpgaqError(f"--max-drop {max_drop}: give a fraction such as 0.01 (one point)")
+    if max_latency_ns is not None and not max_latency_ns > 0:
+        raise FpgaqError(f"--max-latency-ns {max_latency_ns}: give a positive time in ns")
     if not 0.0 < holdout < 1.0:
         raise FpgaqError(f"--holdout {holdout}: give a fraction such as 0.2")
     model = load_float_model(model_path)
@@ -158,7 +161,7 @@ def compress(model_path: str | Path, calib: np.ndarray, *, labels: np.ndarray | 
         prunable = [has_relu(net, la) for la in net.weighted]
         with step("compress: sensitivity and search", total=None, unit="designs") as s:
             search = Search(net, stats, points, ev, max_drop=max_drop, prune=prune, dsp_cost=dsp_cost,
-                            prunable=prunable, progress=lambda done, phase: s.update(done=done, detail=phase))
+                            prunable=prunable, max_latency_ns=max_latency_ns, progress=lambda done, phase: s.update(done=done, detail=phase))
             s.update(total=search.budget())
             _, chosen = search.run()
         chosen_plan = search.plan(chosen.state)
@@ -174,6 +177,6 @@ def compress(model_path: str | Path, calib: np.ndarray, *, labels: np.ndarray | 
         model=str(model_path), output=str(out), net=net, kind=kind, why=why, max_drop=max_drop, prune=prune,
         seed=seed, sizes=(len(tune_i), len(held_i)), float_metric=float_metric, evaluator=ev, search=search,
         uniform=(uniform or BASELINE, uniform_p, uniform_m, uniform_held),
-        chosen=(chosen_plan, chosen_m, chosen_held), dsp_cost=dsp_cost,
+        chosen=(chosen_plan, chosen_m, chosen_held), dsp_cost=dsp_cost, max_latency_ns=max_latency_ns,
         input_point=lambda la: input_point(net, la.inputs[0]))
 

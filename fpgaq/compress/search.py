@@ -11,7 +11,8 @@
 2. Greedy descent (as HAWQ's bit allocation, with measured costs): from the start, take the
    move one level down on the knob with the largest estimated saving per unit of added error
    (both from step 1, assumed additive), measure the design it gives, and keep it if the
-   metric's drop stays within the limit and the cost does not rise; otherwise that knob stays
+   metric's drop stays within the limit and the cost does not rise (a design over
+   --max-latency-ns costs more than any design within it); otherwise that knob stays
    where it is. Stop when no move is left.
 3. The held-out part then checks the result; while its drop is over the limit, the last kept
    move is undone.
@@ -36,6 +37,7 @@ R_LEVELS = (0.0, 0.125, 0.25, 0.375, 0.5)
 # the level each knob's sensitivity is reported at
 REFERENCE = {"w": 4, "a": 4, "s": 0.5, "r": 0.25}
 EPS = 1e-12
+LATENCY_PENALTY = 1e9      # per ns over --max-latency-ns
 Z = 2.0                   # standard errors of margin on the tuning data
 
 
@@ -58,10 +60,11 @@ class Point:
 
 class Search:
     def __init__(self, net: Net, stats: Stats, points: list[str], evaluator: Evaluator, *, max_drop: float,
-                 prune: bool, dsp_cost: float, prunable: list[bool],
+                 prune: bool, dsp_cost: float, prunable: list[bool], max_latency_ns: float | None = None,
                  progress: Callable[[int, str], None] = lambda done, what: None):
         self.net, self.stats, self.points, self.ev = net, stats, points, evaluator
         self.max_drop, self.dsp_cost, self.progress = max_drop, dsp_cost, progress
+        self.max_latency_ns = max_latency_ns
         layers = net.weighted
         self.knobs = [Knob("w", i, la.name, W_LEVELS) for i, la in enumerate(layers)]
         self.knobs += [Knob("a", i, t, A_LEVELS) for i, t in enumerate(points)]
@@ -94,6 +97,12 @@ class Search:
             self.progress(len(self.explored), phase)
         return self.cache[state]
 
+    def price(self, m: Measured) -> float:
+        """What the search minimises: LUT + dsp_cost x DSP, plus a penalty that outweighs any
+        area for every ns over --max-latency-ns (so a design over it moves towards it first)."""
+        over = 0.0 if self.max_latency_ns is None else max(0.0, m.latency_ns - self.max_latency_ns)
+        return m.cost(self.dsp_cost) + LATENCY_PENALTY * over
+
     def ok(self, m: Measured) -> bool:
         """Within the limit with a margin of one standard error of the measured drop: on a few
         hundred inputs, a move that flips two of them may well flip more on unseen data."""
@@ -111,7 +120,7 @@ class Search:
         return base, self.descend(start, base)
 
     def sensitivity(self, start: tuple[int, ...], base: Point) -> None:
-        base_cost = base.measured.cost(self.dsp_cost)
+        base_cost = self.price(base.measured)
         for j, k in enumerate(self.knobs):
             err, cost, drops = [base.measured.error], [base_cost], [self.ev.drop(base.measured.metric)]
             for level in range(1, len(k.levels)):
@@ -123,7 +132,7 @@ class Search:
                 state = start[:j] + (level,) + start[j + 1:]
                 m = self.measure(state, "sensitivity").measured
                 err.append(max(m.error, err[-1]))
-                cost.append(m.cost(self.dsp_cost))
+                cost.append(self.price(m))
                 drops.append(self.ev.drop(m.metric))
             self.error[j], self.cost[j], self.drops[j] = err, cost, drops
 
@@ -147,7 +156,7 @@ class Search:
                 break
             trial = state[:best_j] + (state[best_j] + 1,) + state[best_j + 1:]
             point = self.measure(trial, "search")
-            if self.ok(point.measured) and point.measured.cost(self.dsp_cost) <= current.measured.cost(self.dsp_cost):
+            if self.ok(point.measured) and self.price(point.measured) <= self.price(current.measured):
                 state, current = trial, point
                 path.append(point)
             else:
