@@ -341,11 +341,16 @@ def _sweep_command(command) -> None:
 
 def cmd_compress(args) -> int:
     from .compress import compress, load_array, markdown, write_report
+    t0 = time.perf_counter()
     calib = load_array(args.calib, "--calib")
     labels = None if args.labels is None else load_array(args.labels, "--labels")
     data = compress(args.model, calib, labels=labels, max_drop=args.max_drop, prune=args.prune,
                     uniform=args.uniform, output=args.output, config=load_config(args.config), seed=args.seed,
-                    holdout=args.holdout, metric=args.metric, dsp_cost=args.dsp_cost)
+                    holdout=args.holdout, metric=args.metric, dsp_cost=args.dsp_cost,
+                    max_latency_ns=args.max_latency_ns)
+    if not data["latency_met"]:
+        print(f"fpgaq: warning: no design met --max-latency-ns {args.max_latency_ns:g}: the chosen one takes "
+              f"{data['chosen']['latency_ns']:g} ns", file=sys.stderr)
     written = write_report(data, args.report) if args.report else []
     if args.json:
         print(json.dumps(data, indent=2))
@@ -353,6 +358,8 @@ def cmd_compress(args) -> int:
     text = markdown(data)
     sys.stdout.write(text[:text.index("## Layers")] if "## Layers" in text else text)
     where = f"; report in {args.report}" if written else ""
+    print(f"compressed in {duration(time.perf_counter() - t0)} ({data['search']['designs_measured']} designs "
+          f"measured); " if data["search"] else "", end="")
     print(f"wrote {args.output}{where}; build it with: fpgaq build {args.output}")
     return 0
 
@@ -382,6 +389,8 @@ def _compress_command(command) -> None:
                    "part, io, reuse)")
     c.add_argument("--dsp-cost", type=float, default=55.0, metavar="LUTS",
                    help="LUTs a DSP counts for in the cost (default 55)")
+    c.add_argument("--max-latency-ns", type=float, metavar="NS", help="a latency budget: designs over it cost "
+                   "more than any within it (fpgaq's estimate at --config's clock)")
     _json_option(c, "the report")
 
 
@@ -417,6 +426,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--dump-ir", metavar="DIR", help="write the IR after import and after every pass into DIR")
     b.add_argument("--reuse", type=_reuse, metavar="R", help="reuse factor of every dense layer (default 1), or 'auto'")
     b.add_argument("--dsp-budget", type=_budget, metavar="N", help="DSPs the design may use, with --reuse auto")
+    b.add_argument("--lut-budget", type=_count, metavar="N", help="LUTs the design may use (estimated), with "
+                   "--reuse auto")
     _model_options(b)
 
     c = command("csim", "C-simulate a built HLS project against the emulator", cmd_csim)
@@ -426,8 +437,6 @@ def parser() -> argparse.ArgumentParser:
     _outputs_option(c, "C-simulation computed")
 
     e = command("emulate", "run the bit-exact emulator on inputs", cmd_emulate)
-    b.add_argument("--lut-budget", type=_count, metavar="N", help="LUTs the design may use (estimated), with "
-                   "--reuse auto")
     e.add_argument("model")
     _inputs_option(e, required=True)
     _outputs_option(e, "the emulator computed", required=True)
