@@ -113,6 +113,14 @@ def exporter_forms(rng) -> dict[str, onnx.ModelProto]:
              helper.make_node("Flatten", ["p"], ["f"]), helper.make_node("Gemm", ["f", "W2", "B2"], ["y"], transB=1)],
             {"K": r(4, 2, 3, 3), "KB": r(4), "s": rng.uniform(0.5, 2, (1, 4, 1, 1)), "W2": r(3, 16), "B2": r(3)},
             [2, 4, 4]),
+        "leaky_relu_and_relu6_clip": _model(
+            [helper.make_node("Gemm", ["x", "W", "B"], ["h"], transB=1),
+             helper.make_node("LeakyRelu", ["h"], ["r"], alpha=0.125),
+             helper.make_node("Gemm", ["r", "W2", "B2"], ["h2"], transB=1),
+             helper.make_node("Clip", ["h2", "lo", "hi"], ["c"]),
+             helper.make_node("Gemm", ["c", "W3", "B3"], ["y"], transB=1)],
+            {"W": r(8, 6), "B": r(8), "W2": r(5, 8), "B2": r(5), "lo": np.float32(0), "hi": np.float32(6),
+             "W3": r(3, 5), "B3": r(3)}, [6]),
         "residual_add_global_average": _model(
             [helper.make_node("Conv", ["x", "K", "KB"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"]),
              helper.make_node("Conv", ["r", "K2", "KB2"], ["c2"], pads=[1, 1, 1, 1]),
@@ -165,11 +173,13 @@ def test_compress_output_equals_qonnx_execution_and_is_deterministic(tmp_path, m
     np.testing.assert_array_equal(ours, ref.reshape(ours.shape))
 
 
-def test_uniform_residual_network_equals_qonnx_execution(tmp_path):
-    """A residual Add and a global average: --uniform writes them in QONNX that fpgaq emulates
-    exactly as qonnx executes it."""
-    onnx.save(exporter_forms(np.random.default_rng(0))["residual_add_global_average"], tmp_path / "f.onnx")
-    x = np.random.default_rng(2).normal(size=(60, 2, 5, 5))
+@pytest.mark.parametrize("form, shape", [("residual_add_global_average", (2, 5, 5)),
+                                         ("leaky_relu_and_relu6_clip", (6,))])
+def test_uniform_network_equals_qonnx_execution(tmp_path, form, shape):
+    """A residual Add and a global average; a LeakyRelu and a Clip: --uniform writes them in
+    QONNX that fpgaq emulates exactly as qonnx executes it."""
+    onnx.save(exporter_forms(np.random.default_rng(0))[form], tmp_path / "f.onnx")
+    x = np.random.default_rng(2).normal(size=(60, *shape))
     compress(tmp_path / "f.onnx", x, uniform="fixed<12,5>", output=tmp_path / "q.onnx")
     ours = fpgaq.emulate(tmp_path / "q.onnx", x)
     (ref,) = run_reference(tmp_path / "q.onnx", x)

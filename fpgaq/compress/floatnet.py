@@ -34,17 +34,18 @@ PASS_THROUGH = {"MaxPool", "GlobalMaxPool", "Flatten", "Reshape", "Transpose"}  
 AVERAGES = {"AveragePool", "GlobalAveragePool"}                                    # a new grid after them
 AFFINE = {"BatchNormalization", "Mul", "Div", "Add", "Sub"}
 SKIPPED = {"Identity", "Dropout"}
+ACTIVATIONS = {"Relu", "LeakyRelu", "Clip"}      # kind relu: an activation after a layer, then its quantizer
 SOFTMAX = {"Softmax", "LogSoftmax"}
 QUANTIZED = {"Quant", "IntQuant", "BipolarQuant", "Trunc", "QuantizeLinear", "DequantizeLinear",
              "DynamicQuantizeLinear", "QLinearMatMul", "QLinearConv", "MatMulInteger", "ConvInteger"}
-TAKEN = ("Gemm, MatMul (+ Add), Conv, Relu, BatchNormalization, Mul/Add/Sub/Div by constants, MaxPool, "
+TAKEN = ("Gemm, MatMul (+ Add), Conv, Relu, LeakyRelu, Clip (ReLU6), BatchNormalization, Mul/Add/Sub/Div by constants, MaxPool, "
          "GlobalMaxPool, AveragePool, GlobalAveragePool, Add of two activations, Flatten, Reshape, Transpose, "
          "Identity, Dropout, and a final Softmax")
 
 
 @dataclass
 class Layer:
-    """One node of the network. `kind` is dense, conv, relu, add, average or keep (an op that
+    """One node of the network. `kind` is dense, conv, relu (Relu, LeakyRelu or Clip), add, average or keep (an op that
     keeps the values: pools by max, reshapes); `attrs` and `consts` are what its ONNX node needs
     written back (a Reshape's shape, a pool's attributes)."""
     kind: str
@@ -242,8 +243,10 @@ def _layer(node: onnx.NodeProto, nid: str, ins: list[str], acts: list[str], attr
         keep = {k: v for k, v in attrs.items() if k in ("pads", "strides", "dilations", "group", "kernel_shape",
                                                        "auto_pad")}
         return Layer("conv", nid, [ins[0]], out, "Conv", attrs=keep, weight=w, bias=np.asarray(bias, float))
-    if op == "Relu":
-        return Layer("relu", nid, acts, out, "Relu")
+    if op in ACTIVATIONS:
+        if len(acts) != 1:
+            raise ValueError("takes one activation")
+        return Layer("relu", nid, acts, out, op, attrs=attrs, consts=[consts[t] for t in ins[1:] if t])
     if op in AFFINE and len(acts) == 1:
         return _affine(op, nid, ins, acts, attrs, consts, out)
     if op == "Add" and len(acts) == 2:

@@ -67,8 +67,8 @@ class Plan:
 
 def quantized_points(net: Net) -> list[str]:
     """The tensors that get a quantizer, in graph order: the input; each weighted layer's,
-    add's or average's output, or the output of the ReLU that is its only reader; every
-    ReLU's output."""
+    add's or average's output, or the output of the activation (ReLU, LeakyReLU, Clip) that is
+    its only reader; every activation's output."""
     points = [net.input]
     for layer in net.layers:
         if layer.kind == "relu" or (layer.kind in ("dense", "conv", "add", "average") and not _relu_only(net, layer)):

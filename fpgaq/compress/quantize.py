@@ -63,7 +63,7 @@ def collect_stats(net: Net, values: dict[str, np.ndarray]) -> Stats:
         v = values[t].reshape(-1)
         samples[t] = v if v.size <= SAMPLE else rng.choice(v, SAMPLE, replace=False)
         producer = net.producer(t)
-        signed[t] = not (producer is not None and producer.kind == "relu") and bool(v.min() < 0)
+        signed[t] = not (producer is not None and producer.op_type == "Relu") and bool(v.min() < 0)
     mean_in, rms_in, mean_out, rms_out, positions = {}, {}, {}, {}, {}
     for layer in net.weighted:
         x = values[layer.inputs[0]]
