@@ -351,6 +351,9 @@ def cmd_compress(args) -> int:
     if not data["latency_met"]:
         print(f"fpgaq: warning: no design met --max-latency-ns {args.max_latency_ns:g}: the chosen one takes "
               f"{data['chosen']['latency_ns']:g} ns", file=sys.stderr)
+    if not data["held_out_met"]:
+        print(f"fpgaq: warning: on the held-out inputs the drop is {data['chosen']['drop_held_out']:.4g}, over "
+              f"--max-drop {args.max_drop:g}; give more calibration inputs or a lower --max-drop", file=sys.stderr)
     written = write_report(data, args.report) if args.report else []
     if args.json:
         print(json.dumps(data, indent=2))

@@ -14,8 +14,7 @@
    metric's drop stays within the limit and the cost does not rise (a design over
    --max-latency-ns costs more than any design within it); otherwise that knob stays
    where it is. Stop when no move is left.
-3. The held-out part then checks the result; while its drop is over the limit, the last kept
-   move is undone.
+The held-out part is never looked at here: it only reports on the result.
 
 Deterministic: no randomness beyond the data split, ties broken by knob order.
 """
@@ -76,7 +75,6 @@ class Search:
         self.error: dict[int, list[float]] = {}      # knob -> error per level (inf: not measured, too far)
         self.cost: dict[int, list[float]] = {}
         self.drops: dict[int, list[float]] = {}
-        self.backed_off = 0
 
     def choice(self, state: tuple[int, ...]) -> Choice:
         n, p = len(self.net.weighted), len(self.points)
@@ -113,7 +111,7 @@ class Search:
         return 1 + 2 * sum(len(k.levels) - 1 for k in self.knobs)
 
     def run(self) -> tuple[Point, Point]:
-        """(the start, the chosen design)."""
+        """(the start, the chosen design), from the tuning data alone."""
         start = tuple(0 for _ in self.knobs)
         base = self.measure(start, "start")
         self.sensitivity(start, base)
@@ -161,9 +159,6 @@ class Search:
                 path.append(point)
             else:
                 frozen.add(best_j)
-        while len(path) > 1 and self.ev.drop(self.ev.held_out(self.plan(path[-1].state)), held=True) > self.max_drop + EPS:
-            path.pop()
-            self.backed_off += 1
         return path[-1]
 
     def sensitivity_of(self, kind: str, target: str) -> float | None:
