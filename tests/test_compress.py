@@ -371,3 +371,18 @@ def test_missing_onnxruntime_names_the_compress_extra(small, monkeypatch, capsys
     err = _error(capsys, ["compress", str(small / "f.onnx"), "--calib", str(small / "x.npy"), "-o",
                           str(small / "q.onnx")])
     assert "pip install 'fpgaq[compress]'" in err
+
+
+def test_held_out_drop_over_the_limit_is_said(small, monkeypatch, capsys):
+    """The held-out part only reports: with a search told to ignore its limit (a huge negative
+    margin), the design it picks is worse on the held-out inputs, and the command says so."""
+    import fpgaq.compress.search as search
+    monkeypatch.setattr(search, "Z", -1e9)
+    np.save(small / "x.npy", np.random.default_rng(0).normal(size=(200, 6)))
+    assert main(["compress", str(small / "f.onnx"), "--calib", str(small / "x.npy"), "-o", str(small / "q.onnx"),
+                 "--report", str(small / "r")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: on the held-out inputs the drop is" in err
+    data = json.loads((small / "r" / "compress.json").read_text())
+    assert not data["held_out_met"] and data["chosen"]["drop_held_out"] > 0.01
+    assert "over the limit" in (small / "r" / "compress.md").read_text()
