@@ -3,9 +3,10 @@
 It runs each node through its op's own emulation rule (`Op.emulate`), vectorised over the
 batch (axis 0 of every run-time array; constants have no batch axis). When every integer a
 graph handles is below 2**52 in magnitude (each op's `peak_bits`, from the exact intervals),
-codes are held in float64, where integer arithmetic is exact and matrix products run on BLAS;
-otherwise int64, or Python ints in object arrays past 62 bits. The integers are the same
-either way.
+codes are held in floats, where integer arithmetic is exact and matrix products run on BLAS:
+float32 when every one is below 2**23 (half the memory traffic, twice the BLAS speed), else
+float64; otherwise int64, or Python ints in object arrays past 62 bits. The integers are the
+same either way.
 """
 from __future__ import annotations
 
@@ -18,33 +19,51 @@ from .errors import FpgaqError
 from .ir.fixed import INT64_SAFE_BITS
 from .ir.graph import Graph, Node
 from .ir.ops import Args, Input
-from .ir.ops.base import FLOAT64_EXACT_BITS, as_codes, code_bits
+from .ir.ops.base import FLOAT32_EXACT_BITS, FLOAT64_EXACT_BITS, as_codes, code_bits
 
-CHUNK = 16384   # rows a step: intermediate arrays stay in cache
+CHUNK_VALUES = 1 << 16   # values of the widest tensor a step: a step's arrays stay in the cache
+CHUNK_ROWS = (64, 16384)
 
 
 @dataclass(frozen=True)
 class _Step:
     node: Node
-    args: Args           # as for the float64 path; `floats` is set per run
+    args: Args           # for the tier the graph runs in
+    ints: Args           # for integer codes (a reference run, which is float64, uses `args`' ins)
     peak: int
-    batched: bool
+    wide: bool           # past int64: Python ints
+
+
+@dataclass(frozen=True)
+class _Plan:
+    steps: tuple[_Step, ...]
+    floats: bool         # every integer below 2**52: codes in floats
+    float32: bool        # ... below 2**23: float32
+    rows: int            # inputs a chunk
 
 
 @lru_cache(maxsize=64)
-def _plan(graph: Graph) -> tuple[tuple[_Step, ...], bool]:
-    """Each node's emulation arguments, and whether the whole graph fits float64 exactly."""
-    steps: list[_Step] = []
+def _plan(graph: Graph) -> _Plan:
+    """Each node's emulation arguments, the number type the whole graph runs in, and how many
+    inputs go through it at once."""
+    peaks: list[int] = []
     batched: dict[str, bool] = {}
-    floats = True
+    parts = []
     for node in graph.nodes:
         ins = graph.sources(node)
         b = tuple(batched[i.name] for i in ins)
         batched[node.name] = isinstance(node.op, Input) or any(b)
         peak = 0 if isinstance(node.op, Input) else node.op.peak_bits([i.out for i in ins], node.out)
-        floats = floats and peak < FLOAT64_EXACT_BITS
-        steps.append(_Step(node, Args(tuple(i.out for i in ins), node.out, True, b), peak, batched[node.name]))
-    return tuple(steps), floats
+        peaks.append(peak)
+        parts.append((node, tuple(i.out for i in ins), b))
+    top = max(peaks, default=0)
+    floats, float32 = top < FLOAT64_EXACT_BITS, top < FLOAT32_EXACT_BITS
+    steps = tuple(_Step(node, Args(ins, node.out, floats, b, float32), Args(ins, node.out, False, b), peak,
+                        peak > INT64_SAFE_BITS)
+                  for (node, ins, b), peak in zip(parts, peaks))
+    widest = max((n.out.size for n in graph.nodes), default=1)
+    rows = min(max(CHUNK_VALUES // max(widest, 1), CHUNK_ROWS[0]), CHUNK_ROWS[1])
+    return _Plan(steps, floats, float32, rows)
 
 
 def _input(node: Node, x: np.ndarray) -> np.ndarray:
@@ -62,20 +81,26 @@ def _input(node: Node, x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _evaluate(graph: Graph, inputs: dict[str, np.ndarray], reference: bool = False) -> tuple[dict, bool]:
-    steps, floats = _plan(graph)
-    floats = floats or reference
+def _evaluate(graph: Graph, inputs: dict[str, np.ndarray], reference: bool = False,
+              plan: _Plan | None = None) -> tuple[dict, bool]:
+    plan = plan or _plan(graph)        # hashing a graph costs: a run of many chunks plans once
+    floats = plan.floats or reference
     values: dict[str, np.ndarray] = {}
-    for s in steps:
+    for s in plan.steps:
         node = s.node
         if isinstance(node.op, Input):
             values[node.name] = _input(node, inputs[node.name])
             continue
         xs = [values[i] for i in node.inputs]
-        args = s.args if floats else Args(s.args.ins, s.args.out, False, s.args.batched)
-        if not floats and s.peak > INT64_SAFE_BITS:
-            xs = [x.astype(object) if t.type is not None else x for x, t in zip(xs, args.ins)]
-        y = node.op.reference(xs, args) if reference else node.op.emulate(xs, args)
+        if reference:       # float64: the float model's own arithmetic
+            args = Args(s.args.ins, s.args.out, True, s.args.batched)
+            y = node.op.reference(xs, args)
+        elif floats:
+            y = node.op.emulate(xs, s.args)
+        else:
+            if s.wide:
+                xs = [x.astype(object) if t.type is not None else x for x, t in zip(xs, s.ints.ins)]
+            y = node.op.emulate(xs, s.ints)
         if not floats and node.type is not None:
             y = as_codes(y, code_bits(node.out))
         values[node.name] = np.asarray(y)
@@ -104,20 +129,33 @@ def output_codes(graph: Graph, inputs) -> list[np.ndarray]:
     return [_codes(graph[o], values[o], floats) for o in graph.outputs]
 
 
-def _chunks(inputs: dict[str, np.ndarray]):
+def _chunks(inputs: dict[str, np.ndarray], rows: int):
     n = len(next(iter(inputs.values())))
-    for start in range(0, max(n, 1), CHUNK):
-        yield {k: np.asarray(v)[start:start + CHUNK] for k, v in inputs.items()}
+    for start in range(0, max(n, 1), rows):
+        yield {k: np.asarray(v)[start:start + rows] for k, v in inputs.items()}
 
 
 def run(graph: Graph, inputs) -> list[np.ndarray]:
     """Real-valued outputs (float64), one array an output, for real inputs (an (N, ...) array
     for a one-input graph, or {input name: array})."""
-    parts = []
-    for chunk in _chunks(_named(graph, inputs)):
-        values, _ = _evaluate(graph, chunk)
-        parts.append([graph.real_outputs(i, values[o]) for i, o in enumerate(graph.outputs)])
-    return [np.concatenate(p) for p in zip(*parts)]
+    named = _named(graph, inputs)
+    plan = _plan(graph)
+    out: list[np.ndarray] | None = None
+    n = len(next(iter(named.values())))
+    start = 0
+    for chunk in _chunks(named, plan.rows):
+        values, _ = _evaluate(graph, chunk, plan=plan)
+        part = [graph.real_outputs(i, np.asarray(values[o], dtype=np.float64) if values[o].dtype == np.float32
+                                   else values[o]) for i, o in enumerate(graph.outputs)]
+        if out is None:     # one chunk: its arrays as they are; several: written into place
+            if len(chunk[next(iter(chunk))]) == n:
+                return part
+            out = [np.empty((n,) + p.shape[1:], dtype=p.dtype) for p in part]
+        for o, p in zip(out, part):
+            o[start:start + len(p)] = p
+        start += len(part[0])
+    assert out is not None
+    return out
 
 
 def run_reference(graph: Graph, inputs) -> list[np.ndarray]:

@@ -22,6 +22,7 @@ from ..interval import Interval
 from ..tensor import Tensor
 
 FLOAT64_EXACT_BITS = 52   # integers (and their halves) are exact in float64 below 2**52
+FLOAT32_EXACT_BITS = 23   # ... and in float32 below 2**23
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Args:
     out: Tensor
     floats: bool                    # codes are held in float64, exact: every value is below 2**52
     batched: tuple[bool, ...]       # per input: a leading batch axis (constants have none)
+    float32: bool = False           # with floats: in float32 where an op keeps it, every value below 2**23
 
 
 class Op:

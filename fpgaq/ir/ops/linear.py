@@ -122,8 +122,7 @@ class Dense(Op):
     def emulate(self, xs: Sequence[np.ndarray], a: Args) -> np.ndarray:
         (x,) = xs
         if a.floats:
-            w, b = _float_weights(self)
-            return x @ w + b
+            return _float_product(x, *_float_weights(self, np.float32 if x.dtype == np.float32 else np.float64))
         if x.dtype != object and self.peak_bits(a.ins, a.out) <= INT64_SAFE_BITS:
             return x @ self.weight.T.astype(np.int64) + self.bias.astype(np.int64)
         return x.astype(object) @ self.weight.T.astype(object) + self.bias.astype(object)
@@ -155,10 +154,27 @@ class Dense(Op):
                 + (" serial" if self.serial else "") + (" fabric" if self.fabric else ""))
 
 
+BLAS_BLOCK = 1 << 18     # multiply-accumulates of one matrix product call
+
+
+def _float_product(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """x @ w + b on exact float codes, in blocks of rows of at most BLAS_BLOCK products: BLAS
+    runs a block on one core (below OpenBLAS's threading threshold), where its threads cost
+    more than they bring on these small layers, and far more on a busy machine."""
+    flat = x.reshape(-1, x.shape[-1])
+    y = np.empty((len(flat), w.shape[1]), dtype=np.result_type(flat, w))
+    rows = max(1, BLAS_BLOCK // max(w.size, 1))
+    for i in range(0, len(flat), rows):
+        np.matmul(flat[i:i + rows], w, out=y[i:i + rows])
+    y += b
+    return y.reshape(x.shape[:-1] + (w.shape[1],))
+
+
 @lru_cache(maxsize=256)
-def _float_weights(op: Dense) -> tuple[np.ndarray, np.ndarray]:
-    """The weights (transposed) and bias as float64, converted once per op."""
-    return op.weight.T.astype(np.float64), op.bias.astype(np.float64)
+def _float_weights(op: Dense, dtype: type) -> tuple[np.ndarray, np.ndarray]:
+    """The weights (transposed, contiguous for BLAS) and bias as floats, converted once per op
+    (float32 only for inputs in float32: the emulator chose it where every sum stays below 2**23)."""
+    return np.ascontiguousarray(op.weight.T, dtype=dtype), op.bias.astype(dtype)
 
 
 @lru_cache(maxsize=256)

@@ -69,14 +69,16 @@ class Quant(Op):
     def emulate(self, xs: Sequence[np.ndarray], a: Args) -> np.ndarray:
         (x,), (src,) = xs, a.ins
         if src.type is None:
-            return self._from_real(x)
+            codes = self._from_real(x)
+            return codes.astype(np.float32) if a.float32 else codes
         if not self.integer(src):
             return self.reference(xs, a)
         shift = src.type.frac - self.type.frac
         if a.floats:
-            # codes are integers below 2**52: scaling by a power of two is exact
+            # codes are integers below 2**52 (2**23 in float32): scaling by a power of two is exact
             y = x * 2.0 ** -shift
-            y = round_real(y, self.rounding) if shift > 0 else y
+            if shift > 0:
+                y = np.rint(y, out=y) if self.rounding is Rounding.ROUND else round_real(y, self.rounding)
             return np.clip(y, self.lo, self.hi, out=y)
         return np.clip(shift_round(x, shift, self.rounding), self.lo, self.hi)
 
