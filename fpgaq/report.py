@@ -141,10 +141,15 @@ def _verilog_markdown(data: dict) -> list[str]:
     """The head and the per-layer table of a Verilog design, counted from the design."""
     t = data["total"]
     shared = t.get("multipliers", 0)
+    parallel = data.get("io", "io_parallel") == "io_parallel"
     if shared:          # dense layers with reuse factors above 1
         how = (f"are shift-and-add at reuse factor 1; dense layers with a reuse factor above 1 compute theirs on "
-               f"{shared} shared multipliers ({t['dsp']} DSP), and it takes a new input every {t['ii']} cycles. ")
-    elif data.get("io", "io_parallel") == "io_parallel":
+               f"{shared} shared multipliers ({t['dsp']} DSP), and it takes a new input every {t['ii']} cycles. "
+               if parallel else
+               f"are shift-and-add at reuse factor 1; dense layers with a reuse factor R above 1 compute theirs on "
+               f"{shared} shared multipliers ({t['dsp']} DSP), their stages a pixel every R cycles; a new frame "
+               f"every {t['ii']} cycles (the report's latency is an estimate of what `fpgaq rtlsim` measures). ")
+    elif parallel:
         how = "are shift-and-add, so it has no DSPs and no multipliers, and it takes a new input every cycle. "
     else:
         how = ("are shift-and-add, so it has no DSPs and no multipliers; it streams a pixel a cycle, a new frame "

@@ -1,28 +1,33 @@
 """Reuse factors above 1 in the Verilog back-end: a dense layer's products time-multiplexed on
-ceil(non-zeros / R) shared multipliers over R cycles, an input every R cycles. The RTL equals
-the emulator bit for bit, the bench measures II = R, and --reuse auto chooses R under a DSP
-and a LUT budget."""
+ceil(non-zeros / R) shared multipliers over R cycles, an input (io_parallel) or a pixel
+(io_stream) every R cycles. The RTL equals the emulator bit for bit, the bench measures the II,
+and --reuse auto chooses R under a DSP and a LUT budget."""
 import dataclasses
 import math
 import subprocess
 
+import numpy as np
 import pytest
 
 import modelgen
+from conftest import TESTS
 from verilog_helpers import graph_project, need, need_cocotb, random_graph
 
 from fpgaq.backends import backend
 from fpgaq.backends.verilog.context import project_context
 from fpgaq.backends.verilog.rtlsim import Design, run_rtlsim
+from fpgaq.backends.verilog.stream import stream_context
 from fpgaq.backends.verilog.summary import design_summary
 from fpgaq.backends.verilog.writer import RTL, core_sources, render_project
 from fpgaq.config import BuildConfig
-from fpgaq.errors import ConfigError, ModelError
+from fpgaq.errors import ConfigError
 from fpgaq.estimate import estimate
 from fpgaq.frontend.importer import import_model
 from fpgaq.ir.ops import Dense
 from fpgaq.passes.pipeline import pipeline, run_pipeline
+from fpgaq.project import build
 
+CNN = TESTS / "fixtures" / "brevitas_cnn"
 MLP = modelgen.qonnx_mlp([6, 10, 4], rng=1)          # dense layers of 14 and 12 non-zero weights
 # wide operands (12-bit weights and activations): shared products go to DSPs
 WIDE = modelgen.qonnx_mlp([16, 24, 8], rng=2, sparsity=0.5, w_bits=12, in_bits=12, act_bits=12, check_exact=False)
@@ -149,8 +154,19 @@ def test_auto_under_a_lut_budget_and_a_dsp_budget():
         compiled(WIDE, reuse="auto", lut_budget=10)
 
 
-def test_stream_reuse_is_refused_naming_the_node():
-    graph, config = compiled(MLP)
-    stream = dataclasses.replace(config, io="io_stream")
-    with pytest.raises(ModelError, match=r"node .*reuse factor 2; the Verilog back-end's io_stream designs"):
-        backend("verilog").check(with_reuse(graph, 2), stream)
+def test_streamed_layers_take_a_pixel_every_r_cycles(tmp_path):
+    """io_stream: each convolution's dense layer computes a window's products over R cycles on
+    its shared multipliers, its stage taking a pixel every R cycles; the slowest stage's frame
+    (16 positions x 3 here, above the line buffer's 18 padded ones) is the II."""
+    need_cocotb()
+    need("iverilog", "Icarus Verilog")
+    config = BuildConfig(name="net", backend="verilog", io="io_stream", layer_reuse={"conv_add": 3, "dense": 5})
+    project = build(CNN / "conv1d.onnx", tmp_path / "s", config)
+    ctx = stream_context(project.graph, config)
+    maps = {s["name"]: s["pixels"] for s in ctx["stages"] if s["kind"] == "map"}
+    assert maps["conv_add"] == 16 * 3 and maps["dense"] == 5
+    assert "st_conv_add_ready" in (tmp_path / "s" / RTL / "net.v").read_text()
+    r = run_rtlsim(project, np.load(CNN / "inputs_conv1d.npy")[:3], sim="icarus")
+    assert r.ok, r.mismatches
+    assert r.ii == 48
+    assert project.report["total"]["ii"] == 48

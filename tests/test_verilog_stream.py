@@ -18,7 +18,7 @@ from fpgaq.backends.verilog.stream import VerilogPlanner, stream_context, stream
 from fpgaq.backends.verilog.writer import render_project
 from fpgaq.compile import compile_file
 from fpgaq.config import BuildConfig
-from fpgaq.errors import FpgaqError, ModelError
+from fpgaq.errors import FpgaqError
 from fpgaq.ir.fixed import FixedType, Rounding
 from fpgaq.ir.graph import Graph, Origin, make_node
 from fpgaq.ir.ops import Input, Quant, Requant
@@ -122,11 +122,6 @@ def test_stream_rtl_is_deterministic():
     assert a == b
     top = a[f"rtl/{STREAM.name}.v"]
     assert "fpgaq_windows #(" in top and "fpgaq_fifo #(" in top and "fpgaq_add #(" in top
-
-
-def test_reuse_is_refused_clearly(tmp_path):
-    with pytest.raises(ModelError, match="reuse factor 1.*reuse > 1"):
-        build(CNN / "conv1d.onnx", tmp_path / "r", dataclasses.replace(STREAM, reuse=2))
 
 
 def test_parameters_that_differ_from_pixel_to_pixel_are_refused():

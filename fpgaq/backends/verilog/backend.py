@@ -35,12 +35,6 @@ class VerilogBackend:
                               f"{Dense.positions(graph[n.inputs[0]].out)} positions); the Verilog back-end takes "
                               "dense layers of a vector: Flatten the input first, or use --backend hls"
                               for n in repeated])
-        shared = [n for n in graph.nodes if isinstance(n.op, Dense) and n.op.reuse > 1]
-        if shared and stream:
-            raise ModelError([f"{n.origin}: reuse factor {n.op.reuse}; the Verilog back-end's io_stream designs "
-                              "compute a dense layer's products in parallel (reuse factor 1) and do not time-multiplex "
-                              "them yet. Use reuse 1 with --io io_stream, --io io_parallel (where reuse > 1 "
-                              "works), or the HLS back-end" for n in shared if isinstance(n.op, Dense)])
         if len(graph.inputs) != 1:
             raise ModelError([f"the Verilog back-end takes models with one input; this one has {len(graph.inputs)}"])
         skip = graph.host | {q.name for q in graph.firmware_inputs}

@@ -89,9 +89,12 @@ class Netlist:
     round_into: dict[str, int] = field(default_factory=dict)   # dense -> the half its quantizer rounds by
     ii: int = 1             # cycles between inputs: the largest reuse factor of a dense layer
     multipliers: int = 0    # shared multipliers (fpgaq_rmul) of the layers with reuse > 1
+    valids: str | None = None   # a vector whose bit k is high where an input is in stage k (a stream's datapath)
 
     def valid(self, stage: int) -> str:
         """The signal that is high in the cycle an input is in `stage` (the valid pipeline)."""
+        if self.valids is not None:
+            return f"{self.valids}[{stage}]"
         return "in_take" if stage == 0 else f"valid_sr[{stage - 1}]"
 
     def new(self, base: str, iv: Interval, stage: int, depth: float) -> Value:

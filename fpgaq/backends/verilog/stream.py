@@ -30,7 +30,8 @@ from ...ir.ops import Argmax, ChannelQuant, Dense, LeakyRelu, Op, Requant, Softm
 from ...ir.tensor import Tensor
 from ...names import comment
 from ..stream_plan import MIN_DEPTH, Layout, StreamPlanner
-from .context import KERNELS, MULTI, Netlist, Value, _max_tree, _requant, adder_bits, literal
+from .context import (KERNELS, MULTI, Netlist, Value, _max_tree, _requant, adder_bits, literal, multiplier_dsps,
+                      state_bits)
 
 # per-element parameters of a kernel, reduced to one a channel for a pixel
 PER_ELEMENT: dict[type, tuple[str, ...]] = {Requant: ("multiplier", "ratio", "offset"), LeakyRelu: ("slope",),
@@ -51,9 +52,10 @@ def build_datapath(module: str, budget: float, ports: list[Port], out: FixedType
                    body: Callable[[Netlist, list[list[Value]]], list[Value]]) -> dict:
     """A pipelined module computing one pixel: its inputs registered, the netlist `body` builds
     on their codes, its outputs resized to `out` and registered. Latency: the netlist's stages
-    and the two registers."""
-    net = Netlist(budget)
-    net.taken |= {"clk", "out", "out_q"} | {f"in{k}" for k in range(len(ports))} | \
+    and the two registers. `ii`: the cycles between pixels, above 1 where a dense layer has a
+    reuse factor R > 1; the module then reads `v`, bit k high where a pixel is in stage k."""
+    net = Netlist(budget, valids="v")
+    net.taken |= {"clk", "rst", "v", "out", "out_q"} | {f"in{k}" for k in range(len(ports))} | \
         {f"in{k}_q" for k in range(len(ports))}
     xs = []
     for k, p in enumerate(ports):
@@ -71,13 +73,16 @@ def build_datapath(module: str, budget: float, ports: list[Port], out: FixedType
     return {"module": module, "inputs": [{"name": f"in{k}", "bits": p.n * p.kind.width} for k, p in enumerate(ports)],
             "out_bits": len(ys) * out.width, "wires": net.wires, "instances": net.instances,
             "registers": net.registers(), "assigns": assigns, "latency": last + 2, "adders": net.adders,
-            "adder_bits": adder_bits(net.instances), "stages": last + 1}
+            "adder_bits": adder_bits(net.instances), "stages": last + 1, "ii": net.ii,
+            "ii_bits": max(1, (net.ii - 1).bit_length()), "state_bits": state_bits(net.instances),
+            "multipliers": net.multipliers, "dsp": multiplier_dsps(net.instances)}
 
 
 def datapath_bits(d: dict) -> int:
-    """Flip-flops of a datapath: its input, delay and output registers."""
+    """Flip-flops of a datapath: its input, delay and output registers, and those of its
+    layers with reuse factors above 1 (held inputs, accumulators, phase)."""
     return sum(i["bits"] for i in d["inputs"]) + sum(r["width"] * len(r["taps"]) for r in d["registers"]) \
-        + d["out_bits"]
+        + d["out_bits"] + d["state_bits"]
 
 
 class VerilogPlanner(StreamPlanner):
@@ -285,7 +290,10 @@ def _stage(planner: VerilogPlanner, st: dict, fifos: dict[str, dict], kinds: dic
         d = st["layer"]["datapath"] if kind == "map" else planner.concat_datapath(st)
         for s, port in zip(ins, d["inputs"]):
             assert fifos[s]["width"] == port["bits"], (name, s, fifos[s]["width"], port["bits"])
-        out.update(datapath=d, latency=d["latency"], pixels=st["pixels"])
+        # reuse R > 1: a pixel every R cycles, counted by a gap counter that gates the fire
+        out.update(datapath=d, latency=d["latency"], pixels=st["pixels"] * d["ii"], ii=d["ii"])
+        if d["ii"] > 1:
+            out["fire"] += f" && st_{name}_ready"
     elif kind == "windows":
         a, b = kinds[st["in"]], kinds[st["out"]]
         if (a.width, a.signed) != (b.width, b.signed):

@@ -54,7 +54,8 @@ def stream_summary(graph: Graph, config: BuildConfig, layer_names: list[str]) ->
     cycles a frame; the latency of a frame as the stream model gives it (its first pixel through
     every stage, then the slowest stage's frame): `fpgaq rtlsim` measures both."""
     ctx = stream_context(graph, config)
-    rows = {name: {"adders": 0, "adder_bits": 0, "stages": 0} for name in layer_names}
+    rows = {name: {"adders": 0, "adder_bits": 0, "stages": 0, "multipliers": 0, "dsp": 0, "reuse": 1}
+            for name in layer_names}
     current = layer_names[0] if layer_names else None
     regs = 0
     for st in ctx["stages"]:
@@ -62,18 +63,23 @@ def stream_summary(graph: Graph, config: BuildConfig, layer_names: list[str]) ->
         d = st.get("datapath")
         if d is None:
             continue
-        regs += datapath_bits(d) + d["latency"]          # and the stage's valid bits
+        regs += datapath_bits(d) + d["latency"] + (d["ii_bits"] if d["ii"] > 1 else 0)   # its valid bits and gap
         current = st["name"] if st["name"] in rows else current
         if current is None:
             continue
         rows[current]["adders"] += d["adders"]
         rows[current]["adder_bits"] += d["adder_bits"]
         rows[current]["stages"] += d["latency"]
+        rows[current]["multipliers"] += d["multipliers"]
+        rows[current]["dsp"] += d["dsp"]
+        rows[current]["reuse"] = max(rows[current]["reuse"], d["ii"])
     planner = ctx["planner"]
     ii = max(st["pixels"] for st in ctx["stages"])
     first = max(planner.ready[planner.stream[o]] for o in graph.outputs)
     adders = sum(d["adders"] for d in ctx["datapaths"])
     return {"latency_cycles": first + ii, "ii": ii, "adders": adders,
             "adder_bits": sum(d["adder_bits"] for d in ctx["datapaths"]), "register_bits": regs,
-            "fifo_bits": sum(f["depth"] * f["width"] for f in ctx["fifos"]), "dsp": 0,
+            "fifo_bits": sum(f["depth"] * f["width"] for f in ctx["fifos"]),
+            "multipliers": sum(d["multipliers"] for d in ctx["datapaths"]),
+            "dsp": sum(d["dsp"] for d in ctx["datapaths"]),
             "adder_budget": ctx["budget"], "layers": rows}
