@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
+from ..user_cache import user_cache
+
 OBJECTS_KEPT = 512      # object files kept (the least recently used go first); ~50 kB each
 PCH_KEPT = 3            # precompiled headers kept (~80 MB each: one a compiler and set of flags)
 PCH_NAME = "fpgaq_ap_types.h"
@@ -29,15 +31,9 @@ _MAGIC = b"fpgaq-object sha256="
 
 
 def cache_root() -> Path | None:
-    """The user's C-simulation cache folder, made if missing; None where it cannot be made
-    (a read-only home: every build then compiles everything)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    root = Path(base) / "fpgaq" / "csim"
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-    return root if os.access(root, os.W_OK) else None
+    """The user's C-simulation cache folder; None where there can be none (every build then
+    compiles everything)."""
+    return user_cache("csim")
 
 
 def key(*parts: str | bytes) -> str:
