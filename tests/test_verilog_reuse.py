@@ -4,6 +4,7 @@ ceil(non-zeros / R) shared multipliers over R cycles, an input (io_parallel) or 
 and --reuse auto chooses R under a DSP and a LUT budget."""
 import dataclasses
 import math
+import re
 import subprocess
 
 import numpy as np
@@ -170,3 +171,18 @@ def test_streamed_layers_take_a_pixel_every_r_cycles(tmp_path):
     assert r.ok, r.mismatches
     assert r.ii == 48
     assert project.report["total"]["ii"] == 48
+
+
+def test_cli_lut_budget(tmp_path, capsys):
+    from fpgaq.cli import main
+    path = tmp_path / "wide.onnx"
+    modelgen.save(WIDE, path)
+    assert main(["build", str(path), "-o", str(tmp_path / "v"), "--backend", "verilog", "--reuse", "auto",
+                 "--lut-budget", "8000", "--dsp-budget", "20"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^reuse auto \(at most 20 DSPs and 8,000 LUTs\): dense \d+, dense_1 \d+; \d+ DSPs in the "
+                     r"design$", out, re.M), out
+    report = (tmp_path / "v" / "report.md").read_text()
+    assert "shared multipliers" in report and "takes a new input every" in report
+    assert main(["build", str(path), "-o", str(tmp_path / "w"), "--lut-budget", "8000"]) == 1
+    assert "lut_budget only applies with reuse 'auto'" in capsys.readouterr().err
