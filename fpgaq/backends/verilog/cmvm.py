@@ -37,6 +37,7 @@ from ...ir.fixed import csd
 Term = tuple[int, int, int]          # (node, shift, sign)
 Key = tuple[int, int, int, int]      # (node a, node b, shift of b - shift of a, sign of b * sign of a)
 Form = Callable[[int], Sequence[tuple[int, int]]]    # a weight -> its signed digits (shift, sign)
+UNBOUNDED = 1 << 20                  # a depth target no sum reaches
 
 
 @dataclass(frozen=True)
@@ -180,9 +181,6 @@ class _Transposed:
     kraft: list[int]                 # per node: K(v)
     operands: list[tuple[int, int]] = field(default_factory=list)    # per adder
 
-    def depth(self, v: int) -> int:
-        return _ceil_log2(self.kraft[v])
-
     def change(self, delta: dict[int, int]) -> dict[int, int] | None:
         """The nodes' new K after adding `delta` to some of them and passing each adder's
         change of depth on to its operands, or None if an output would be too deep."""
@@ -210,7 +208,7 @@ class _Transposed:
             new[v] = k
         return new
 
-    def replace(self, key: Key, uses: list[tuple[int, Term, Term]]) -> tuple[int, dict[int, int]] | None:
+    def effect(self, key: Key, uses: list[tuple[int, Term, Term]]) -> tuple[int, dict[int, int]] | None:
         """K of the new adder for these occurrences and everyone's new K, or None if too deep."""
         k = sum(1 << self.lv[o] for o, _, _ in uses)
         delta: dict[int, int] = {}
@@ -222,7 +220,7 @@ class _Transposed:
         """The most of these occurrences that keep every output within its target: all of
         them, or else the most of them whose sum of 2**level is a power of two (the new adder's
         depth wastes nothing there, so no node's depth grows), if that is at least two."""
-        if self.replace(key, uses) is not None:
+        if self.effect(key, uses) is not None:
             return uses
         total = sum(1 << self.lv[o] for o, _, _ in uses)
         by_level = sorted(uses, key=lambda u: -self.lv[u[0]])
@@ -238,7 +236,7 @@ class _Transposed:
         return sorted(best) if len(best) >= 2 else []
 
     def commit(self, key: Key, uses: list[tuple[int, Term, Term]]) -> None:
-        got = self.replace(key, uses)
+        got = self.effect(key, uses)
         assert got is not None
         k, new = got
         for v, kv in new.items():
@@ -248,8 +246,8 @@ class _Transposed:
 
 
 def _fill(st: _State, rows: list[list[Term]]) -> None:
-    """The outputs' first terms and the count of their pairs, at once (what `add` does one term
-    at a time)."""
+    """The outputs' first terms and the count of their pairs (which `_State.replace` then keeps
+    up to date)."""
     count: Counter[Key] = Counter()
     for o, row in enumerate(rows):
         row = sorted(row)
@@ -410,7 +408,8 @@ def optimise(weights: Sequence[Sequence[int]], levels: Sequence[int] | None = No
                 for n, _, _ in row:
                     kraft[n] += 1 << lv[i]
             guard = _Transposed(lv, targets, extra, kraft)
-            t = _greedy(rows, [0] * len(weights), [1 << 20] * n_inputs, [0] * n_inputs, ahead, guard)
+            # the transpose's own depths do not matter (no target there): the guard keeps W's
+            t = _greedy(rows, [0] * len(weights), [UNBOUNDED] * n_inputs, [0] * n_inputs, ahead, guard)
             prog = _pruned(transposed(t, lv))
         else:
             prog = _greedy([digit_terms(row, form) for row in weights], lv, targets, extra, ahead)
