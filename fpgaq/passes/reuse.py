@@ -3,11 +3,12 @@ cycle and accepts a new input every R cycles."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 
 from ..errors import ConfigError
-from ..ir.cost import Cost
+from ..ir.cost import Cost, csd_digits
 from ..ir.graph import Graph, Node
 from ..ir.ops import Dense
 
@@ -41,6 +42,10 @@ def _dense(node: Node) -> Dense:
 
 # what a DSP is worth in LUTs, to weigh the two budgets of --reuse auto against each other
 DSP_LUTS = 55
+# LUTs of a Verilog dense layer at R = 1 (one shared adder graph of its constant products), per
+# canonical signed digit of its weights and accumulator bit: its adder bits measured 0.41 to 0.51
+# of that on the jet tagger and random MLPs (a LUT an adder bit on a carry chain)
+SHARED_ADDER_BITS = 0.45
 
 
 @dataclass(frozen=True)
@@ -97,9 +102,16 @@ class TileByReuse:
                                    if n.name in choice else n for n in graph.nodes)
 
     def _estimate(self, graph: Graph, n: Node, r: int, fabric: bool = False) -> Cost:
-        # shift_add at R = 1: every product a constant's shift-and-add in LUTs, as fabric prices it
+        # shift_add at R = 1: every product a constant's shift-and-add in LUTs, no DSP
         op = replace(_dense(n), reuse=r, serial=self.serial, fabric=fabric or (self.shift_add and r == 1))
-        return op.cost([graph[n.inputs[0]].out], n.out, self.clock_ns)
+        cost = op.cost([graph[n.inputs[0]].out], n.out, self.clock_ns)
+        if self.shift_add and r == 1:
+            assert n.out.type is not None
+            w = op.weight
+            digits = sum(csd_digits(int(v)) for v in w[w != 0])
+            copies = 1 if self.serial else Dense.positions(graph[n.inputs[0]].out)
+            cost = replace(cost, lut=math.ceil(SHARED_ADDER_BITS * digits * n.out.type.width) * copies)
+        return cost
 
     def _fixed_lut(self, graph: Graph) -> int:
         """The LUTs of everything but the dense layers (their activations, quantizers, tables),
@@ -165,37 +177,73 @@ class TileByReuse:
         return gain
 
     def _auto(self, graph: Graph, dense: list[Node], fabric: bool = False) -> dict[str, int]:
-        """Greedy: start at R = 1 everywhere; while the DSPs or LUTs exceed their budgets, step
-        the layer that gives back the most per added cycle to its next useful R."""
+        """The better (less latency, then a lower II) of two searches, each followed by giving
+        back, the largest reuse factor first, the steps that the budgets do not need:
+        - greedy: start at R = 1 everywhere; while the DSPs or LUTs exceed their budgets, step the
+          layer that gives back the most per added cycle to its next useful R;
+        - balanced: the least bound on R for which every layer at its largest useful R within
+          the bound fits (the II of an io_parallel design is its largest R)."""
+        options = {n.name: legal_reuse(_dense(n).nonzero) for n in dense}
+        cache: dict[tuple[str, int], Cost] = {}
 
         def est(n: Node, r: int) -> Cost:
-            return self._estimate(graph, n, r, fabric)
+            if (n.name, r) not in cache:
+                cache[(n.name, r)] = self._estimate(graph, n, r, fabric)
+            return cache[(n.name, r)]
 
-        options = {n.name: legal_reuse(_dense(n).nonzero) for n in dense}
-        step = {n.name: 0 for n in dense}
-        current = {n.name: est(n, 1) for n in dense}
         fixed = self._fixed_lut(graph)
 
-        def use() -> tuple[int, int]:
-            return sum(e.dsp for e in current.values()), fixed + sum(e.lut for e in current.values())
+        def use(choice: dict[str, int]) -> tuple[int, int]:
+            costs = [est(n, choice[n.name]) for n in dense]
+            return sum(e.dsp for e in costs), fixed + sum(e.lut for e in costs)
 
-        while self._over(*use()):
+        def give_back(choice: dict[str, int]) -> dict[str, int]:
+            choice = dict(choice)
+            lowered = True
+            while lowered:
+                lowered = False
+                for n in sorted(dense, key=lambda n: -choice[n.name]):
+                    i = options[n.name].index(choice[n.name])
+                    if i == 0 or self._over(*use({**choice, n.name: options[n.name][i - 1]})):
+                        continue
+                    choice[n.name], lowered = options[n.name][i - 1], True
+                    break
+            return choice
+
+        def latency(choice: dict[str, int]) -> tuple[int, int]:
+            return sum(est(n, choice[n.name]).latency_cycles for n in dense), max(choice.values(), default=1)
+
+        found = [give_back(self._greedy(dense, options, est, use))]
+        bounds = sorted({r for n in dense for r in options[n.name]})
+
+        def within(bound: int) -> dict[str, int]:
+            return {n.name: max(r for r in options[n.name] if r <= bound) for n in dense}
+
+        fitting = [b for b in bounds if not self._over(*use(within(b)))]
+        if fitting:
+            found.append(give_back(within(fitting[0])))
+        return min(found, key=latency)
+
+    def _greedy(self, dense: list[Node], options: dict[str, list[int]], est: Callable[[Node, int], Cost],
+                use: Callable[[dict[str, int]], tuple[int, int]]) -> dict[str, int]:
+        choice = {n.name: 1 for n in dense}
+        while self._over(*use(choice)):
             best = None
-            dsp, lut = use()
+            dsp, lut = use(choice)
             for n in dense:
-                i = step[n.name] + 1
-                if i >= len(options[n.name]) or (self.lut_budget is None and current[n.name].dsp == 0):
+                i = options[n.name].index(choice[n.name]) + 1
+                now = est(n, choice[n.name])
+                if i >= len(options[n.name]) or (self.lut_budget is None and now.dsp == 0):
                     continue
                 nxt = est(n, options[n.name][i])
-                saved = self._relief(dsp, lut, current[n.name], nxt)
+                saved = self._relief(dsp, lut, now, nxt)
                 # cycles added: to the latency, or to a frame (a serial layer's II is positions x R)
-                cost = max(nxt.latency_cycles - current[n.name].latency_cycles, nxt.ii - current[n.name].ii, 1)
+                cost = max(nxt.latency_cycles - now.latency_cycles, nxt.ii - now.ii, 1)
                 if saved > 0 and (best is None or saved / cost > best[0]):
-                    best = (saved / cost, n.name, i, nxt)
+                    best = (saved / cost, n.name, options[n.name][i])
                 elif saved <= 0 and best is None:
-                    best = (0.0, n.name, i, nxt)
+                    best = (0.0, n.name, options[n.name][i])
             if best is None:
-                raise self._no_fit(*use())
-            _, name, i, nxt = best
-            step[name], current[name] = i, nxt
-        return {name: options[name][i] for name, i in step.items()}
+                raise self._no_fit(*use(choice))
+            choice[best[1]] = best[2]
+        return choice
