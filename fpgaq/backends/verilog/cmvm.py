@@ -286,10 +286,10 @@ def _occurrences(st: _State, key: Key, outs: list[int]) -> list[tuple[int, Term,
     for o in outs:
         terms, used = st.terms[o], set()
         kraft = st.kraft[o]
-        for (n, sa), ga in sorted(terms.items()):
-            if n != a or (n, sa) in used or (b, sa + d) in used:
+        for sa in sorted(sh for n, sh in terms if n == a):
+            if (a, sa) in used or (b, sa + d) in used:
                 continue
-            gb = terms.get((b, sa + d))
+            ga, gb = terms[(a, sa)], terms.get((b, sa + d))
             if gb is None or gb != s * ga or (b, sa + d) == (a, sa):
                 continue
             after = kraft - (1 << st.levels[a]) - (1 << st.levels[b]) + grow
