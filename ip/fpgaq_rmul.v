@@ -36,12 +36,14 @@ module fpgaq_rmul #(
     wire [WO-1:0] xe, we;
     fpgaq_ext #(.WI(WX), .SI(SX), .WO(WO)) u_x (.x(xs), .y(xe));
     fpgaq_ext #(.WI(WW), .SI(1), .WO(WO)) u_w (.x(ws), .y(we));
+    // signed: the low WO bits are the same, and synthesis sees that the operands' top bits are
+    // copies of their sign bits and trims the multiplier to the operands' real widths
     generate
         if (DSP != 0) begin : g_dsp
-            assign y = xe * we;
+            assign y = $signed(xe) * $signed(we);
         end else begin : g_lut
             (* use_dsp = "no" *) wire [WO-1:0] p;
-            assign p = xe * we;
+            assign p = $signed(xe) * $signed(we);
             assign y = p;
         end
     endgenerate

@@ -19,6 +19,7 @@ from fpgaq.backends.verilog.context import project_context
 from fpgaq.backends.verilog.rtlsim import Design, run_rtlsim
 from fpgaq.backends.verilog.stream import stream_context
 from fpgaq.backends.verilog.summary import design_summary
+from fpgaq.backends.verilog.synth import yosys_script
 from fpgaq.backends.verilog.writer import RTL, core_sources, render_project
 from fpgaq.config import BuildConfig
 from fpgaq.errors import ConfigError
@@ -72,7 +73,7 @@ def test_shared_multipliers_are_counted_and_ii_is_the_largest_reuse():
     assert [row["reuse"] for row in summary["layers"].values()] == [14, 12]
 
 
-def test_wide_products_take_dsps_and_fabric_ones_none():
+def test_wide_products_take_dsps_and_fabric_ones_none(tmp_path):
     graph, config = compiled(WIDE, reuse=4)
     layers = [e["name"] for e in estimate(graph, config)["layers"]]
     s = design_summary(graph, config, layers)
@@ -84,6 +85,8 @@ def test_wide_products_take_dsps_and_fabric_ones_none():
     s0 = design_summary(lut_only, config, layers)
     assert s0["dsp"] == 0 and s0["multipliers"] == s["multipliers"]
     assert 'use_dsp = "no"' in render_project(lut_only, config)["rtl/fpgaq_rmul.v"]
+    # yosys maps shared multipliers meant for DSPs to DSPs (20 of 20 on a model like this one)
+    assert "-nodsp" not in yosys_script([], "net", tmp_path, tmp_path / "s.json", dsp=True)
 
 
 def test_the_design_and_wrappers_parse(tmp_path):

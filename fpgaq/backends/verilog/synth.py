@@ -3,7 +3,8 @@
 yosys' `alumacc` merges whole sums of products into one cell and then takes minutes on them;
 the design already is an explicit tree of adders, so the script runs synth_xilinx in two parts
 around its `coarse` step, without alumacc: each adder is mapped to LUTs and a carry chain as
-written. `-nodsp` keeps constant multiplications out of DSPs (there are none to map anyway).
+written. `-nodsp` keeps constant multiplications out of DSPs (there are none to map anyway),
+unless dense layers with reuse factors above 1 have shared multipliers meant for DSPs.
 """
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ FAMILY = "xcup"
 TIMEOUT_S = 3600
 
 
-def yosys_script(sources: list[Path], top: str, include: Path, stat_json: Path) -> str:
-    synth = f"synth_xilinx -family {FAMILY} -nodsp -noiopad -noclkbuf -flatten -top {top}"
+def yosys_script(sources: list[Path], top: str, include: Path, stat_json: Path, dsp: bool = False) -> str:
+    synth = f"synth_xilinx -family {FAMILY}{'' if dsp else ' -nodsp'} -noiopad -noclkbuf -flatten -top {top}"
     return "\n".join([
         f"read_verilog -I{include} " + " ".join(str(s) for s in sources),
         f"{synth} -run begin:coarse",
@@ -52,7 +53,7 @@ def count_cells(cells: dict[str, int]) -> dict:
             "dsp": dsp, "cells": dict(sorted(cells.items()))}
 
 
-def run_yosys(sources: list[Path], top: str, include: Path, work: Path) -> dict:
+def run_yosys(sources: list[Path], top: str, include: Path, work: Path, dsp: bool = False) -> dict:
     """Synthesize; returns the counts, the logic depth (cells on the longest path) and the time."""
     yosys = shutil.which("yosys")
     if yosys is None:
@@ -61,7 +62,7 @@ def run_yosys(sources: list[Path], top: str, include: Path, work: Path) -> dict:
     stat = work / "stat.json"
     stat.unlink(missing_ok=True)
     script = work / "synth.ys"
-    script.write_text(yosys_script(sources, top, include, stat))
+    script.write_text(yosys_script(sources, top, include, stat, dsp))
     log = work / "yosys.log"
     start = time.perf_counter()
     try:
@@ -93,7 +94,7 @@ def run_synth(project: Project) -> dict:
     d = design_summary(project.graph, project.config, [])
     stream = project.config.io == "io_stream"
     counts = run_yosys([project.root / p for p in core_sources(top, stream)], top, project.root / RTL,
-                       project.root / WORK)
+                       project.root / WORK, dsp=d["dsp"] > 0)
     return {"top": top, "family": FAMILY, "clock_ns": project.config.clock_ns,
             "rtl": {"latency_cycles": d["latency_cycles"], "adders": d["adders"], "adder_budget": d["adder_budget"],
                     "adder_bits": d["adder_bits"], "ff": d["register_bits"], "dsp": d["dsp"]},
