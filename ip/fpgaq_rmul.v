@@ -5,7 +5,7 @@
 // proves from exact intervals that every product fits in WO bits, so the result is exact. A
 // phase without a product has weight 0. The weights are a small ROM addressed by the phase;
 // the product is a real multiplication, which synthesis may place on a DSP (DSP = 1) or is told
-// to build in LUTs (DSP = 0: a design without DSPs).
+// to build in LUTs (DSP = 0: a narrow product, or a design without DSPs).
 `default_nettype none
 module fpgaq_rmul #(
     parameter integer R = 2,            // products a multiplier computes, one a cycle

@@ -20,7 +20,7 @@ from fpgaq.backends.verilog.rtlsim import Design, run_rtlsim
 from fpgaq.backends.verilog.stream import stream_context
 from fpgaq.backends.verilog.summary import design_summary
 from fpgaq.backends.verilog.synth import yosys_script
-from fpgaq.backends.verilog.writer import RTL, core_sources, render_project
+from fpgaq.backends.verilog.writer import RTL, core_sources
 from fpgaq.config import BuildConfig
 from fpgaq.errors import ConfigError
 from fpgaq.estimate import estimate
@@ -84,7 +84,10 @@ def test_wide_products_take_dsps_and_fabric_ones_none(tmp_path):
         for n in graph.nodes)
     s0 = design_summary(lut_only, config, layers)
     assert s0["dsp"] == 0 and s0["multipliers"] == s["multipliers"]
-    assert 'use_dsp = "no"' in render_project(lut_only, config)["rtl/fpgaq_rmul.v"]
+    rmul = [i for i in project_context(lut_only, config)["instances"] if i["module"] == "fpgaq_rmul"]
+    assert rmul and all(dict(i["params"])["DSP"] == 0 for i in rmul)     # use_dsp = "no"
+    narrow, narrow_config = compiled(MLP, reuse=4)         # 8 x 6-bit products: LUTs
+    assert design_summary(narrow, narrow_config, list(reuses(narrow)))["dsp"] == 0
     # yosys maps shared multipliers meant for DSPs to DSPs (20 of 20 on a model like this one)
     assert "-nodsp" not in yosys_script([], "net", tmp_path, tmp_path / "s.json", dsp=True)
 

@@ -413,8 +413,10 @@ def _shared_product(net: Netlist, base: str, run: list[Product], r: int, holds: 
     mask = (1 << ww) - 1
     packed = sum((w & mask) << (k * ww) for k, w in enumerate(ws))
     bus = "{" + ", ".join(net.at(x, stage) for x in reversed(ops)) + "}"
+    # on a DSP where the product is as wide as the cost model puts there (fpgaq.ir.cost), else in LUTs
+    wide = hold_t.width + (0 if hold_t.signed else 1) + ww >= DSP_MIN_PRODUCT_BITS
     _instance(net, "fpgaq_rmul", v, {"R": r, "WP": wp, "WX": hold_t.width, "SX": int(hold_t.signed), "WW": ww,
-                                     "W": f"{r * ww}'h{packed:x}", "WO": v.width, "DSP": int(not fabric)},
+                                     "W": f"{r * ww}'h{packed:x}", "WO": v.width, "DSP": int(wide and not fabric)},
               {"phase": net.at(phase, stage), "x": bus})
     net.multipliers += 1
     return v
@@ -876,15 +878,13 @@ def adder_bits(instances: list[dict]) -> int:
 
 
 def multiplier_dsps(instances: list[dict]) -> int:
-    """DSP48E2s of the shared multipliers among `instances`: those whose product is as wide as
-    the cost model puts on a DSP (fpgaq.ir.cost), the narrower ones being LUTs."""
+    """DSP48E2s of the shared multipliers among `instances` that are meant for DSPs (the others,
+    narrower or in a design without DSPs, are LUTs)."""
     total = 0
     for i in instances:
         p = dict(i["params"])
         if i["module"] == "fpgaq_rmul" and p["DSP"]:
-            wx = p["WX"] + (0 if p["SX"] else 1)          # an unsigned operand takes a sign bit
-            if wx + p["WW"] >= DSP_MIN_PRODUCT_BITS:
-                total += product_dsps(wx, p["WW"])
+            total += product_dsps(p["WX"] + (0 if p["SX"] else 1), p["WW"])   # an unsigned operand: a sign bit
     return total
 
 
