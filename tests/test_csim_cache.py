@@ -189,3 +189,22 @@ def test_no_cache_where_it_cannot_be_written(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
     assert build_cache.cache_root() is None
     assert run_csim(_jet(tmp_path), n=100).ok          # compiled without a cache
+
+
+def test_fast_code_files_equal_the_exact_ones():
+    """The test bench's files written and read the fast way equal codes_text / parse_codes,
+    and codes past int64 go the exact way."""
+    from fpgaq.backends.hls.csim import _codes_text, _parse_codes
+    from fpgaq.projectdir import codes_text, parse_codes
+    rng = np.random.default_rng(1)
+    codes = [rng.integers(-2**61, 2**61, (40, 3)), rng.integers(-5, 5, (40, 4))]
+    text = codes_text(codes)
+    assert _codes_text(codes) == text
+    for fast, exact in zip(_parse_codes(text, [3, 4]), parse_codes(text, [3, 4])):
+        np.testing.assert_array_equal(fast, exact)
+    wide = [np.array([[2**70, -1], [-(2**70), 3]], dtype=object)]
+    assert _codes_text(wide) == codes_text(wide)
+    (back,) = _parse_codes(codes_text(wide), [2])
+    assert back.dtype == object and back[0, 0] == 2**70 and back[1, 0] == -(2**70)
+    with pytest.raises(ValueError):
+        _parse_codes("1 2 x\n", [3])
