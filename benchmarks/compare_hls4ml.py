@@ -1,13 +1,21 @@
 """fpgaq against hls4ml (QONNX front end, Vitis back end, io_parallel, Latency and Resource).
 
-On the jet-tagger example and on a network 13.6x its size, in one run, it measures build time,
-C-simulation compile time and throughput, the emulator against hls4ml's `predict`, the
-multiplications each tool writes into its code, the accumulator bits it gives the neurons, and
-whether each is bit-exact. It prints one Markdown table, writes it to
-benchmarks/results/compare_hls4ml.md and puts it into the README (section "fpgaq against hls4ml").
+First the three targets of issue 13 on the jet tagger, each measured in turns with hls4ml so
+that a change of the machine's load hits both: `fpgaq csim` (compile + 10,000 inputs) against
+hls4ml's compile + predict, `fpgaq build` as a whole process against hls4ml's import + convert +
+write as a whole process, and the emulator's inputs a second. Then, on the jet tagger and on a
+network 13.6x its size, in one run: build time, C-simulation compile time and throughput, the
+emulator against hls4ml's `predict`, the multiplications each tool writes into its code, the
+accumulator bits it gives the neurons, and whether each is bit-exact. It prints Markdown
+tables, writes them to benchmarks/results/compare_hls4ml.md and puts them into the README
+(section "fpgaq against hls4ml").
 
     python benchmarks/compare_hls4ml.py [--csim-inputs 10000] [--check-inputs 2000]
                                         [--emu-inputs 100000] [--keep] [--no-write]
+
+fpgaq's user cache (compiled templates, the precompiled ap_types header, object files) lives in
+the run's temporary folder: the warm-up fills the first two, as any earlier build of the user
+would; object files are removed before every timed C-simulation, so each compiles its design.
 
 A script, not a test: timings depend on the machine and on what else runs on it.
 """
@@ -21,6 +29,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,10 +42,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 from fpgaq import emulate  # noqa: E402
-from fpgaq.backends.hls.csim import run_csim  # noqa: E402
+from fpgaq.backends.hls import build_cache  # noqa: E402
+from fpgaq.backends.hls.csim import CACHE, compile_testbench, run_csim  # noqa: E402
 from fpgaq.compile import compile_model  # noqa: E402
 from fpgaq.config import BuildConfig  # noqa: E402
 from fpgaq.frontend.importer import import_model  # noqa: E402
@@ -44,14 +54,14 @@ from fpgaq.frontend.model_file import load  # noqa: E402
 from fpgaq.ir.fixed import FixedType  # noqa: E402
 from fpgaq.ir.graph import Graph  # noqa: E402
 from fpgaq.ir.ops import Dense, Gemm, MatMul  # noqa: E402
-from fpgaq.project import build  # noqa: E402
+from fpgaq.project import build, open_project  # noqa: E402
 from fpgaq.stimulus import random_inputs  # noqa: E402
+from hls4ml_flow import DEFAULT_PRECISION, hls4ml_clean, hls4ml_convert  # noqa: E402,F401
 
 JET_TAGGER = ROOT / "examples" / "jet_tagger" / "jet_tagger.onnx"
 LARGE_SIZES = (64, 256, 128, 64, 10)     # 57,984 weights: 13.6x the jet tagger's 4,256
 LARGE_SEED = 20240612
 STRATEGIES = ("Latency", "Resource")
-DEFAULT_PRECISION = "fixed<16,6>"        # hls4ml's default, used where the model gives no type
 RESULTS = ROOT / "benchmarks" / "results" / "compare_hls4ml.md"
 README = ROOT / "README.md"
 MARK_START, MARK_END = "<!-- compare_hls4ml:start -->", "<!-- compare_hls4ml:end -->"
@@ -169,6 +179,7 @@ def fpgaq_layers(graph: Graph, project_root: Path) -> list[Layer]:
 def run_fpgaq(model: Path, work: Path, xs: dict, refs: dict, n_emu: int) -> Result:
     r = Result("fpgaq")
     project, r.build_s = timed(build, model, work / f"fpgaq_{model.stem}", BuildConfig(name="model"))
+    objects_cold()
     cs = run_csim(project, xs["grid"])
     if cs.cached:
         raise RuntimeError("the C-simulation binary came from a cache; its compile time would be wrong")
@@ -186,36 +197,105 @@ def run_fpgaq(model: Path, work: Path, xs: dict, refs: dict, n_emu: int) -> Resu
     return r
 
 
+# --------------------------------------------------------------------------- issue 13's targets
+
+
+BUILD_REPEATS, CSIM_REPEATS, EMU_REPEATS = 5, 3, 5
+GOAL_CSIM, GOAL_BUILD, GOAL_EMULATOR = 0.25, 0.5, 1.5e6
+
+
+@dataclass
+class Targets:
+    """Times of each side, in turns; the load average after each pair."""
+    csim: tuple[list[float], list[float]] = field(default_factory=lambda: ([], []))     # fpgaq, hls4ml
+    build: tuple[list[float], list[float]] = field(default_factory=lambda: ([], []))
+    emulator: list[float] = field(default_factory=list)                                # inputs/s
+    loads: list[float] = field(default_factory=list)
+
+
+def objects_cold() -> None:
+    """Remove the user cache's object files: the C-simulation compiles its whole design (the
+    precompiled ap_types header stays: it is made once a user and compiler)."""
+    root = build_cache.cache_root()
+    if root is not None:
+        shutil.rmtree(root / "objects", ignore_errors=True)
+
+
+def process_seconds(cmd: list[str]) -> float:
+    """Wall time of a command as a whole process."""
+    start = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    took = time.perf_counter() - start
+    if r.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{r.stderr[-2000:]}")
+    return took
+
+
+def measure_targets(model: Path, work: Path, n_csim: int, n_emu: int) -> Targets:
+    t = Targets()
+    fq_out, h_out = work / "targets_fpgaq", work / "targets_hls4ml"
+    fq = [sys.executable, "-m", "fpgaq", "build", str(model), "-o", str(fq_out), "--force", "--name", "model"]
+    h = [sys.executable, str(ROOT / "benchmarks" / "hls4ml_flow.py"), str(model), str(h_out)]
+    print("targets: build as a process ...", file=sys.stderr, flush=True)
+    for _ in range(BUILD_REPEATS):
+        t.build[0].append(process_seconds(fq))
+        shutil.rmtree(h_out, ignore_errors=True)
+        t.build[1].append(process_seconds(h))
+        t.loads.append(os.getloadavg()[0])
+    project = open_project(fq_out)
+    x = random_inputs(project.graph, n_csim, seed=1)
+    print("targets: C-simulation against compile + predict ...", file=sys.stderr, flush=True)
+    for i in range(CSIM_REPEATS):
+        objects_cold()
+        shutil.rmtree(fq_out / CACHE, ignore_errors=True)
+        r, took = timed(run_csim, project, x)
+        if r.cached or not r.ok:
+            raise RuntimeError("the timed C-simulation came from a cache or was not exact")
+        t.csim[0].append(took)
+        with quiet():
+            hls_model = hls4ml_convert(model, "Latency", work / f"targets_hls4ml_csim_{i}")
+            start = time.perf_counter()
+            hls4ml_compile(hls_model)
+            predict(hls_model, x)
+            t.csim[1].append(time.perf_counter() - start)
+        t.loads.append(os.getloadavg()[0])
+    xe = random_inputs(project.graph, n_emu, seed=3)
+    emulate.run(project.graph, xe[:100])
+    for _ in range(EMU_REPEATS):
+        _, took = timed(emulate.run, project.graph, xe)
+        t.emulator.append(n_emu / took)
+    t.loads.append(os.getloadavg()[0])
+    return t
+
+
+def _spread(values: list[float], fmt) -> str:
+    return f"{fmt(statistics.median(values))} ({fmt(min(values))}–{fmt(max(values))})"
+
+
+def targets_table(t: Targets, n_csim: int, n_emu: int) -> str:
+    def ratio_row(what: str, pair: tuple[list[float], list[float]], goal: float) -> str:
+        ratios = [a / b for a, b in zip(*pair)]
+        q = statistics.median(ratios)
+        return (f"| {what} | {_spread(pair[0], fmt_s)} | {_spread(pair[1], fmt_s)} | "
+                f"{q:.2f}x ({min(ratios):.2f}–{max(ratios):.2f}) | ≤ {goal:g}x | {'yes' if q <= goal else '**no**'} |")
+    rate = statistics.median(t.emulator)
+    lines = [
+        "| target (issue 13) | fpgaq (s) | hls4ml (s) | fpgaq / hls4ml | goal | met |",
+        "|---|---|---|---|---|---|",
+        ratio_row(f"`fpgaq csim`, compile + {n_csim:,} inputs / hls4ml compile + predict "
+                  f"({len(t.csim[0])} turns)", t.csim, GOAL_CSIM),
+        ratio_row(f"`fpgaq build` as a process / hls4ml import + convert + write as a process "
+                  f"({len(t.build[0])} turns)", t.build, GOAL_BUILD),
+        f"| emulator, {n_emu:,} inputs ({len(t.emulator)} runs) | "
+        f"{_spread([n_emu / r for r in t.emulator], fmt_s)}: {rate / 1e6:.2f} M inputs/s | - | - | "
+        f"≥ {GOAL_EMULATOR / 1e6:g} M inputs/s | {'yes' if rate >= GOAL_EMULATOR else '**no**'} |",
+    ]
+    return "\n".join(lines) + (f"\n\nMedians, (min–max) of the turns; the ratio is the median of each turn's "
+                               f"ratio. Load average {min(t.loads):.1f}–{max(t.loads):.1f} on "
+                               f"{os.cpu_count()} cores during these measurements.")
+
+
 # --------------------------------------------------------------------------- hls4ml
-
-
-def hls4ml_clean(model: Path):
-    """hls4ml's documented QONNX recipe: clean up, channels last, Gemm -> MatMul, clean up."""
-    import qonnx.util.cleanup
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.transformation.channels_last import ConvertToChannelsLastAndClean
-    from qonnx.transformation.gemm_to_matmul import GemmToMatMul
-
-    m = qonnx.util.cleanup.cleanup_model(ModelWrapper(str(model)))
-    m = m.transform(ConvertToChannelsLastAndClean())
-    m = m.transform(GemmToMatMul())
-    return qonnx.util.cleanup.cleanup_model(m)
-
-
-def hls4ml_convert(model: Path, strategy: str, out: Path, input_precision: str | None = None,
-                   io_type: str = "io_parallel"):
-    import hls4ml
-
-    m = hls4ml_clean(model)
-    config = hls4ml.utils.config.config_from_onnx_model(m, granularity="name", backend="Vitis",
-                                                        default_precision=DEFAULT_PRECISION)
-    config["Model"]["Strategy"] = strategy
-    if input_precision:
-        config["LayerName"][m.graph.input[0].name]["Precision"]["result"] = input_precision
-    hls_model = hls4ml.converters.convert_from_onnx_model(m, output_dir=str(out), io_type=io_type,
-                                                          backend="Vitis", hls_config=config)
-    hls_model.write()
-    return hls_model
 
 
 def hls4ml_compile(hls_model) -> None:
@@ -419,9 +499,12 @@ def environment(load_start: tuple, elapsed: float) -> str:
             f"whole run {elapsed:.0f} s")
 
 
-def report(runs: list[ModelRun], env: str, command: str) -> str:
+def report(runs: list[ModelRun], targets: str, env: str, command: str) -> str:
     parts = [
         f"`{command}`: {env}.", "",
+        "Issue 13's targets, on the jet tagger:", "",
+        targets, "",
+        "Everything, on two models:", "",
         table(runs), "",
         "Ratios are hls4ml / fpgaq: above 1 fpgaq wins for times, multiplications and bits, "
         "below 1 it wins for throughputs. Bit-exact compares every output with fpgaq's emulator "
@@ -498,11 +581,14 @@ def main(argv=None) -> int:
     sizes = args.csim_inputs, args.check_inputs, args.emu_inputs
     load_start, start = os.getloadavg(), time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="fpgaq_vs_hls4ml_"))
+    os.environ["XDG_CACHE_HOME"] = str(work / "user_cache")      # this run's own fpgaq user cache
     try:
-        # warm both tools up (imports, templates), so that build times are steady-state
+        # warm both tools up (imports, templates, the precompiled header), so that times are
+        # steady-state: what a user sees after a first build and C-simulation
         with quiet():
-            build(JET_TAGGER, work / "warmup_fpgaq", BuildConfig(name="warmup"))
+            compile_testbench(build(JET_TAGGER, work / "warmup_fpgaq", BuildConfig(name="warmup")))
             hls4ml_convert(JET_TAGGER, "Latency", work / "warmup_hls4ml")
+        targets = measure_targets(JET_TAGGER, work, args.csim_inputs, args.emu_inputs)
         large = large_model(work)
         runs = [
             measure("jet tagger 16-64-32-32-5", JET_TAGGER, work, *sizes),
@@ -514,7 +600,8 @@ def main(argv=None) -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
     command = " ".join(["python benchmarks/compare_hls4ml.py", *(sys.argv[1:] if argv is None else argv)])
-    text = report(runs, environment(load_start, time.perf_counter() - start), command)
+    text = report(runs, targets_table(targets, args.csim_inputs, args.emu_inputs),
+                  environment(load_start, time.perf_counter() - start), command)
     print(text)
     if not args.no_write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
