@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
-from onnx.reference import ReferenceEvaluator
 
 from ..errors import ModelError
 from ..ir.fixed import FixedType, Rounding
@@ -94,6 +93,7 @@ def _evaluate(imp: Importer, onode) -> list:
             integer = t.type is not None and t.type.frac == 0 and t.factor is None
             feeds[name] = (np.asarray(t.value).astype(np.int64) if integer
                            else imp.const(onode, i, "input").value.astype(np.float32))
+    from onnx.reference import ReferenceEvaluator   # heavy (a tenth of fpgaq's start-up), and rarely needed
     try:
         results = ReferenceEvaluator(onode, opsets={"": imp.opset.get("ai.onnx", 13)}).run(None, feeds)
     except Exception as e:   # the reference evaluator raises many kinds
