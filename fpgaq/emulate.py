@@ -10,6 +10,8 @@ same either way.
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -23,6 +25,7 @@ from .ir.ops.base import FLOAT32_EXACT_BITS, FLOAT64_EXACT_BITS, as_codes, code_
 
 CHUNK_VALUES = 1 << 16   # values of the widest tensor a step: a step's arrays stay in the cache
 CHUNK_ROWS = (64, 16384)
+THREADS = min(os.cpu_count() or 1, 4)   # chunks computed at once, on large inputs
 
 
 @dataclass(frozen=True)
@@ -129,33 +132,29 @@ def output_codes(graph: Graph, inputs) -> list[np.ndarray]:
     return [_codes(graph[o], values[o], floats) for o in graph.outputs]
 
 
-def _chunks(inputs: dict[str, np.ndarray], rows: int):
-    n = len(next(iter(inputs.values())))
-    for start in range(0, max(n, 1), rows):
-        yield {k: np.asarray(v)[start:start + rows] for k, v in inputs.items()}
-
-
 def run(graph: Graph, inputs) -> list[np.ndarray]:
     """Real-valued outputs (float64), one array an output, for real inputs (an (N, ...) array
     for a one-input graph, or {input name: array})."""
     named = _named(graph, inputs)
     plan = _plan(graph)
-    out: list[np.ndarray] | None = None
     n = len(next(iter(named.values())))
-    start = 0
-    for chunk in _chunks(named, plan.rows):
+
+    def part(start: int) -> list[np.ndarray]:
+        chunk = {k: np.asarray(v)[start:start + plan.rows] for k, v in named.items()}
         values, _ = _evaluate(graph, chunk, plan=plan)
-        part = [graph.real_outputs(i, np.asarray(values[o], dtype=np.float64) if values[o].dtype == np.float32
-                                   else values[o]) for i, o in enumerate(graph.outputs)]
-        if out is None:     # one chunk: its arrays as they are; several: written into place
-            if len(chunk[next(iter(chunk))]) == n:
-                return part
-            out = [np.empty((n,) + p.shape[1:], dtype=p.dtype) for p in part]
-        for o, p in zip(out, part):
-            o[start:start + len(p)] = p
-        start += len(part[0])
-    assert out is not None
-    return out
+        return [graph.real_outputs(i, values[o].astype(np.float64) if values[o].dtype == np.float32 else values[o])
+                for i, o in enumerate(graph.outputs)]
+
+    starts = range(0, max(n, 1), plan.rows)
+    if len(starts) == 1:
+        return part(0)
+    if THREADS > 1 and len(starts) >= 2 * THREADS:
+        # numpy computes without the GIL: chunks side by side, one a core
+        with ThreadPoolExecutor(max_workers=THREADS) as pool:
+            parts = list(pool.map(part, starts))
+    else:
+        parts = [part(s) for s in starts]
+    return [np.concatenate(p) for p in zip(*parts)]
 
 
 def run_reference(graph: Graph, inputs) -> list[np.ndarray]:
