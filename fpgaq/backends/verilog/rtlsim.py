@@ -4,7 +4,8 @@ Verilog or Verilator, through cocotb's Python runner, and compare with the emula
 A build is kept by what it is made of (build_key: the simulator and its version, cocotb's version,
 the options, and the text of every source and include file): the project keeps its last one, and
 the user's cache (XDG_CACHE_HOME, else ~/.cache, under fpgaq/rtlsim) the last CACHE_KEPT, so an
-unchanged design is never built twice, even in another folder."""
+unchanged design is not built again, even in another folder (a copied or rebuilt project, a sweep
+point)."""
 from __future__ import annotations
 
 import contextlib
@@ -252,7 +253,9 @@ def build_key(sim: str, top: str, sources: list, includes: list[Path], args: lis
         b = b.encode() if isinstance(b, str) else b
         h.update(len(b).to_bytes(8, "little") + b)
 
-    for p in (sim, _tool_version(sim), _version("cocotb"), top, *args, *_make_flags(sim)):
+    # WAVES: cocotb's runner then builds with tracing
+    for p in (sim, _tool_version(sim), _version("cocotb"), top, *args, *_make_flags(sim),
+              os.environ.get("WAVES", "")):
         part(p)
     for s in sources:
         path = Path(getattr(s, "value", s))
