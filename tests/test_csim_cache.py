@@ -208,3 +208,14 @@ def test_fast_code_files_equal_the_exact_ones():
     assert back.dtype == object and back[0, 0] == 2**70 and back[1, 0] == -(2**70)
     with pytest.raises(ValueError):
         _parse_codes("1 2 x\n", [3])
+
+
+def test_a_real_compile_error_keeps_the_precompiled_header(home, tmp_path):
+    from fpgaq.errors import ToolError
+    p = _jet(tmp_path)
+    top = p.root / "firmware" / "jet_tagger.cpp"
+    top.write_text(top.read_text() + "\nthis is not C++;\n")
+    with pytest.raises(ToolError, match="g\\+\\+ failed to compile"):
+        run_csim(open_project(p.root), n=10)
+    (folder,) = (home / "pch").iterdir()
+    assert build_cache._whole(folder)

@@ -159,14 +159,15 @@ def _whole(folder: Path) -> bool:
         return False
 
 
-def precompiled_header(root: Path, cxx: str, flags: list[str], build_key: str) -> tuple[Path | None, str]:
+def precompiled_header(root: Path, cxx: str, flags: list[str], build_key: str) -> Path | None:
     """The header to `-include`, with its .gch beside it, made if missing (once a user, a
-    compiler and set of flags); (None, g++'s message) if g++ cannot make one."""
+    compiler and set of flags); None if g++ cannot make one (the units then compile without:
+    any real problem with the headers shows there)."""
     folder = root / "pch" / key(build_key, PCH_TEXT)
     header = folder / PCH_NAME
     if _whole(folder):
         os.utime(folder)                      # recently used
-        return header, ""
+        return header
     (root / "pch").mkdir(exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root / "pch", prefix=".tmp-"))
     try:
@@ -175,7 +176,7 @@ def precompiled_header(root: Path, cxx: str, flags: list[str], build_key: str) -
         r = subprocess.run([cxx, *flags, "-x", "c++-header", str(tmp / PCH_NAME), "-o", str(gch)],
                            capture_output=True, text=True)
         if r.returncode:
-            return None, r.stderr[-2000:]
+            return None
         (tmp / "size").write_text(str(gch.stat().st_size))
         if not _whole(folder):                # else another run made it meanwhile: use that one
             if folder.exists():               # damaged
@@ -188,7 +189,7 @@ def precompiled_header(root: Path, cxx: str, flags: list[str], build_key: str) -
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     _prune(root / "pch", "[0-9a-f]*", PCH_KEPT)
-    return header, ""
+    return header
 
 
 def drop_precompiled_header(header: Path) -> None:

@@ -93,13 +93,12 @@ def compile_testbench(project: Project) -> tuple[Path, float, bool]:
 def _compile(cxx: str, flags: list[str], includes: list[str], units: list[tuple[Path, Path, str]],
              user: Path | None, build_key: str) -> None:
     """Compile each (source, object) with g++, one a core, with the user's precompiled
-    ap_types header where there is one; a header g++ refuses is removed and the units are
+    ap_types header where there is one (where g++ cannot make one, the units include the
+    headers themselves); a header g++ refuses or cannot find is removed and the units are
     compiled again without it."""
-    pch = None
-    if user is not None:
-        pch, _ = build_cache.precompiled_header(user, cxx, flags, build_key)
+    pch = build_cache.precompiled_header(user, cxx, flags, build_key) if user is not None else None
     runs = _run_units(cxx, flags + includes + (["-Winvalid-pch", "-include", str(pch)] if pch else []), units)
-    if pch is not None and any(r.returncode or "-Winvalid-pch" in r.stderr for r in runs):
+    if pch is not None and any(build_cache.PCH_NAME in r.stderr for r in runs):
         build_cache.drop_precompiled_header(pch)          # damaged, or removed meanwhile
         runs = _run_units(cxx, flags + includes, units)
     for r in runs:
