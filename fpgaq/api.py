@@ -228,7 +228,7 @@ def build(model: ModelLike, out_dir: str | os.PathLike[str], *, force: bool = Fa
     build MODEL -o OUT_DIR`.
 
     `config` takes the settings of a config file (the fields of fpgaq.config.BuildConfig:
-    name, part, clock_ns, io, backend, reuse, dsp_budget, layer_reuse, requantize, ...);
+    name, part, clock_ns, io, backend, reuse, dsp_budget, lut_budget, layer_reuse, requantize, ...);
     `config_file` a YAML file of them, which the keywords override. Without a name, the top
     function is named after the model file. `force` replaces an existing project fpgaq made.
     A part of no family fpgaq knows gives a UserWarning.
