@@ -155,26 +155,40 @@ class Dense(Op):
 
 
 BLAS_BLOCK = 1 << 18     # multiply-accumulates of one matrix product call
+BLAS_MIN_ROWS = 16       # a block's rows at the least (a wide layer is cut into column blocks)
 
 
-def _float_product(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """x @ w + b on exact float codes, in blocks of rows of at most BLAS_BLOCK products: BLAS
-    runs a block on one core (below OpenBLAS's threading threshold), where its threads cost
-    more than they bring on these small layers, and far more on a busy machine."""
+def _float_product(x: np.ndarray, blocks: tuple[tuple[int, np.ndarray], ...], b: np.ndarray) -> np.ndarray:
+    """x @ w + b on exact float codes, w given as column blocks, each product call at most
+    BLAS_BLOCK multiply-accumulates: BLAS runs it on one core (below OpenBLAS's threading
+    threshold), where its threads cost more than they bring on these layers, and far more on
+    a busy machine (where threads waiting for each other made a 200 x 400 layer 50x slower)."""
     flat = x.reshape(-1, x.shape[-1])
-    y = np.empty((len(flat), w.shape[1]), dtype=np.result_type(flat, w))
-    rows = max(1, BLAS_BLOCK // max(w.size, 1))
-    for i in range(0, len(flat), rows):
-        np.matmul(flat[i:i + rows], w, out=y[i:i + rows])
+    n_out = b.shape[0]
+    y = np.empty((len(flat), n_out), dtype=np.result_type(flat, b))
+    for start, w in blocks:
+        rows = max(1, BLAS_BLOCK // max(w.size, 1))
+        cols = slice(start, start + w.shape[1])
+        for i in range(0, len(flat), rows):
+            if len(blocks) == 1:
+                np.matmul(flat[i:i + rows], w, out=y[i:i + rows])
+            else:
+                y[i:i + rows, cols] = flat[i:i + rows] @ w
     y += b
-    return y.reshape(x.shape[:-1] + (w.shape[1],))
+    return y.reshape(x.shape[:-1] + (n_out,))
 
 
 @lru_cache(maxsize=256)
-def _float_weights(op: Dense, dtype: type) -> tuple[np.ndarray, np.ndarray]:
-    """The weights (transposed, contiguous for BLAS) and bias as floats, converted once per op
-    (float32 only for inputs in float32: the emulator chose it where every sum stays below 2**23)."""
-    return np.ascontiguousarray(op.weight.T, dtype=dtype), op.bias.astype(dtype)
+def _float_weights(op: Dense, dtype: type) -> tuple[tuple[tuple[int, np.ndarray], ...], np.ndarray]:
+    """The weights (transposed, in contiguous column blocks of at most BLAS_BLOCK /
+    BLAS_MIN_ROWS entries) and the bias as floats, converted once per op (float32 only for
+    inputs in float32: the emulator chose it where every sum stays below 2**23)."""
+    w = op.weight.T
+    n_in, n_out = w.shape
+    width = n_out if n_in * n_out * BLAS_MIN_ROWS <= BLAS_BLOCK else max(1, BLAS_BLOCK // (BLAS_MIN_ROWS * max(n_in, 1)))
+    blocks: tuple[tuple[int, np.ndarray], ...] = tuple(
+        (j, np.ascontiguousarray(w[:, j:j + width], dtype=dtype)) for j in range(0, max(n_out, 1), width))
+    return blocks, op.bias.astype(dtype)
 
 
 @lru_cache(maxsize=256)
