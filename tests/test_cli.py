@@ -364,7 +364,9 @@ def test_a_verilog_projects_report_describes_the_verilog_design(tmp_path):
     assert (t["latency_cycles"], t["adders"], t["dsp"]) == (ctx["latency"], ctx["adders"], 0) == (5, 1400, 0)
     assert sum(layer["adders"] for layer in data["layers"]) == t["adders"]
     assert sum(layer["stages"] for layer in data["layers"]) + 1 == t["latency_cycles"]
-    assert not any("hls4ml_accumulator" in layer or "dsp" in layer for layer in data["layers"])
+    # a Verilog layer has no hls4ml comparison; at reuse 1 it multiplies by shift-and-add (no DSP)
+    assert not any("hls4ml_accumulator" in layer for layer in data["layers"])
+    assert all(layer.get("dsp", 0) == 0 and layer.get("multipliers", 0) == 0 for layer in data["layers"])
     hls = json.loads(_built(tmp_path / "h").joinpath("report.json").read_text())
     assert hls["backend"] == "hls" and "hls4ml_accumulator" in hls["layers"][0] and hls["total"]["latency_cycles"] == 12
 
