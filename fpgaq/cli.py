@@ -175,7 +175,7 @@ def cmd_build(args) -> int:
 def _csim(project, x, n, output) -> int:
     """C-simulation: the HLS back-end's own simulation (it refuses other projects)."""
     r = backend("hls").simulate(project, random_inputs(project.graph, n, seed=1) if x is None else x)
-    how = "reused the cached binary" if r.cached else f"compiled in {duration(r.build_s)}"
+    how = "linked cached objects" if r.cached else f"compiled in {duration(r.build_s)}"
     print(f"C-simulation: {how}, ran {_count_of(r.n, 'input')} in {duration(r.run_s)}")
     if output:
         _save_outputs(Path(output), r.real_outputs(project.graph))
@@ -256,10 +256,11 @@ def cmd_rtlsim(args) -> int:
     if args.json:
         print(json.dumps({"n": r.n, "simulator": r.simulator, "latency_cycles": r.latency_cycles, "ii": r.ii,
                           "mismatches": r.mismatch_count, "first_mismatches": [list(m) for m in r.mismatches],
-                          "build_s": round(r.build_s, 3), "run_s": round(r.run_s, 3),
+                          "build_s": round(r.build_s, 3), "run_s": round(r.run_s, 3), "cached": r.cached,
                           **({"output": args.output} if args.output else {})}, indent=2))
         return 0 if r.ok else 1
-    print(f"RTL simulation ({r.simulator}, {design.interface} ports): built in {duration(r.build_s)}, "
+    built = "reused a cached build" if r.cached else f"built in {duration(r.build_s)}"
+    print(f"RTL simulation ({r.simulator}, {design.interface} ports): {built}, "
           f"ran {_count_of(r.n, 'input')} in {duration(r.run_s)}")
     print(f"latency {r.latency_cycles} cycles, initiation interval {r.ii:g} cycles")
     return verdict(r, sum(p["features"] for p in project.meta["outputs"]))

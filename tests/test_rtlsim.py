@@ -67,8 +67,11 @@ def test_cli_rtlsim_of_a_relative_folder(tiny, tmp_path):
     """The simulator runs in another folder: every path it is given must be absolute."""
     code, out, err = run_cli("rtlsim", "v", "-n", "20", cwd=tmp_path)
     assert code == 0 and "bit-exact: all 20 x 3 outputs" in out, err
+    code, out, err = run_cli("rtlsim", "v", "-n", "20", cwd=tmp_path)
+    assert code == 0 and "reused a cached build" in out, err
     code, out, err = run_cli("rtlsim", ".", "-n", "20", "--json", cwd=tmp_path / "v")
-    assert code == 0 and json.loads(out)["mismatches"] == 0, err
+    r = json.loads(out)
+    assert code == 0 and r["mismatches"] == 0 and r["cached"] is True, err      # the build of the run before
 
 
 def test_clean_removes_the_simulators_build(tiny, tmp_path):
