@@ -458,9 +458,11 @@ def pareto_svg(data: dict) -> str:
     """The Pareto chart: latency in ns against LUT + k·DSP, every point with both, the front
     marked and joined; a deterministic SVG (fixed hash salt, no date)."""
     import io
-
-    import matplotlib
-    from matplotlib.figure import Figure
+    try:
+        import matplotlib
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise FpgaqError(f"fpgaq sweep draws its Pareto chart with matplotlib: {INSTALL_SWEEP}") from None
 
     pts = [p for p in data["points"] if p["error"] is None and p["latency_ns"] is not None and p["cost"] is not None]
     front = sorted((p for p in pts if p["pareto"]), key=lambda p: (p["cost"], p["latency_ns"]))

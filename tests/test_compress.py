@@ -5,6 +5,7 @@ input gets a one-line error."""
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -386,3 +387,11 @@ def test_held_out_drop_over_the_limit_is_said(small, monkeypatch, capsys):
     data = json.loads((small / "r" / "compress.json").read_text())
     assert not data["held_out_met"] and data["chosen"]["drop_held_out"] > 0.01
     assert "over the limit" in (small / "r" / "compress.md").read_text()
+
+
+def test_missing_matplotlib_names_the_compress_extra(monkeypatch):
+    import sys
+    from fpgaq.compress.report import chart_svg
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(fpgaq.FpgaqError, match=re.escape("pip install 'fpgaq[compress]'")):
+        chart_svg({})

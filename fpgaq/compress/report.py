@@ -15,6 +15,7 @@ from ..errors import FpgaqError
 from .evaluate import Evaluator, Measured
 from .floatnet import Layer, Net
 from .plan import Plan
+from .reference import INSTALL
 from .quantize import after_relu
 from .search import Search
 
@@ -161,8 +162,11 @@ def markdown(data: dict) -> str:
 
 def chart_svg(data: dict) -> str:
     """Explored designs: the tuning metric against LUT + DSP cost."""
-    import matplotlib
-    from matplotlib.figure import Figure
+    try:
+        import matplotlib
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise FpgaqError(f"fpgaq compress draws its chart with matplotlib: {INSTALL}") from None
     kind = data["metric"]["kind"]
     pts = data["explored"]
     scale = 1.0 if kind == "rms" else 100.0
