@@ -15,7 +15,7 @@ def test_plain_install_has_ip_and_testbench(tmp_path):
     r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
                         "--target", str(target), str(src)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    for rel in ("ip/fpgaq_add.v", "ip/fpgaq_requant.v", "ip/fpgaq_trigger_top.v", "ip/fpgaq_axis.v",
+    for rel in ("ip/fpgaq_ext.v", "templates/verilog/adder.j2", "ip/fpgaq_requant.v", "ip/fpgaq_trigger_top.v", "ip/fpgaq_axis.v",
                 "testbench/bench.py", "templates/verilog/top.v.j2"):
         assert (target / "fpgaq" / rel).is_file(), rel
     env = dict(os.environ, PYTHONPATH=str(target))

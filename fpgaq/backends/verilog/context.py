@@ -129,8 +129,17 @@ class Netlist:
     def instance(self, module: str, out: Value, params: dict, inputs: dict[str, Value]) -> None:
         ports = {p: self.at(v, out.stage) for p, v in inputs.items()}
         ports["y"] = out.name
-        self.instances.append({"module": module, "name": f"u_{out.name}",
-                               "params": list(params.items()), "ports": list(ports.items())})
+        entry = {"module": module, "name": f"u_{out.name}", "params": list(params.items()),
+                 "ports": list(ports.items())}
+        if module == "fpgaq_add":
+            # written in place by templates/verilog/adder.j2; a constant operand as a literal of
+            # the width the adder reads it at
+            a, b = inputs["a"], inputs["b"]
+            hi = max(params["WO"] - params["SH"], 1)
+            entry["add"] = {**params, "y": out.name, "a": ports["a"], "b": ports["b"],
+                            "a_lit": None if a.const is None else literal(a.const, hi),
+                            "b_lit": None if b.const is None else literal(b.const, params["WO"])}
+        self.instances.append(entry)
 
     def registers(self) -> list[dict]:
         regs = []

@@ -14,7 +14,8 @@ RTL = "rtl"
 PARAMS = "fpgaq_params.vh"
 MODES = "fpgaq_modes.vh"        # the rounding modes, for fpgaq_requant
 # the hand-written modules every design uses, in compile order
-PRIMITIVES = ("fpgaq_ext.v", "fpgaq_add.v", "fpgaq_requant.v", "fpgaq_bipolar.v", "fpgaq_threshold.v",
+# (the adders of constant multiplications are written in place: templates/verilog/adder.j2)
+PRIMITIVES = ("fpgaq_ext.v", "fpgaq_requant.v", "fpgaq_bipolar.v", "fpgaq_threshold.v",
               "fpgaq_lut.v", "fpgaq_max.v", "fpgaq_mul.v", "fpgaq_index.v", "fpgaq_leaky.v", "fpgaq_divq.v",
               "fpgaq_hold.v", "fpgaq_phase.v", "fpgaq_rmul.v", "fpgaq_gate.v", "fpgaq_acc.v")
 # the stream's own, after those, in an io_stream design
