@@ -19,6 +19,13 @@ MAX_BITS = 64
 ROUNDING_NAMES = ("ROUND", "HALF_UP", "HALF_DOWN", "FLOOR", "CEIL", "DOWN", "UP")
 
 
+
+def _single(values) -> bool:
+    """Whether an array holds one value, repeated (np.unique would load numpy.ma, a tenth of
+    a build's start-up)."""
+    a = np.asarray(values).ravel()
+    return a.size > 0 and bool((a == a[0]).all())
+
 def _rounding(attrs: Attributes, default: str) -> Rounding:
     text = attrs.text("rounding_mode", default)
     try:
@@ -111,7 +118,7 @@ def constant_quant(imp: Importer, onode, ty: FixedType, rounding: Rounding, lo: 
     except ValueError:
         raise Problem(f"scale of shape {list(np.shape(scale))} does not broadcast to the quantized "
                       f"constant of shape {list(x.shape)}") from None
-    if float_scale is None and np.unique(frac).size == 1:
+    if float_scale is None and _single(frac):
         return Value(imp.add("quant", Quant(FixedType(ty.signed, ty.width, int(np.ravel(frac)[0])), rounding, lo, hi), (x,)))
     step = Factor.of(float_scale if float_scale is not None else np.ldexp(1.0, -frac))
     q = imp.add("quant", Quant(FixedType(ty.signed, ty.width, 0), rounding, lo, hi, step), (x,))
@@ -128,7 +135,7 @@ def quant(imp: Importer, onode) -> list:
     if np.size(scale) == 0:
         raise Problem("scale is empty; give one value, or one a channel")
     frac, float_scale = imp.scale_split(scale, "scale")
-    if np.unique(widths).size > 1 or (np.unique(frac).size > 1 and not imp.is_const(onode, 0)
+    if not _single(widths) or (not _single(frac) and not imp.is_const(onode, 0)
                                       and float_scale is None):
         return _heterogeneous(imp, onode, signed, narrow, rounding, widths, frac, float_scale)
     bits = int(widths.ravel()[0])
@@ -140,7 +147,7 @@ def quant(imp: Importer, onode) -> list:
     lo, hi = int_range(signed, narrow, bits)
     if imp.is_const(onode, 0):
         return [constant_quant(imp, onode, FixedType(signed, bits, 0), rounding, lo, hi, scale, frac, float_scale)]
-    if np.unique(frac).size != 1 or (float_scale is not None and np.unique(float_scale).size != 1):
+    if not _single(frac) or (float_scale is not None and not _single(float_scale)):
         raise Problem("per-channel scales on an activation are not supported; use one scale per tensor")
     f = int(frac.ravel()[0])
     t = imp.tensor(onode, 0)
@@ -158,7 +165,7 @@ def quant(imp: Importer, onode) -> list:
 
 
 def _bipolar(imp: Importer, onode, frac: np.ndarray) -> list:
-    if np.unique(frac).size != 1:
+    if not _single(frac):
         raise Problem("per-channel scales on a bipolar quantizer are not supported")
     f = int(np.ravel(frac)[0])
     if imp.is_const(onode, 0):

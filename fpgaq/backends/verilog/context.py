@@ -129,7 +129,7 @@ class Netlist:
     def instance(self, module: str, out: Value, params: dict, inputs: dict[str, Value]) -> None:
         ports = {p: self.at(v, out.stage) for p, v in inputs.items()}
         ports["y"] = out.name
-        entry = {"module": module, "name": f"u_{out.name}", "params": list(params.items()),
+        entry: dict[str, object] = {"module": module, "name": f"u_{out.name}", "params": list(params.items()),
                  "ports": list(ports.items())}
         if module == "fpgaq_add":
             # written in place by templates/verilog/adder.j2; a constant operand as a literal of

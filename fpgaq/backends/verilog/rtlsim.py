@@ -30,7 +30,6 @@ from ...progress import polling, step
 from ...projectdir import Project, codes_text
 from ...stimulus import random_inputs
 from ..base import Simulation, compare
-from .stream import stream_ports
 from .writer import RTL, core_sources
 
 SIMULATORS = ("icarus", "verilator")
@@ -368,6 +367,7 @@ def _prune(root: Path, keep: int) -> None:
 def stream_bench(graph, config, frames: int) -> dict:
     """What the stream bench needs: each port's pixels and where their codes sit in a frame,
     and a bound on the cycles (every stage's frame, a hundred times over, a frame)."""
+    from .stream import stream_ports        # the stream back-end, only where a stream is simulated
     ports = stream_ports(graph, config)
     return {"stream": ports, "max_cycles": 100 * ports["cycles"] * (frames + 2) + 10_000}
 
