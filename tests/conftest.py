@@ -1,6 +1,13 @@
-"""Shared fixtures. tests/ is put on sys.path so test files can import modelgen and helpers."""
+"""Shared fixtures. tests/ is put on sys.path so test files can import modelgen and helpers.
+
+The tests never read or write the user's cache (compiled templates, precompiled headers, object
+files, simulator builds): each test process gets its own empty one, so a result never depends
+on what an earlier run left there."""
+import atexit
+import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +17,8 @@ ROOT = TESTS.parent
 sys.path.insert(0, str(TESTS))
 
 EXAMPLE = ROOT / "examples" / "jet_tagger" / "jet_tagger.onnx"
+os.environ["XDG_CACHE_HOME"] = _CACHE = tempfile.mkdtemp(prefix="fpgaq-test-cache-")
+atexit.register(shutil.rmtree, _CACHE, True)
 
 
 def need_gxx():

@@ -114,8 +114,10 @@ def test_a_quick_step_shows_nothing(terminal, monkeypatch):
     assert terminal.getvalue() == ""
 
 
-def _cli(*args, progress_on=True):
+def _cli(*args, progress_on=True, cache=None):
     env = {**os.environ, progress.ENV: "1" if progress_on else "0", "COLUMNS": "200"}
+    if cache is not None:                 # an empty cache: the compile or build really runs
+        env["XDG_CACHE_HOME"] = str(cache)
     r = subprocess.run([sys.executable, "-m", "fpgaq", *map(str, args)], capture_output=True, text=True, env=env)
     return r.returncode, r.stdout, r.stderr
 
@@ -125,7 +127,7 @@ def test_cli_csim_progress_on_stderr_only(tmp_path):
     path = tmp_path / "net.onnx"
     modelgen.save(modelgen.qonnx_mlp([6, 8, 3], rng=1), path)
     build(path, tmp_path / "p", BuildConfig(name="net"))
-    code, out, err = _cli("csim", tmp_path / "p", "-n", "50")
+    code, out, err = _cli("csim", tmp_path / "p", "-n", "50", cache=tmp_path / "cache")
     assert code == 0, err
     assert "C-simulation: compiling net with g++" in err
     assert "\x1b" not in out and out.startswith("C-simulation: compiled in")
@@ -139,7 +141,7 @@ def test_cli_rtlsim_json_stays_json_with_progress(tmp_path):
     path = tmp_path / "net.onnx"
     modelgen.save(modelgen.qonnx_mlp([4, 6, 3], rng=0), path)
     build(path, tmp_path / "v", BuildConfig(name="net", backend="verilog"))
-    code, out, err = _cli("rtlsim", tmp_path / "v", "-n", "300", "--json")
+    code, out, err = _cli("rtlsim", tmp_path / "v", "-n", "300", "--json", cache=tmp_path / "cache")
     assert code == 0, err
     assert json.loads(out)["mismatches"] == 0            # stdout: the JSON alone
     assert "RTL simulation of net (Icarus Verilog)" in err
