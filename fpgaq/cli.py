@@ -25,7 +25,7 @@ from .errors import FpgaqError
 from .ir.dump import dump_text
 from .project import BUILD_PRODUCTS, build, clean, open_project, project_report, write_report_html
 from .report import report_json, report_markdown
-from .stimulus import random_inputs, read_inputs
+from .stimulus import load_npy, random_inputs, read_inputs
 
 
 # --- argument types ------------------------------------------------------------------------
@@ -341,10 +341,11 @@ def _sweep_command(command) -> None:
 # --- fpgaq compress: float model -> mixed-precision, pruned QONNX (fpgaq/compress/) ------------
 
 def cmd_compress(args) -> int:
-    from .compress import compress, load_array, markdown, write_report
+    from .compress import compress, markdown, write_report
     t0 = time.perf_counter()
-    calib = load_array(args.calib, "--calib")
-    labels = None if args.labels is None else load_array(args.labels, "--labels")
+    calib = load_npy(args.calib, "--calib file", "give a .npy array of inputs, batch first")
+    labels = None if args.labels is None else load_npy(args.labels, "--labels file",
+                                                       "give a .npy array of integer classes")
     data = compress(args.model, calib, labels=labels, max_drop=args.max_drop, prune=args.prune,
                     uniform=args.uniform, output=args.output, config=load_config(args.config), seed=args.seed,
                     holdout=args.holdout, metric=args.metric, dsp_cost=args.dsp_cost,

@@ -2,6 +2,7 @@
 user's, read from a .npy file."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -36,15 +37,21 @@ def random_inputs(graph: Graph, n: int, seed: int = 0) -> np.ndarray:
     return x.astype(np.float32).reshape((len(x),) + inp.shape)
 
 
-def read_inputs(path: Path, graph: Graph) -> np.ndarray:
-    """Real inputs from a .npy file, shaped (N, features)."""
+def load_npy(path: str | os.PathLike, what: str, hint: str) -> np.ndarray:
+    """The array of a .npy file (no pickles); a missing or unreadable one is a one-line error
+    naming `what` it was meant to be, with `hint` saying what to give."""
     path = Path(path)
     if not path.is_file():
-        raise FpgaqError(f"{path}: no such inputs file; give a .npy array of shape (N, features)")
+        raise FpgaqError(f"{path}: no such {what}; {hint}")
     try:
-        x = np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False)
     except Exception as e:
         raise FpgaqError(f"{path}: not a readable .npy file ({e})") from None
+
+
+def read_inputs(path: Path, graph: Graph) -> np.ndarray:
+    """Real inputs from a .npy file, shaped (N, features)."""
+    x = load_npy(path, "inputs file", "give a .npy array of shape (N, features)")
     return shape_inputs(x, graph, str(path))
 
 

@@ -21,7 +21,6 @@ Anything else is refused, every offending node named at once. A model that is al
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -98,15 +97,6 @@ def _decoded(attrs: dict) -> dict:
 
 def _label(node: onnx.NodeProto, i: int) -> str:
     return f"{node.op_type} '{node.name or node.output[0] or f'#{i}'}'"
-
-
-def load_float_model(path: str | Path) -> onnx.ModelProto:
-    try:
-        return onnx.load(str(path))
-    except FileNotFoundError:
-        raise FpgaqError(f"{path}: no such model file") from None
-    except Exception as e:          # a truncated or foreign file
-        raise FpgaqError(f"{path}: not an ONNX model ({type(e).__name__}: {e})") from None
 
 
 def read_net(model: onnx.ModelProto) -> Net:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ from .. import __version__
 from ..errors import FpgaqError
 from .evaluate import Evaluator, Measured
 from .floatnet import Layer, Net
-from .plan import Plan
+from .plan import Plan, input_point
 from .reference import INSTALL
 from .quantize import after_relu
 from .search import Search
@@ -38,8 +37,9 @@ def _layer_numbers(m: Measured, layer: Layer) -> dict:
     return {k: sum(r[k] for r in rows) for k in ("lut", "ff", "dsp", "latency_cycles")}
 
 
-def _design(m: Measured, held: float, ev: Evaluator, plan: Plan, dsp_cost: float) -> dict:
-    return {"metric_tune": m.metric, "metric_held_out": held, "drop_held_out": ev.drop(held, held=True),
+def _design(m: Measured, ev: Evaluator, plan: Plan, dsp_cost: float) -> dict:
+    return {"metric_tune": m.metric, "metric_held_out": m.held_metric,
+            "drop_held_out": ev.drop(m.held_metric, held=True),
             "logit_error": m.error, "lut": m.lut, "ff": m.ff, "dsp": m.dsp, "bram": m.bram,
             "cost": m.cost(dsp_cost), "latency_cycles": m.latency_cycles, "latency_ns": m.latency_ns,
             "bitops": m.bitops, "nonzero_weights": sum(lq.nonzero for lq in plan.layers.values())}
@@ -47,10 +47,10 @@ def _design(m: Measured, held: float, ev: Evaluator, plan: Plan, dsp_cost: float
 
 def report_data(*, model: str, output: str, net: Net, kind: str, why: str, max_drop: float, prune: bool, seed: int,
                 sizes: tuple[int, int], float_metric: tuple[float, float], evaluator: Evaluator,
-                search: Search | None, uniform: tuple[str, Plan, Measured, float], chosen: tuple[Plan, Measured, float],
-                dsp_cost: float, max_latency_ns: float | None, input_point: Callable[[Layer], str]) -> dict:
-    u_type, u_plan, u_m, u_held = uniform
-    c_plan, c_m, c_held = chosen
+                search: Search | None, uniform: tuple[str, Plan, Measured], chosen: tuple[Plan, Measured],
+                dsp_cost: float, max_latency_ns: float | None) -> dict:
+    u_type, u_plan, u_m = uniform
+    c_plan, c_m = chosen
     ev = evaluator
     layers = []
     for layer in net.weighted:
@@ -66,7 +66,7 @@ def report_data(*, model: str, output: str, net: Net, kind: str, why: str, max_d
         layers.append({
             "name": layer.name, "kind": layer.kind, "weights": int(layer.weight.size),
             "weight_bits": lq.w_bits, "weight_type": f"fixed<{lq.w_bits},{lq.w_bits - lq.w_frac}>",
-            "input_bits": c_plan.acts[input_point(layer)].bits,
+            "input_bits": c_plan.acts[input_point(net, layer.inputs[0])].bits,
             "activation_bits": c_plan.acts[out_t].bits if out_t in c_plan.acts else None,
             "activation_type": str(c_plan.acts[out_t].type) if out_t in c_plan.acts else None,
             "nonzero": lq.nonzero, "sparsity": round(1.0 - lq.nonzero / layer.weight.size, 4),
@@ -91,10 +91,10 @@ def report_data(*, model: str, output: str, net: Net, kind: str, why: str, max_d
         "data": {"tune": sizes[0], "held_out": sizes[1], "seed": seed},
         "max_drop": max_drop, "prune": prune, "dsp_cost": dsp_cost, "max_latency_ns": max_latency_ns,
         "latency_met": max_latency_ns is None or c_m.latency_ns <= max_latency_ns,
-        "held_out_met": ev.drop(c_held, held=True) <= max_drop + 1e-12,
+        "held_out_met": ev.drop(c_m.held_metric, held=True) <= max_drop + 1e-12,
         "softmax_dropped": net.dropped_softmax, "input": {"name": net.input, "type": str(c_plan.acts[net.input].type)},
-        "uniform": {"type": u_type, **_design(u_m, u_held, ev, u_plan, dsp_cost)},
-        "chosen": _design(c_m, c_held, ev, c_plan, dsp_cost),
+        "uniform": {"type": u_type, **_design(u_m, ev, u_plan, dsp_cost)},
+        "chosen": _design(c_m, ev, c_plan, dsp_cost),
         "search": None if search is None else {
             "designs_measured": len(search.explored),
             "sensitivity": "relative RMS error of the logits, measured with the emulator, with one knob at its "

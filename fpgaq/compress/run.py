@@ -10,26 +10,18 @@ import onnx
 from ..config import BuildConfig
 from ..errors import FpgaqError
 from ..ir.fixed import FixedType
+from ..frontend.model_file import load
 from ..progress import step
 from .evaluate import METRICS, Evaluator, Split, metric_value
 from .reference import run_float
-from .floatnet import Net, load_float_model, read_net
-from .plan import ActQuant, input_point, quantized_points, write_model
+from .floatnet import Net, read_net
+from .plan import ActQuant, quantized_points, write_model
 from .quantize import collect_stats, has_relu, uniform_plan
 from .report import report_data
 from .search import Search
 
 MIN_INPUTS = 10
 BASELINE = "fixed<16,6>"
-
-
-def load_array(path: str | Path, what: str) -> np.ndarray:
-    try:
-        return np.load(str(path), allow_pickle=False)
-    except FileNotFoundError:
-        raise FpgaqError(f"{what} {path}: no such file") from None
-    except (ValueError, OSError) as e:
-        raise FpgaqError(f"{what} {path}: not a NumPy .npy array ({e})") from None
 
 
 def check_calibration(net: Net, x: np.ndarray, where: str) -> np.ndarray:
@@ -123,7 +115,7 @@ def compress(model_path: str | Path, calib: np.ndarray, *, labels: np.ndarray | 
         raise FpgaqError(f"--max-latency-ns {max_latency_ns}: give a positive time in ns")
     if not 0.0 < holdout < 1.0:
         raise FpgaqError(f"--holdout {holdout}: give a fraction such as 0.2")
-    model = load_float_model(model_path)
+    model = load(model_path)
     net = read_net(model)
     x = check_calibration(net, calib, "--calib")
     original, values = _float_values(model, net, x)
@@ -153,10 +145,9 @@ def compress(model_path: str | Path, calib: np.ndarray, *, labels: np.ndarray | 
     uniform_p = uniform_plan(net, base_q, points)
     with step("compress: uniform baseline"):
         uniform_m = ev.measure(uniform_p)
-        uniform_held = ev.held_out(uniform_p)
     search = None
     if uniform is not None:
-        chosen_plan, chosen_m, chosen_held = uniform_p, uniform_m, uniform_held
+        chosen_plan, chosen_m = uniform_p, uniform_m
     else:
         prunable = [has_relu(net, la) for la in net.weighted]
         with step("compress: sensitivity and search", total=None, unit="designs") as s:
@@ -164,9 +155,7 @@ def compress(model_path: str | Path, calib: np.ndarray, *, labels: np.ndarray | 
                             prunable=prunable, max_latency_ns=max_latency_ns, progress=lambda done, phase: s.update(done=done, detail=phase))
             s.update(total=search.budget())
             _, chosen = search.run()
-        chosen_plan = search.plan(chosen.state)
-        chosen_m = chosen.measured
-        chosen_held = ev.held_out(chosen_plan)
+        chosen_plan, chosen_m = search.plan(chosen.state), chosen.measured
     out = Path(output)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -176,7 +165,5 @@ def compress(model_path: str | Path, calib: np.ndarray, *, labels: np.ndarray | 
     return report_data(
         model=str(model_path), output=str(out), net=net, kind=kind, why=why, max_drop=max_drop, prune=prune,
         seed=seed, sizes=(len(tune_i), len(held_i)), float_metric=float_metric, evaluator=ev, search=search,
-        uniform=(uniform or BASELINE, uniform_p, uniform_m, uniform_held),
-        chosen=(chosen_plan, chosen_m, chosen_held), dsp_cost=dsp_cost, max_latency_ns=max_latency_ns,
-        input_point=lambda la: input_point(net, la.inputs[0]))
-
+        uniform=(uniform or BASELINE, uniform_p, uniform_m), chosen=(chosen_plan, chosen_m), dsp_cost=dsp_cost,
+        max_latency_ns=max_latency_ns)

@@ -74,7 +74,6 @@ class Search:
         self.explored: list[Point] = []
         self.error: dict[int, list[float]] = {}      # knob -> error per level (inf: not measured, too far)
         self.cost: dict[int, list[float]] = {}
-        self.drops: dict[int, list[float]] = {}
 
     def choice(self, state: tuple[int, ...]) -> Choice:
         n, p = len(self.net.weighted), len(self.points)
@@ -102,7 +101,7 @@ class Search:
         return m.cost(self.dsp_cost) + LATENCY_PENALTY * over
 
     def ok(self, m: Measured) -> bool:
-        """Within the limit with a margin of one standard error of the measured drop: on a few
+        """Within the limit with a margin of Z standard errors of the measured drop: on a few
         hundred inputs, a move that flips two of them may well flip more on unseen data."""
         return self.ev.drop(m.metric) + Z * m.se <= self.max_drop + EPS
 
@@ -132,7 +131,7 @@ class Search:
                 err.append(max(m.error, err[-1]))
                 cost.append(self.price(m))
                 drops.append(self.ev.drop(m.metric))
-            self.error[j], self.cost[j], self.drops[j] = err, cost, drops
+            self.error[j], self.cost[j] = err, cost
 
     def descend(self, start: tuple[int, ...], base: Point) -> Point:
         state, current = start, base
