@@ -30,6 +30,7 @@ import yaml
 from . import __version__, progress
 from .config import BuildConfig, config_from_dict
 from .errors import ConfigError, FpgaqError
+from .pareto import pareto_flags
 from .names import identifier
 
 
@@ -234,20 +235,6 @@ def point_cost(point: dict, dsp_cost: float = DSP_COST) -> float | None:
     if point.get("lut") is None or point.get("dsp") is None:
         return None
     return float(point["lut"]) + dsp_cost * float(point["dsp"])
-
-
-def pareto_flags(costs: Sequence[tuple[float, float] | None]) -> list[bool]:
-    """Which (latency, cost) pairs no other pair dominates (as small or smaller in both, smaller
-    in one); None (a failed or uncounted point) is never on the front. Equal pairs are both on it."""
-    flags = []
-    for i, a in enumerate(costs):
-        if a is None:
-            flags.append(False)
-            continue
-        dominated = any(b is not None and j != i and b[0] <= a[0] and b[1] <= a[1] and b != a
-                        for j, b in enumerate(costs))
-        flags.append(not dominated)
-    return flags
 
 
 def _objectives(p: dict, dsp_cost: float) -> tuple[float, float] | None:

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import FpgaqError
+from ..pareto import pareto_flags
 from .evaluate import Evaluator, Measured
 from .floatnet import Layer, Net
 from .plan import Plan, input_point
@@ -25,11 +26,8 @@ METRIC_NAMES = {"accuracy": "accuracy", "agreement": "argmax agreement with the 
 
 def pareto(points: list[tuple[float, float]], higher_is_better: bool) -> list[bool]:
     """Which (metric, cost) points no other point beats: as good or better in both, better in
-    one."""
-    def better(a: tuple[float, float], b: tuple[float, float]) -> bool:
-        ma, mb = (a[0], b[0]) if higher_is_better else (-a[0], -b[0])
-        return ma >= mb and a[1] <= b[1] and (ma > mb or a[1] < b[1])
-    return [not any(better(q, p) for q in points) for p in points]
+    one (fpgaq.pareto, with a metric to raise turned into one to lower)."""
+    return pareto_flags([(-m if higher_is_better else m, c) for m, c in points])
 
 
 def _layer_numbers(m: Measured, layer: Layer) -> dict:
