@@ -3,6 +3,7 @@ fpgaq/): compiled templates, precompiled headers, object files."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 
@@ -16,3 +17,19 @@ def user_cache(*parts: str) -> Path | None:
     except OSError:
         return None
     return folder if os.access(folder, os.W_OK) else None
+
+
+def prune(folder: Path, pattern: str, keep: int) -> None:
+    """Remove all but the `keep` most recently used entries of `folder` matching `pattern`
+    (files or folders; another run may remove one at the same time: a missing entry is fine)."""
+    entries = []
+    for p in folder.glob(pattern):
+        try:
+            entries.append((p.stat().st_mtime, p))
+        except FileNotFoundError:
+            pass
+    for _, p in sorted(entries, reverse=True)[keep:]:
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
-from ..user_cache import user_cache
+from ..user_cache import prune, user_cache
 
 OBJECTS_KEPT = 512      # object files kept (the least recently used go first); ~50 kB each
 PCH_KEPT = 3            # precompiled headers kept (~80 MB each: one a compiler and set of flags)
@@ -108,22 +108,6 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def _prune(folder: Path, pattern: str, keep: int) -> None:
-    """Remove all but the `keep` most recently used entries (another run may remove one at the
-    same time: a missing entry is fine)."""
-    entries = []
-    for p in folder.glob(pattern):
-        try:
-            entries.append((p.stat().st_mtime, p))
-        except FileNotFoundError:
-            pass
-    for _, p in sorted(entries, reverse=True)[keep:]:
-        if p.is_dir():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            p.unlink(missing_ok=True)
-
-
 class ObjectCache:
     """Object files by key, each stored as a line with the SHA-256 of its bytes, then the bytes."""
 
@@ -148,7 +132,7 @@ class ObjectCache:
     def put(self, k: str, obj: Path) -> None:
         body = obj.read_bytes()
         _atomic_write(self.folder / f"{k}.o", _MAGIC + hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
-        _prune(self.folder, "*.o", OBJECTS_KEPT)
+        prune(self.folder, "*.o", OBJECTS_KEPT)
 
 
 def _whole(folder: Path) -> bool:
@@ -188,7 +172,7 @@ def precompiled_header(root: Path, cxx: str, flags: list[str], build_key: str) -
                     raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    _prune(root / "pch", "[0-9a-f]*", PCH_KEPT)
+    prune(root / "pch", "[0-9a-f]*", PCH_KEPT)
     return header
 
 

@@ -30,6 +30,7 @@ from ...progress import polling, step
 from ...projectdir import Project, codes_text
 from ...stimulus import random_inputs
 from ..base import Simulation, compare
+from ..user_cache import prune, user_cache
 from .writer import RTL, core_sources
 
 SIMULATORS = ("icarus", "verilator")
@@ -295,13 +296,7 @@ def _artifact(sim: str, top: str) -> str:
 def cache_root() -> Path | None:
     """The user's RTL build cache, made if missing; None where it cannot be made (a read-only
     home: builds are then kept only in their project)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    root = Path(base) / "fpgaq" / "rtlsim"
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-    return root if os.access(root, os.W_OK) else None
+    return user_cache("rtlsim")
 
 
 def reuse_build(key: str, build: Path, artifact: str) -> bool:
@@ -347,21 +342,7 @@ def keep_build(key: str, build: Path, artifact: str) -> None:
             pass
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    _prune(root, CACHE_KEPT)
-
-
-def _prune(root: Path, keep: int) -> None:
-    """Remove all but the `keep` most recently used builds (another run may remove one at the
-    same time: a missing entry is fine)."""
-    entries = []
-    for p in root.iterdir():
-        if p.is_dir() and not p.name.startswith("."):
-            try:
-                entries.append((p.stat().st_mtime, p))
-            except FileNotFoundError:
-                pass
-    for _, p in sorted(entries, reverse=True)[keep:]:
-        shutil.rmtree(p, ignore_errors=True)
+    prune(root, "[!.]*", CACHE_KEPT)          # the builds, not a run's .tmp- folder
 
 
 def stream_bench(graph, config, frames: int) -> dict:
