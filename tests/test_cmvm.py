@@ -202,3 +202,32 @@ def test_pruned_drops_unread_adders():
     assert q.outputs == [[(3, 0, 1)], [(1, 3, -1)]] and q.levels == [0, 0, 1, 2]
     for x in ([3, 4], [-7, 11]):
         assert cmvm.evaluate(q, x) == cmvm.evaluate(p, x)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_damage_counts_lost_occurrences(seed):
+    """_damage equals, by recounting every pair from scratch, the occurrences that the other
+    pairs occurring at least twice lose when the terms of a pair's occurrences are removed."""
+    from collections import Counter
+    rng = np.random.default_rng(700 + seed)
+    n_out, n_in = int(rng.integers(2, 10)), int(rng.integers(2, 8))
+    w = _random_matrix(rng, n_out, n_in, int(rng.integers(2, 7)), float(rng.random() * 0.4))
+    rows = [cmvm.csd_terms(r) for r in w]
+    st = cmvm._State([0] * n_in, [cmvm.UNBOUNDED] * n_out, [{} for _ in rows], [0] * n_out)
+    cmvm._fill(st, rows)
+
+    def pairs(terms: list[tuple[int, int, int]]) -> Counter:
+        return Counter(cmvm._key(p, q) for i, p in enumerate(terms) for q in terms[i + 1:])
+
+    before = sum((pairs(r) for r in rows), Counter())
+    assert {k: c for k, c in before.items() if c} == st.count
+    for key in sorted(k for k, c in before.items() if c >= 2):
+        outs = sorted(set(st.holders[key[0]]) & set(st.holders[key[1]]))
+        uses = cmvm._occurrences(st, key, outs)
+        gone: dict[int, set[tuple[int, int]]] = {}
+        for o, p, q in uses:
+            gone.setdefault(o, set()).update({(p[0], p[1]), (q[0], q[1])})
+        after = sum((pairs([t for t in r if (t[0], t[1]) not in gone.get(o, set())]) for o, r in enumerate(rows)),
+                    Counter())
+        want = sum(before[k] - after[k] for k in before if k != key and before[k] >= 2)
+        assert cmvm._damage(st, key, uses) == want

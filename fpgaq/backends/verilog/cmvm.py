@@ -7,9 +7,12 @@ pair of terms up to a common shift and sign, e.g. x3 + (x7 << 2) in one output a
 most frequent such pair becomes one adder, every disjoint occurrence is replaced by a term of
 it, and this repeats until no pair occurs twice. A pair's frequency counts only occurrences
 that can be replaced together; among equally frequent pairs a one-step look-ahead prefers the
-one that grows into a larger shared sum. An occurrence is only replaced where the output's sum
-can still be finished within its adder-depth target (the depth of its own adder tree without
-sharing, plus `slack`), so sharing never makes the design slower.
+one that grows into a larger shared sum and, of those, the one whose replacement takes the
+fewest occurrences from the other recurring pairs (most of the pairs chosen occur only twice:
+packing many of them is an independent-set problem, where the least conflicting goes first).
+An occurrence is only replaced where the output's sum can still be finished within its
+adder-depth target (the depth of its own adder tree without sharing, plus `slack`), so sharing
+never makes the design slower.
 
 The same greedy also runs on W's transpose, sharing pairs of outputs within one input's
 column, and the program found there is turned back into one for W (the transposition
@@ -313,6 +316,29 @@ def _next_count(st: _State, uses: list[tuple[int, Term, Term]]) -> int:
     return max(seen.values(), default=0)
 
 
+def _damage(st: _State, key: Key, uses: list[tuple[int, Term, Term]]) -> int:
+    """How many occurrences the other pairs that occur at least twice lose if these are
+    replaced: each pair of a replaced term with another term of its output (once per pair of
+    terms). A pair chosen among equals should spoil as few of the others' sharing as it can:
+    a greedy for a large independent set takes the vertex of fewest conflicts first."""
+    count = st.count
+    by_output: dict[int, set[tuple[int, int]]] = {}
+    for o, p, q in uses:
+        by_output.setdefault(o, set()).update({(p[0], p[1]), (q[0], q[1])})
+    damage = 0
+    for o, gone in by_output.items():
+        terms = st.terms[o]
+        for x in gone:
+            tx = (x[0], x[1], terms[x])
+            for y, g in terms.items():
+                if y in gone and y <= x:            # a pair of two replaced terms: once
+                    continue
+                k = _key(tx, (y[0], y[1], g))
+                if k != key and count.get(k, 0) >= 2:
+                    damage += 1
+    return damage
+
+
 def _valid(st: _State, key: Key, priority: int, done: set[Key], ahead: bool) -> tuple[list[tuple[int, Term, Term]], int] | None:
     """The pair's occurrences if it may be chosen now at `priority` (its count when pushed);
     None after re-queueing it under its true count (overlapping occurrences within one output,
@@ -338,7 +364,7 @@ def _valid(st: _State, key: Key, priority: int, done: set[Key], ahead: bool) -> 
 def _share(st: _State, adders: list[Adder], n_inputs: int, ahead: int = 0) -> None:
     """Replace the most frequent pair (counting only occurrences that can be replaced together)
     until none occurs twice; with `ahead`, up to that many equally frequent pairs are compared
-    by `_next_count`."""
+    by `_next_count`, and of those that grow equally, the one that does least `_damage` goes."""
     done: set[Key] = set()
     while st.heap:
         negc, _, key = heapq.heappop(st.heap)
@@ -353,7 +379,9 @@ def _share(st: _State, adders: list[Adder], n_inputs: int, ahead: int = 0) -> No
                 g2 = _valid(st, k2, -negc, done, True)
                 if g2 is not None:
                     cands.append((k2, g2))
-            best = max(range(len(cands)), key=lambda i: (cands[i][1][1], -i))
+            top = max(g[1] for _, g in cands)
+            tied = [i for i, (_, g) in enumerate(cands) if g[1] == top]
+            best = tied[0] if len(tied) == 1 else min(tied, key=lambda i: (_damage(st, cands[i][0], cands[i][1][0]), i))
             for i, (k2, _) in enumerate(cands):
                 if i != best:
                     heapq.heappush(st.heap, (negc, st.level_of(k2), k2))
@@ -375,7 +403,7 @@ def _share(st: _State, adders: list[Adder], n_inputs: int, ahead: int = 0) -> No
 # and whether it shares in W (pairs of inputs within an output) or in W's transpose (pairs of
 # outputs within an input), the latter then turned back by `transposed`.
 VARIANTS: tuple[tuple[Form, int, bool], ...] = (
-    (csd, 0, False), (csd, 4, False), (low_digits, 4, True), (csd, 0, True))
+    (csd, 0, False), (low_digits, 24, True), (csd, 0, True))
 
 
 def optimise(weights: Sequence[Sequence[int]], levels: Sequence[int] | None = None, *, share: bool = True,
