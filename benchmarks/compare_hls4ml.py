@@ -46,7 +46,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 from fpgaq import emulate  # noqa: E402
 from fpgaq.backends.hls import build_cache  # noqa: E402
-from fpgaq.backends.hls.csim import CACHE, compile_testbench, run_csim  # noqa: E402
+from fpgaq.backends.hls.csim import compile_testbench, run_csim  # noqa: E402
 from fpgaq.compile import compile_model  # noqa: E402
 from fpgaq.config import BuildConfig  # noqa: E402
 from fpgaq.frontend.importer import import_model  # noqa: E402
@@ -54,6 +54,7 @@ from fpgaq.frontend.model_file import load  # noqa: E402
 from fpgaq.ir.fixed import FixedType  # noqa: E402
 from fpgaq.ir.graph import Graph  # noqa: E402
 from fpgaq.ir.ops import Dense, Gemm, MatMul  # noqa: E402
+from fpgaq.projectdir import CSIM_WORK  # noqa: E402
 from fpgaq.project import build, open_project  # noqa: E402
 from fpgaq.stimulus import random_inputs  # noqa: E402
 from hls4ml_flow import DEFAULT_PRECISION, hls4ml_clean, hls4ml_convert  # noqa: E402,F401
@@ -247,7 +248,7 @@ def measure_targets(model: Path, work: Path, n_csim: int, n_emu: int) -> Targets
     print("targets: C-simulation against compile + predict ...", file=sys.stderr, flush=True)
     for i in range(CSIM_REPEATS):
         objects_cold()
-        shutil.rmtree(fq_out / CACHE, ignore_errors=True)
+        shutil.rmtree(fq_out / CSIM_WORK, ignore_errors=True)
         r, took = timed(run_csim, project, x)
         if r.cached or not r.ok:
             raise RuntimeError("the timed C-simulation came from a cache or was not exact")

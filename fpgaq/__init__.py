@@ -16,14 +16,25 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 import types as _types
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from . import emulate as _emulator          # the module: fpgaq.emulate.run, .output_codes, ...
-from .api import InputsLike, ModelLike, Project, SimResult, build, open_project
-from .api import emulate as _emulate
 from .errors import ConfigError, FpgaqError, ModelError, ToolError
+
+if TYPE_CHECKING:
+    from .api import InputsLike, ModelLike, Project, SimResult, build, open_project
+
+# The API (fpgaq.api) is imported when one of its names is first used, not with the package:
+# the command line (fpgaq.cli) and every module of fpgaq import this package first, and the API
+# pulls in every back-end and simulator.
+_API = ("InputsLike", "ModelLike", "Project", "SimResult", "build", "open_project")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from . import api
+        return getattr(api, name)
+    raise AttributeError(f"module 'fpgaq' has no attribute {name!r}")
 
 
 class _CallableModule(_types.ModuleType):
@@ -31,11 +42,12 @@ class _CallableModule(_types.ModuleType):
     `from fpgaq import emulate`) and, called, the API function fpgaq.api.emulate. (Type
     checkers see the module only: typed code calls fpgaq.api.emulate, the same function.)"""
 
-    def __call__(self, model: ModelLike | Project, x: InputsLike, **config: Any) -> np.ndarray | list[np.ndarray]:
-        return _emulate(model, x, **config)
+    def __call__(self, model: Any, x: Any, **config: Any) -> Any:
+        """fpgaq.api.emulate(model, x, **config): the real outputs of the bit-exact emulator."""
+        from .api import emulate
+        return emulate(model, x, **config)
 
 
-_CallableModule.__call__.__doc__ = _emulate.__doc__
 _emulator.__class__ = _CallableModule
 emulate = _emulator
 

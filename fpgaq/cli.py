@@ -3,7 +3,9 @@ parses arguments, calls the driver, the compiler or a back-end, and prints; noth
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
+import os
 import signal
 import sys
 import threading
@@ -16,13 +18,11 @@ from . import __version__, emulate
 from .backends import NAMES as BACKEND_NAMES
 from .backends import backend
 from .backends.base import Simulation
-from .backends.verilog.rtlsim import DEFAULT_N, SIMULATORS, project_design, run_rtlsim
-from .backends.verilog.synth import run_synth, synth_table
+from .backends.verilog import DEFAULT_N, SIMULATORS
 from .compile import compile_file
 from .config import BuildConfig, default_name, load_config, part_warning
 from .deviation import describe, describe_table, deviation, deviation_text, is_requantised
 from .errors import FpgaqError
-from .ir.dump import dump_text
 from .project import BUILD_PRODUCTS, build, clean, open_project, project_report, write_report_html
 from .report import report_json, report_markdown
 from .stimulus import load_npy, random_inputs, read_inputs
@@ -230,6 +230,7 @@ def cmd_emulate(args) -> int:
 
 
 def cmd_inspect(args) -> int:
+    from .ir.dump import dump_text
     sys.stdout.write(dump_text(compile_file(args.model, _config(args), passes=not args.raw)))
     return 0
 
@@ -244,7 +245,10 @@ def cmd_report(args) -> int:
     return 0
 
 
+# The RTL simulator and yosys are loaded by the commands that run them, not by every command.
+
 def cmd_rtlsim(args) -> int:
+    from .backends.verilog.rtlsim import project_design, run_rtlsim
     project = open_project(Path(args.project))
     x = read_inputs(Path(args.inputs), project.graph) if args.inputs else None
     if x is not None and args.n:
@@ -267,6 +271,7 @@ def cmd_rtlsim(args) -> int:
 
 
 def cmd_synth(args) -> int:
+    from .backends.verilog.synth import run_synth, synth_table
     r = run_synth(open_project(Path(args.project)))
     sys.stdout.write(json.dumps(r, indent=2) + "\n" if args.json else synth_table(r))
     return 0
@@ -512,5 +517,23 @@ def main(argv=None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+def run() -> None:
+    """The `fpgaq` command (and `python -m fpgaq`): main(), then exit without tearing down
+    every module the run imported, which takes Python a tenth of a build's time. Exit
+    handlers (atexit) still run and the output is flushed; where a thread of the run is still
+    alive, or this Python has no way to run exit handlers first, the exit is the usual one."""
+    code = main()
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
+    if run_exit_handlers is None or threading.active_count() > 1:
+        sys.exit(code)
+    run_exit_handlers()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, OSError):       # the reader went away; nothing left to say
+        code = code or 1
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

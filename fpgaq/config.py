@@ -5,7 +5,6 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-import yaml
 
 from .errors import ConfigError
 from .ir.fixed import FixedType
@@ -115,6 +114,7 @@ def load_config(path: str | Path | None) -> BuildConfig:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
+    import yaml         # here, not at the top: a build without a config file does not pay for it
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.MarkedYAMLError as e:

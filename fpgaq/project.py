@@ -12,25 +12,18 @@ import numpy as np
 
 from . import __version__, emulate
 from .backends import backend
-from .backends.hls.csim import CACHE as CSIM_CACHE
-from .backends.verilog.rtlsim import WORK as RTLSIM_WORK
-from .backends.verilog.synth import WORK as SYNTH_WORK
 from .compile import compile_model
 from .config import BuildConfig
 from .errors import FpgaqError
 from .estimate import estimate
 from .frontend.model_file import load
 from .ir.graph import Graph
-from .projectdir import (MARKER, MODEL_COPY, REPORT_JSON, REPORT_MD, TB_INPUTS, TB_OUTPUTS, TB_REAL_INPUTS,
-                         Project, codes_text, port, read_marker)
+from .projectdir import (BUILD_PRODUCTS, MARKER, MODEL_COPY, REPORT_JSON, REPORT_MD, TB_INPUTS, TB_OUTPUTS,
+                         TB_REAL_INPUTS, Project, codes_text, port, read_marker)
 from .progress import Step, step
 from .report import preprocessing, report_data, report_json, report_markdown
 from .report_html import REPORT_HTML, report_html, weight_masks
 from .stimulus import random_inputs
-
-
-# what simulators and synthesis build inside a project folder (fpgaq clean removes them)
-BUILD_PRODUCTS = (CSIM_CACHE, RTLSIM_WORK, SYNTH_WORK)
 
 
 def testbench_data(graph: Graph, x: np.ndarray) -> dict[str, str]:
@@ -99,8 +92,8 @@ def project_report(graph: Graph, config: BuildConfig, x: np.ndarray | None = Non
     """The report of a build (report.json): the design's own numbers where its back-end counts
     them (Verilog), else fpgaq's estimate of the HLS design."""
     summary = getattr(backend(config.backend), "summary", None)
-    layers = [e["name"] for e in estimate(graph, config)["layers"]]
-    data = report_data(graph, config, x, design=summary(graph, config, layers) if summary else None)
+    design = summary(graph, config, [e["name"] for e in estimate(graph, config)["layers"]]) if summary else None
+    data = report_data(graph, config, x, design=design)
     fifos = getattr(backend(config.backend), "fifos", lambda *_: None)(graph, config)
     if fifos is not None:           # io_stream: the streams' FIFOs join the totals
         data["fifos"] = fifos["fifos"]

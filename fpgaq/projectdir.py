@@ -20,6 +20,11 @@ TB_OUTPUTS = "tb_data/tb_output_codes.dat"
 TB_REAL_INPUTS = "tb_data/tb_input_real.npy"
 REPORT_MD = "report.md"
 REPORT_JSON = "report.json"
+# what the simulators and synthesis build inside a project folder (`fpgaq clean` removes them)
+CSIM_WORK = ".csim"
+RTLSIM_WORK = ".rtlsim"
+SYNTH_WORK = ".synth"
+BUILD_PRODUCTS = (CSIM_WORK, RTLSIM_WORK, SYNTH_WORK)
 
 
 @dataclass(frozen=True)
@@ -61,11 +66,9 @@ def port(node: Node) -> dict:
 
 def codes_text(codes: list[np.ndarray]) -> str:
     """One sample a line, every code of every tensor in order, as decimal integers."""
-    parts = [np.asarray(c).reshape(len(c), -1) for c in codes]
-    lines = []
-    for i in range(len(parts[0])):
-        lines.append(" ".join(str(int(v)) for p in parts for v in p[i]))
-    return "\n".join(lines) + "\n"
+    table = np.concatenate([np.asarray(c).reshape(len(c), -1) for c in codes], axis=1)
+    rows = (table.astype(np.int64) if table.dtype.kind == "f" else table).tolist()      # Python ints
+    return "".join(" ".join(map(str, row)) + "\n" for row in rows)
 
 
 def parse_codes(text: str, widths: list[int]) -> list[np.ndarray]:

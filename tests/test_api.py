@@ -3,6 +3,7 @@ written, settings are checked as the command line's are, simulations return a ro
 and equal what the commands write, and a missing optional package names its install extra."""
 import re
 import shutil
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -255,7 +256,18 @@ def test_emulate_settings(tmp_path):
 def test_the_emulator_module_stays_importable():
     from fpgaq import emulate
     assert emulate is fpgaq.emulate and callable(emulate.run) and callable(emulate.output_codes)
-    assert fpgaq.emulate.__call__.__doc__ == fpgaq.api.emulate.__doc__
+    assert "fpgaq.api.emulate" in fpgaq.emulate.__call__.__doc__
+
+
+def test_the_package_loads_the_api_when_first_asked():
+    """`import fpgaq` (which the command line and every module of fpgaq do first) does not
+    load the API with every back-end and simulator; its names load it."""
+    code = ("import sys, fpgaq; before = 'fpgaq.api' in sys.modules; fpgaq.build; "
+            "print(before, 'fpgaq.api' in sys.modules, fpgaq.build is sys.modules['fpgaq.api'].build)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True", "True"]
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        fpgaq.nothing
 
 
 def test_open_project_round_trip(tmp_path, hls):

@@ -387,3 +387,32 @@ def test_a_dsp_budget_of_zero_builds_a_design_without_dsps(tmp_path, io):
     assert project.report["total"]["lut"] > with_dsps["total"]["lut"]
     assert all(n.op.fabric and n.op.reuse == 1 for n in project.graph.nodes if isinstance(n.op, Dense))
     assert "config_op mul -impl fabric" in (tmp_path / "p" / "build_prj.tcl").read_text()
+
+
+def test_verify_after_a_pass_derives_what_changed_and_what_reads_it():
+    """verify(graph, verified) skips only nodes that are the same objects reading the same
+    objects as in a graph it passed: a node whose tensor is wrong is caught whether it was
+    replaced itself or an input it reads was."""
+    from dataclasses import replace
+
+    from fpgaq.ir.graph import make_node, verify
+    graph = import_model(modelgen.qonnx_mlp([6, 5, 3], rng=np.random.default_rng(4)))
+    verify(graph)
+    verify(graph, graph)                       # nothing changed: nothing to derive, and no error
+
+    def swapped(k, node):
+        return graph.replace_nodes([*graph.nodes[:k], node, *graph.nodes[k + 1:]])
+
+    i, dense = next((k, n) for k, n in enumerate(graph.nodes) if n.name == "dense")
+    wrong = replace(dense.out, shape=(dense.out.shape[0] + 1,))
+    with pytest.raises(AssertionError, match="dense: stored tensor"):
+        verify(swapped(i, replace(dense, out=wrong)), graph)
+    # the input quantizer changed consistently (a narrower range), the layer reading it kept as
+    # it was: the layer is derived again from the new tensor, and its stale one is caught
+    j, quant = next((k, n) for k, n in enumerate(graph.nodes) if n.name == "quant")
+    narrow = replace(quant.op, lo=quant.op.lo // 2, hi=quant.op.hi // 2)
+    new = make_node("quant", narrow, [graph[n] for n in quant.inputs], quant.origin)
+    assert new.out != quant.out
+    verify(swapped(j, new).replace_nodes(swapped(j, new).nodes[:j + 1], [new.name]), graph)
+    with pytest.raises(AssertionError, match="dense: stored tensor"):
+        verify(swapped(j, new), graph)

@@ -1,12 +1,15 @@
 """`fpgaq build` imports only what a build needs: no plotting library (report.html's charts are
-drawn as SVG text), no ONNX reference evaluator unless a node is evaluated on constants."""
+drawn as SVG text), no ONNX reference evaluator unless a node is evaluated on constants, no YAML
+parser without a config file, and for an HLS design neither the Python API nor the Verilog
+back-end's simulator and synthesis."""
 import json
 import subprocess
 import sys
 
 from conftest import EXAMPLE
 
-HEAVY = ("matplotlib", "onnx.reference", "rich")
+HEAVY = ("matplotlib", "onnx.reference", "rich", "yaml", "fpgaq.api", "fpgaq.backends.verilog.rtlsim",
+         "fpgaq.backends.verilog.synth", "fpgaq.backends.verilog.writer")
 
 
 def test_a_build_leaves_heavy_modules_alone(tmp_path):

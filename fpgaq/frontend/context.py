@@ -3,6 +3,7 @@ run-time tensors, adding IR nodes, naming them."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 
 import numpy as np
 import onnx
@@ -18,10 +19,19 @@ FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto
                onnx.TensorProto.BFLOAT16)
 
 
+def shape_of(vi) -> list:
+    """An ONNX value's shape: its dimensions, a name (or '?') where one is not fixed."""
+    dims = []
+    for d in vi.type.tensor_type.shape.dim:
+        dims.append(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?"))
+    return dims
+
+
 class Importer:
     """State of one import: the ONNX values seen so far and the IR nodes made."""
 
     def __init__(self, model: onnx.ModelProto, requantize: bool = False):
+        self.model = model
         self.requantize = requantize          # float scales become float factors for a requantiser
         self.opset = {o.domain or "ai.onnx": o.version for o in model.opset_import}
         self.values: dict[str, Const | Value | Poison] = {}
@@ -29,7 +39,6 @@ class Importer:
         self.problems: list[str] = []
         self.taken: set[str] = set()
         self.origin = Origin("", "")
-        self.shapes: dict[str, list] = {}
         self.quantized: set[str] = set()      # nodes computed from the model input through a quantizer
         # QDQ zero-points: IR node name -> the zero-point z of the QuantizeLinear whose codes the
         # node holds. Codes are always centred (q - z); DequantizeLinear checks it reads its own z.
@@ -37,6 +46,18 @@ class Importer:
         self.graph_outputs = {o.name for o in model.graph.output}
         self.by_name: dict[str, Node] = {}
         self._materialized: dict[str, Node] = {}
+
+    @cached_property
+    def shapes(self) -> dict[str, list]:
+        """Shapes ONNX shape inference finds (custom QONNX ops stop it; that is fine). Run
+        when a lowering first asks: most models never need it, and it is a fifth of a build."""
+        try:
+            inferred = onnx.shape_inference.infer_shapes(self.model, strict_mode=False)
+        except Exception:
+            return {}
+        g = inferred.graph
+        return {vi.name: shape_of(vi) for vi in list(g.value_info) + list(g.output)
+                if vi.type.tensor_type.HasField("shape")}
 
     # --- nodes ---------------------------------------------------------------------------
     def add(self, kind: str, op: Op, inputs: Sequence[Node]) -> Node:

@@ -17,29 +17,11 @@ from ..errors import ModelError
 from ..ir.fixed import FixedType, Rounding
 from ..ir.graph import Graph, Node, Origin, verify
 from ..ir.ops import Bipolar, ChannelQuant, Gemm, Input, MatMul, Quant
-from .context import FLOAT_TYPES, Importer, type_name
+from .context import FLOAT_TYPES, Importer, shape_of, type_name
 from .model_file import DEFAULT_MAX_OPS, check_size, load, not_text
 from .standard import ir_shape
 from .table import lowering, unsupported
 from .values import POISON, Const, Problem, Value
-
-
-def _shape_of(vi) -> list:
-    dims = []
-    for d in vi.type.tensor_type.shape.dim:
-        dims.append(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?"))
-    return dims
-
-
-def _inferred_shapes(model: onnx.ModelProto) -> dict[str, list]:
-    """Shapes ONNX shape inference finds (custom QONNX ops stop it; that is fine)."""
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
-    except Exception:
-        return {}
-    g = inferred.graph
-    return {vi.name: _shape_of(vi) for vi in list(g.value_info) + list(g.output)
-            if vi.type.tensor_type.HasField("shape")}
 
 
 def _topological(g, imp: Importer) -> list:
@@ -163,7 +145,6 @@ def import_model(model: onnx.ModelProto, name: str = "model", max_ops: int = DEF
         raise ModelError([f"{corrupt} is not valid UTF-8 text; the file is corrupt, export the model again"])
     imp = Importer(model, requantize)
     g = model.graph
-    imp.shapes = _inferred_shapes(model)
     for t in g.initializer:
         try:
             imp.values[t.name] = Const(numpy_helper.to_array(t).astype(
@@ -180,7 +161,7 @@ def import_model(model: onnx.ModelProto, name: str = "model", max_ops: int = DEF
             if elem not in FLOAT_TYPES:
                 raise Problem(f"graph input '{vi.name}' has element type {type_name(elem)}; "
                               "fpgaq takes float inputs and quantizes them itself")
-            shape = ir_shape(_shape_of(vi), f"graph input '{vi.name}'")
+            shape = ir_shape(shape_of(vi), f"graph input '{vi.name}'")
             node = imp.add("inp", Input(shape), ())
             if input_type is not None:   # --input-type: fpgaq quantizes the input (half to even, saturating)
                 t = input_type

@@ -163,16 +163,21 @@ def retype(graph: Graph) -> Graph:
     return graph.replace_nodes(done.values())
 
 
-def verify(graph: Graph) -> None:
-    """Internal invariants: names unique, inputs defined before use, tensors as the ops derive."""
+def verify(graph: Graph, verified: Graph | None = None) -> None:
+    """Internal invariants: names unique, inputs defined before use, tensors as the ops derive.
+    A node that `verified` (a graph this function passed before) holds too, as the same object
+    reading the same objects, keeps its tensor: nodes are immutable, so it is not derived
+    again (a pass changes a few nodes and keeps the rest)."""
+    before = {n.name: n for n in verified.nodes} if verified is not None else {}
     seen: dict[str, Node] = {}
     for n in graph.nodes:
         assert n.name not in seen, f"duplicate node name {n.name}"
         assert n.name.isidentifier(), f"node name {n.name!r} is not an identifier"
         for i in n.inputs:
             assert i in seen, f"{n.name} reads {i}, which is not defined before it"
-        expect = infer(n.op, [seen[i].out for i in n.inputs])
-        assert expect == n.out, f"{n.name}: stored tensor {n.out} but its inputs give {expect}"
+        if before.get(n.name) is not n or any(seen[i] is not before.get(i) for i in n.inputs):
+            expect = infer(n.op, [seen[i].out for i in n.inputs])
+            assert expect == n.out, f"{n.name}: stored tensor {n.out} but its inputs give {expect}"
         if n.type is not None and n.interval is not None:
             assert n.type.interval.contains(n.interval), f"{n.name}: {n.interval} overflows {n.type}"
         seen[n.name] = n

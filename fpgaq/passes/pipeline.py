@@ -67,8 +67,8 @@ def run_pipeline(graph: Graph, passes: Sequence[Pass] | None = None, hook: Hook 
     if hook:
         hook(0, None, graph)
     for i, p in enumerate(passes, start=1):
-        graph = p.run(graph)
-        verify(graph)
+        graph, before = p.run(graph), graph
+        verify(graph, before)
         if hook:
             hook(i, p, graph)
     return graph

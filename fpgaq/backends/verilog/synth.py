@@ -16,11 +16,10 @@ from pathlib import Path
 
 from ...errors import FpgaqError, ToolError
 from ...progress import step
-from ...projectdir import Project
+from ...projectdir import SYNTH_WORK, Project
 from .summary import design_summary
 from .writer import RTL, core_sources
 
-WORK = ".synth"
 FAMILY = "xcup"
 TIMEOUT_S = 3600
 
@@ -94,7 +93,7 @@ def run_synth(project: Project) -> dict:
     d = design_summary(project.graph, project.config, [])
     stream = project.config.io == "io_stream"
     counts = run_yosys([project.root / p for p in core_sources(top, stream)], top, project.root / RTL,
-                       project.root / WORK, dsp=d["dsp"] > 0)
+                       project.root / SYNTH_WORK, dsp=d["dsp"] > 0)
     return {"top": top, "family": FAMILY, "clock_ns": project.config.clock_ns,
             "rtl": {"latency_cycles": d["latency_cycles"], "adders": d["adders"], "adder_budget": d["adder_budget"],
                     "adder_bits": d["adder_bits"], "ff": d["register_bits"], "dsp": d["dsp"]},
