@@ -578,6 +578,8 @@ def main(argv=None) -> int:
     ap.add_argument("--emu-inputs", type=int, default=100_000, help="inputs for fpgaq's emulator")
     ap.add_argument("--keep", action="store_true", help="keep the generated projects and say where")
     ap.add_argument("--no-write", action="store_true", help="print only; leave results/ and README.md alone")
+    ap.add_argument("--targets-only", action="store_true",
+                    help="only the three targets' table (printed; results/ and README.md are left alone)")
     args = ap.parse_args(argv)
     sizes = args.csim_inputs, args.check_inputs, args.emu_inputs
     load_start, start = os.getloadavg(), time.perf_counter()
@@ -590,6 +592,9 @@ def main(argv=None) -> int:
             compile_testbench(build(JET_TAGGER, work / "warmup_fpgaq", BuildConfig(name="warmup")))
             hls4ml_convert(JET_TAGGER, "Latency", work / "warmup_hls4ml")
         targets = measure_targets(JET_TAGGER, work, args.csim_inputs, args.emu_inputs)
+        if args.targets_only:
+            print(targets_table(targets, args.csim_inputs, args.emu_inputs))
+            return 0
         large = large_model(work)
         runs = [
             measure("jet tagger 16-64-32-32-5", JET_TAGGER, work, *sizes),

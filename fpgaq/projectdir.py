@@ -67,8 +67,11 @@ def port(node: Node) -> dict:
 def codes_text(codes: list[np.ndarray]) -> str:
     """One sample a line, every code of every tensor in order, as decimal integers."""
     table = np.concatenate([np.asarray(c).reshape(len(c), -1) for c in codes], axis=1)
-    rows = (table.astype(np.int64) if table.dtype.kind == "f" else table).tolist()      # Python ints
-    return "".join(" ".join(map(str, row)) + "\n" for row in rows)
+    if table.dtype.kind == "f":
+        table = table.astype(np.int64)
+    if table.dtype != object and table.size:          # one formatting call (a C-simulation's inputs)
+        return ((" ".join(["%d"] * table.shape[1]) + "\n") * len(table)) % tuple(table.ravel().tolist())
+    return "".join(" ".join(str(int(v)) for v in row) + "\n" for row in table.tolist())
 
 
 def parse_codes(text: str, widths: list[int]) -> list[np.ndarray]:

@@ -192,19 +192,26 @@ def test_no_cache_where_it_cannot_be_written(tmp_path, monkeypatch):
 
 
 def test_fast_code_files_equal_the_exact_ones():
-    """The test bench's files written and read the fast way equal codes_text / parse_codes,
-    and codes past int64 go the exact way."""
-    from fpgaq.backends.hls.csim import _codes_text, _parse_codes
+    """codes_text (one formatting call for int64 codes) writes what formatting every value on
+    its own writes, for int64, wide (object), float-held and empty codes; the test bench's files
+    read the fast way equal parse_codes, and codes past int64 go the exact way."""
+    from fpgaq.backends.hls.csim import _parse_codes
     from fpgaq.projectdir import codes_text, parse_codes
+
+    def plain(codes):
+        rows = zip(*[np.asarray(c).reshape(len(c), -1).tolist() for c in codes])
+        return "".join(" ".join(str(int(v)) for part in row for v in part) + "\n" for row in rows)
+
     rng = np.random.default_rng(1)
-    codes = [rng.integers(-2**61, 2**61, (40, 3)), rng.integers(-5, 5, (40, 4))]
+    codes = [rng.integers(-2**61, 2**61, (40, 3)), rng.integers(-5, 5, (40, 4)).astype(np.int32)]
     text = codes_text(codes)
-    assert _codes_text(codes) == text
+    assert text == plain(codes)
     for fast, exact in zip(_parse_codes(text, [3, 4]), parse_codes(text, [3, 4])):
         np.testing.assert_array_equal(fast, exact)
-    wide = [np.array([[2**70, -1], [-(2**70), 3]], dtype=object)]
-    assert _codes_text(wide) == codes_text(wide)
-    (back,) = _parse_codes(codes_text(wide), [2])
+    wide = [np.array([[2**70, -1], [-(2**70), 3]], dtype=object), np.array([[1.0], [-2.0]])]
+    assert codes_text(wide) == plain(wide) == "1180591620717411303424 -1 1\n-1180591620717411303424 3 -2\n"
+    assert codes_text([np.zeros((2, 0), dtype=np.int64)]) == "\n\n"
+    (back,) = _parse_codes(codes_text(wide[:1]), [2])
     assert back.dtype == object and back[0, 0] == 2**70 and back[1, 0] == -(2**70)
     with pytest.raises(ValueError):
         _parse_codes("1 2 x\n", [3])

@@ -66,10 +66,19 @@ init:
 #pragma HLS UNROLL
         acc[o] = typename CFG::acc_t(bias[o]);
     }
+    // each input's code once, not once a product (in C-simulation a code is a bit-range copy,
+    // and an input feeds many products; in hardware both are the same wires)
+    ap_int<IN_T::width + 1> x[CFG::n_in];
+#pragma HLS ARRAY_PARTITION variable = x complete
+codes:
+    for (int i = 0; i < CFG::n_in; i++) {
+#pragma HLS UNROLL
+        x[i] = code(in[i]);
+    }
 products:
     for (int k = 0; k < CFG::n_nonzero; k++) {
 #pragma HLS UNROLL
-        acc[row[k]] += typename CFG::weight_t(weight[k]) * code(in[col[k]]);
+        acc[row[k]] += typename CFG::weight_t(weight[k]) * x[col[k]];
     }
 store:
     for (int o = 0; o < CFG::n_out; o++) {
