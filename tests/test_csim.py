@@ -118,3 +118,19 @@ def test_reuse_factor_stays_bit_exact(tmp_path, reuse):
     assert "fpgaq::dense_reuse<config_dense>" in top
     r = run_csim(project, n=1000)
     assert r.ok, r.mismatches
+
+
+def test_codes_wider_than_64_bits_cross_the_test_bench_exactly(tmp_path):
+    """The test bench reads and writes codes that fit 64 bits through C integers and wider
+    ones through ap_int's own conversions: an output accumulator of about 70 bits (wide
+    inputs and weights, no final quantizer) is compared bit for bit, with the 40-bit inputs
+    taking the fast way in the same run."""
+    rng = np.random.default_rng(3)
+    model = modelgen.qonnx_mlp([12, 4], rng=rng, in_bits=40, in_frac=10, w_bits=28, sparsity=0.0,
+                               final_quant=False, relu=False, bias="none", check_exact=False)
+    project = _build(tmp_path, model, "wide")
+    (out,) = project.graph.outputs
+    assert project.graph[out].type.width > 64 and project.graph.firmware_inputs[0].type.width < 64
+    r = run_csim(project, n=300)
+    assert r.ok, r.mismatches
+    assert r.outputs[0].dtype == object and np.abs(r.outputs[0]).max() > 2**63
