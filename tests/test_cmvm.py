@@ -214,7 +214,7 @@ def test_damage_counts_lost_occurrences(seed):
     w = _random_matrix(rng, n_out, n_in, int(rng.integers(2, 7)), float(rng.random() * 0.4))
     rows = [cmvm.csd_terms(r) for r in w]
     st = cmvm._State([0] * n_in, [cmvm.UNBOUNDED] * n_out, [{} for _ in rows], [0] * n_out)
-    cmvm._fill(st, rows)
+    cmvm._fill(st, rows, cmvm._pairs(rows))
 
     def pairs(terms: list[tuple[int, int, int]]) -> Counter:
         return Counter(cmvm._key(p, q) for i, p in enumerate(terms) for q in terms[i + 1:])
@@ -223,7 +223,7 @@ def test_damage_counts_lost_occurrences(seed):
     assert {k: c for k, c in before.items() if c} == st.count
     for key in sorted(k for k, c in before.items() if c >= 2):
         outs = sorted(set(st.holders[key[0]]) & set(st.holders[key[1]]))
-        uses = cmvm._occurrences(st, key, outs)
+        uses = [u for o in outs for u in cmvm._occurrences(st, key, o)]
         gone: dict[int, set[tuple[int, int]]] = {}
         for o, p, q in uses:
             gone.setdefault(o, set()).update({(p[0], p[1]), (q[0], q[1])})
@@ -231,3 +231,31 @@ def test_damage_counts_lost_occurrences(seed):
                     Counter())
         want = sum(before[k] - after[k] for k in before if k != key and before[k] >= 2)
         assert cmvm._damage(st, key, uses) == want
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_remembered_equals_recomputed(seed, monkeypatch):
+    """What the greedy remembers about a pair (its occurrences, look-ahead count, damage) is
+    what a state without memory finds, for every pair it considers, in W and in W's transpose,
+    with depth targets that refuse some occurrences."""
+    import dataclasses
+    rng = np.random.default_rng(900 + seed)
+    n_out, n_in = int(rng.integers(4, 14)), int(rng.integers(4, 14))
+    w = _random_matrix(rng, n_out, n_in, int(rng.integers(3, 8)), float(rng.random() * 0.3))
+    levels = rng.integers(0, 3, size=n_in).tolist()
+    valid, checked = cmvm._valid, []
+
+    def checking(st, key, priority, done):
+        uses = valid(st, key, priority, done)
+        if uses is not None:
+            fresh = dataclasses.replace(st, memo={}, grows={}, spoiled={})
+            assert cmvm._evaluated(fresh, key) == cmvm._evaluated(st, key)
+            assert cmvm._ahead(fresh, key) == cmvm._ahead(st, key)
+            assert cmvm._damage(fresh, key, uses) == cmvm._damage(st, key, uses)
+            checked.append(st.step)
+        return uses
+
+    monkeypatch.setattr(cmvm, "_valid", checking)
+    for variant in ((cmvm.csd, 8, False), (cmvm.low_digits, 24, True)):
+        cmvm.optimise(w, levels, even=bool(seed % 2), variants=[variant])
+    assert len(set(checked)) > 1                    # checked at several steps, not only the first

@@ -20,6 +20,13 @@ principle: a node used k times becomes a sum of k terms); its depth targets are 
 is built. `optimise` runs a few such variants (digit form: canonical or plain-binary-first
 minimal signed digits; look-ahead; W or its transpose) and keeps the one with fewest adders.
 
+Bookkeeping: every pair's count is kept up to date as terms are replaced (one pass over the
+output's other terms), and the pairs' counts at the start are counted once per digit form and
+orientation. What the greedy learns about a pair in one output (its occurrences, their
+look-ahead terms, the recurring pairs they would spoil) is remembered while that output does
+not change: only new nodes' terms are ever added, so a pair of existing nodes never gains an
+occurrence, and an output's depth only grows.
+
 The result is a `Program`: the shared adders, in an order in which each one's operands exist,
 and the terms left in each output's sum. The back-end builds the adders, then each output's
 sum as a tree that adds the terms ready first (their depth counted, shared or not).
@@ -34,6 +41,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import combinations
 
 from ...ir.fixed import csd
 
@@ -130,9 +138,14 @@ class _State:
     heap: list[tuple[int, int, Key]] = field(default_factory=list)
     step: int = 0                                           # pairs replaced so far
     touched: dict[int, int] = field(default_factory=dict)  # output -> step it last changed in
-    # key -> (step, its outputs, occurrences, look-ahead count): valid while none of those
-    # outputs changed (a pair of existing nodes never gains outputs: only new nodes are added)
-    memo: dict[Key, tuple[int, list[int], list[tuple[int, Term, Term]], int | None]] = field(default_factory=dict)
+    # key -> (its outputs, per output: (step, its occurrences there, their look-ahead terms or
+    # None)), valid while that output is unchanged (a pair of existing nodes never gains
+    # outputs or occurrences: only new nodes are added, and the outputs' depths only grow)
+    memo: dict[Key, tuple[list[int], dict[int, tuple[int, list[tuple[int, Term, Term]], list[set[Term]] | None]]]] = \
+        field(default_factory=dict)
+    grows: dict[Key, int] = field(default_factory=dict)   # key -> look-ahead count, while its memo holds
+    # key -> output -> (step, terms replaced there, the other recurring pairs they spoil): see `_damage`
+    spoiled: dict[Key, dict[int, tuple[int, set[tuple[int, int]], list[Key]]]] = field(default_factory=dict)
     guard: _Transposed | None = None        # depth targets of the transposed result, if any
 
     def level_of(self, key: Key) -> int:
@@ -142,32 +155,48 @@ class _State:
         """Replace terms p and q of output o by t, in one pass over the others (the hot loop):
         their pairs with p and q are uncounted, those with t counted."""
         count, heap, levels, terms = self.count, self.heap, self.levels, self.terms[o]
+        get, push = count.get, heapq.heappush
         pn, ps, pg = p
         qn, qs, qg = q
         n0, s0, g0 = t
-        del terms[(pn, ps)], terms[(qn, qs)]
-        gone = [_key(p, q)]
-        for (n, s), g in terms.items():
-            gone.append((n, pn, ps - s, g * pg) if (n, s) < (pn, ps) else (pn, n, s - ps, g * pg))
-            gone.append((n, qn, qs - s, g * qg) if (n, s) < (qn, qs) else (qn, n, s - qs, g * qg))
-            key = (n, n0, s0 - s, g * g0) if (n, s) < (n0, s0) else (n0, n, s - s0, g * g0)
-            c = count.get(key, 0) + 1
-            count[key] = c
-            if c >= 2:
-                heapq.heappush(heap, (-c, max(levels[n], levels[n0]) + 1, key))
-        for key in gone:
+        pk, qk, tk = (pn, ps), (qn, qs), (n0, s0)
+        l0 = levels[n0]
+        del terms[pk], terms[qk]
+        gone = _key(p, q)
+        c = count[gone] - 1
+        if c:
+            count[gone] = c
+        else:
+            del count[gone]
+        for y, g in terms.items():
+            n, s = y
+            key = (n, pn, ps - s, g * pg) if y < pk else (pn, n, s - ps, g * pg)
             c = count[key] - 1
             if c:
                 count[key] = c
             else:
                 del count[key]
-        terms[(n0, s0)] = g0
+            key = (n, qn, qs - s, g * qg) if y < qk else (qn, n, s - qs, g * qg)
+            c = count[key] - 1
+            if c:
+                count[key] = c
+            else:
+                del count[key]
+            key = (n, n0, s0 - s, g * g0) if y < tk else (n0, n, s - s0, g * g0)
+            c = get(key, 0) + 1
+            count[key] = c
+            if c >= 2:
+                push(heap, (-c, max(levels[n], l0) + 1, key))
+        terms[tk] = g0
         self.touched[o] = self.step
-        self.kraft[o] += (1 << levels[n0]) - (1 << levels[p[0]]) - (1 << levels[q[0]])
-        for n, d in ((p[0], -1), (q[0], -1), (n0, 1)):
-            held = self.holders.setdefault(n, {})
-            held[o] = held.get(o, 0) + d
-            if not held[o]:
+        self.kraft[o] += (1 << l0) - (1 << levels[pn]) - (1 << levels[qn])
+        holders = self.holders
+        for n, d in ((pn, -1), (qn, -1), (n0, 1)):
+            held = holders.setdefault(n, {})
+            h = held.get(o, 0) + d
+            if h:
+                held[o] = h
+            else:
                 del held[o]
 
 
@@ -248,98 +277,149 @@ class _Transposed:
         self.operands.append((key[0], key[1]))
 
 
-def _fill(st: _State, rows: list[list[Term]]) -> None:
-    """The outputs' first terms and the count of their pairs (which `_State.replace` then keeps
-    up to date)."""
+def _pairs(rows: list[list[Term]]) -> dict[Key, int]:
+    """How often every pair of terms occurs within the rows (up to a common shift and sign):
+    the same for every variant sharing in these rows, so `optimise` counts it once."""
     count: Counter[Key] = Counter()
+    for row in rows:
+        count.update((p[0], q[0], q[1] - p[1], p[2] * q[2]) for p, q in combinations(sorted(row), 2))
+    return dict(count)
+
+
+def _fill(st: _State, rows: list[list[Term]], pairs: dict[Key, int]) -> None:
+    """The outputs' first terms and the count of their pairs, `_pairs(rows)` (which
+    `_State.replace` then keeps up to date)."""
     for o, row in enumerate(rows):
-        row = sorted(row)
-        count.update((p[0], q[0], q[1] - p[1], p[2] * q[2]) for i, p in enumerate(row) for q in row[i + 1:])
-        for n, s, g in row:
-            st.terms[o][(n, s)] = g
+        terms = st.terms[o]
+        for n, s, g in sorted(row):
+            terms[(n, s)] = g
             st.kraft[o] += 1 << st.levels[n]
             held = st.holders.setdefault(n, {})
             held[o] = held.get(o, 0) + 1
-    st.count = dict(count)
-    st.heap = [(-c, st.level_of(k), k) for k, c in count.items() if c >= 2]
+    st.count = dict(pairs)
+    st.heap = [(-c, st.level_of(k), k) for k, c in pairs.items() if c >= 2]
     heapq.heapify(st.heap)
 
 
-def _evaluated(st: _State, key: Key, ahead: bool) -> tuple[list[tuple[int, Term, Term]], int]:
-    """The pair's occurrences (and, with `ahead`, its look-ahead count), remembered while its
-    outputs do not change."""
+def _evaluated(st: _State, key: Key) -> list[tuple[int, Term, Term]]:
+    """The pair's occurrences, remembered per output while it does not change (an output
+    where it has none is forgotten: it will have none again)."""
     m = st.memo.get(key)
-    if m is not None and all(st.touched.get(o, -1) < m[0] for o in m[1]):   # changed before it was seen
-        _, outs, uses, nxt = m
-    else:
+    if m is None:
         outs = sorted(set(st.holders.get(key[0], {})) & set(st.holders.get(key[1], {})))
-        uses, nxt = _occurrences(st, key, outs), None
-    if ahead and nxt is None:
-        nxt = _next_count(st, uses)
-    st.memo[key] = (st.step, outs, uses, nxt)
-    return uses, nxt or 0
+        m = st.memo[key] = (outs, {})
+    outs, per = m
+    touched, uses, fresh = st.touched, [], False
+    for o in outs:
+        e = per.get(o)
+        if e is None or touched.get(o, -1) >= e[0]:     # changed since it was seen
+            e = per[o] = (st.step, _occurrences(st, key, o), None)
+            fresh = True
+        uses += e[1]
+    if fresh:
+        outs[:] = [o for o in outs if per[o][1]]
+        st.grows.pop(key, None)
+    return uses
 
 
-def _occurrences(st: _State, key: Key, outs: list[int]) -> list[tuple[int, Term, Term]]:
-    """Disjoint occurrences of the pair in these outputs, in each one whose depth target allows
-    replacing it."""
+def _ahead(st: _State, key: Key) -> int:
+    """The look-ahead count of a pair just evaluated: the most occurrences (`_looks`) in which one
+    same term could pair again with its new term. Remembered with its occurrences, and only
+    needed where two pairs are equally frequent."""
+    if key in st.grows:
+        return st.grows[key]
+    outs, per = st.memo[key]
+    seen: Counter[Term] = Counter()
+    for o in outs:
+        step, found, looks = per[o]
+        if looks is None:
+            looks = _looks(st, found)
+            per[o] = (step, found, looks)
+        for keys in looks:
+            seen.update(keys)
+    nxt = max(seen.values(), default=0)
+    st.grows[key] = nxt
+    return nxt
+
+
+def _occurrences(st: _State, key: Key, o: int) -> list[tuple[int, Term, Term]]:
+    """Disjoint occurrences of the pair in output o, if its depth target allows replacing them."""
     a, b, d, s = key
     grow = 1 << st.level_of(key)
     found = []
-    for o in outs:
-        terms, used = st.terms[o], set()
-        kraft = st.kraft[o]
-        for sa in sorted(sh for n, sh in terms if n == a):
-            if (a, sa) in used or (b, sa + d) in used:
-                continue
-            ga, gb = terms[(a, sa)], terms.get((b, sa + d))
-            if gb is None or gb != s * ga or (b, sa + d) == (a, sa):
-                continue
-            after = kraft - (1 << st.levels[a]) - (1 << st.levels[b]) + grow
-            if after > 1 << st.targets[o]:
-                continue
-            kraft = after
-            used |= {(a, sa), (b, sa + d)}
-            found.append((o, (a, sa, ga), (b, sa + d, gb)))
+    terms, used = st.terms[o], set()
+    kraft = st.kraft[o]
+    for sa in sorted(sh for n, sh in terms if n == a):
+        if (a, sa) in used or (b, sa + d) in used:
+            continue
+        ga, gb = terms[(a, sa)], terms.get((b, sa + d))
+        if gb is None or gb != s * ga or (b, sa + d) == (a, sa):
+            continue
+        after = kraft - (1 << st.levels[a]) - (1 << st.levels[b]) + grow
+        if after > 1 << st.targets[o]:
+            continue
+        kraft = after
+        used |= {(a, sa), (b, sa + d)}
+        found.append((o, (a, sa, ga), (b, sa + d, gb)))
     return found
 
 
-def _next_count(st: _State, uses: list[tuple[int, Term, Term]]) -> int:
-    """In how many of these outputs the new pair's term could pair again with one same other
-    term (same node, relative shift and sign): a one-step look-ahead, so that among pairs as
-    frequent as each other the one that grows into a larger shared sum goes first."""
-    seen: Counter[Term] = Counter()
+def _looks(st: _State, uses: list[tuple[int, Term, Term]]) -> list[set[Term]]:
+    """For each occurrence, the other terms of its output as seen from the new pair's term
+    (node, shift relative to it, sign relative to it): a one-step look-ahead, see `_ahead`,
+    counts in how many occurrences one of them could pair again with the new term, so that
+    among pairs as frequent as each other the one that grows into a larger shared sum goes
+    first."""
+    looks = []
     for o, p, q in uses:
         k, g0 = min(p[1], q[1]), p[2]
-        seen.update({(n, s - k, g * g0) for (n, s), g in st.terms[o].items()
-                     if (n, s) != (p[0], p[1]) and (n, s) != (q[0], q[1])})
-    return max(seen.values(), default=0)
+        # the map from a term to its key is one-to-one: drop p's and q's from the whole set
+        keys = {(n, s - k, g * g0) for (n, s), g in st.terms[o].items()}
+        keys.discard((p[0], p[1] - k, p[2] * g0))
+        keys.discard((q[0], q[1] - k, q[2] * g0))
+        looks.append(keys)
+    return looks
 
 
 def _damage(st: _State, key: Key, uses: list[tuple[int, Term, Term]]) -> int:
     """How many occurrences the other pairs that occur at least twice lose if these are
     replaced: each pair of a replaced term with another term of its output (once per pair of
     terms). A pair chosen among equals should spoil as few of the others' sharing as it can:
-    a greedy for a large independent set takes the vertex of fewest conflicts first."""
+    a greedy for a large independent set takes the vertex of fewest conflicts first.
+
+    The pairs that count are remembered per output with the terms replaced there: while the
+    output does not change, its pairs stay the same and a pair of existing nodes only ever
+    loses occurrences (new terms are of new nodes), so its damage now is the number of the
+    remembered pairs that still occur twice."""
     count = st.count
     by_output: dict[int, set[tuple[int, int]]] = {}
     for o, p, q in uses:
         by_output.setdefault(o, set()).update({(p[0], p[1]), (q[0], q[1])})
+    seen = st.spoiled.setdefault(key, {})
     damage = 0
     for o, gone in by_output.items():
-        terms = st.terms[o]
-        for x in gone:
-            tx = (x[0], x[1], terms[x])
-            for y, g in terms.items():
-                if y in gone and y <= x:            # a pair of two replaced terms: once
-                    continue
-                k = _key(tx, (y[0], y[1], g))
-                if k != key and count.get(k, 0) >= 2:
-                    damage += 1
+        m = seen.get(o)
+        if m is not None and m[1] == gone and st.touched.get(o, -1) < m[0]:
+            hit = [k for k in m[2] if count.get(k, 0) >= 2]
+        else:
+            hit = []
+            terms = st.terms[o]
+            for x in gone:
+                xn, xs = x
+                xg = terms[x]
+                for y, g in terms.items():
+                    if y in gone and y <= x:            # a pair of two replaced terms: once
+                        continue
+                    yn, ys = y
+                    k = (xn, yn, ys - xs, xg * g) if x < y else (yn, xn, xs - ys, xg * g)
+                    if k != key and count.get(k, 0) >= 2:
+                        hit.append(k)
+        seen[o] = (st.step, gone, hit)
+        damage += len(hit)
     return damage
 
 
-def _valid(st: _State, key: Key, priority: int, done: set[Key], ahead: bool) -> tuple[list[tuple[int, Term, Term]], int] | None:
+def _valid(st: _State, key: Key, priority: int, done: set[Key]) -> list[tuple[int, Term, Term]] | None:
     """The pair's occurrences if it may be chosen now at `priority` (its count when pushed);
     None after re-queueing it under its true count (overlapping occurrences within one output,
     or ones its outputs' depth targets refuse, are counted once) or dropping it."""
@@ -349,7 +429,7 @@ def _valid(st: _State, key: Key, priority: int, done: set[Key], ahead: bool) -> 
     if c < priority:                                    # stale: it lost occurrences
         heapq.heappush(st.heap, (-c, st.level_of(key), key))
         return None
-    uses, nxt = _evaluated(st, key, ahead)
+    uses = _evaluated(st, key)
     if st.guard is not None:
         uses = st.guard.trim(key, uses)
     if len(uses) < 2:
@@ -358,34 +438,35 @@ def _valid(st: _State, key: Key, priority: int, done: set[Key], ahead: bool) -> 
     if len(uses) < priority:                            # fewer that can really be replaced
         heapq.heappush(st.heap, (-len(uses), st.level_of(key), key))
         return None
-    return uses, nxt
+    return uses
 
 
 def _share(st: _State, adders: list[Adder], n_inputs: int, ahead: int = 0) -> None:
     """Replace the most frequent pair (counting only occurrences that can be replaced together)
     until none occurs twice; with `ahead`, up to that many equally frequent pairs are compared
-    by `_next_count`, and of those that grow equally, the one that does least `_damage` goes."""
+    by `_ahead`, and of those that grow equally, the one that does least `_damage` goes."""
     done: set[Key] = set()
     while st.heap:
         negc, _, key = heapq.heappop(st.heap)
-        got = _valid(st, key, -negc, done, ahead > 1)
-        if got is None:
+        uses = _valid(st, key, -negc, done)
+        if uses is None:
             continue
-        uses = got[0]
         if ahead > 1:
-            cands = [(key, got)]
+            cands = [(key, uses)]
             while st.heap and len(cands) < ahead and st.heap[0][0] == negc:
                 _, _, k2 = heapq.heappop(st.heap)
-                g2 = _valid(st, k2, -negc, done, True)
-                if g2 is not None:
-                    cands.append((k2, g2))
-            top = max(g[1] for _, g in cands)
-            tied = [i for i, (_, g) in enumerate(cands) if g[1] == top]
-            best = tied[0] if len(tied) == 1 else min(tied, key=lambda i: (_damage(st, cands[i][0], cands[i][1][0]), i))
-            for i, (k2, _) in enumerate(cands):
-                if i != best:
-                    heapq.heappush(st.heap, (negc, st.level_of(k2), k2))
-            key, uses = cands[best][0], cands[best][1][0]
+                u2 = _valid(st, k2, -negc, done)
+                if u2 is not None:
+                    cands.append((k2, u2))
+            if len(cands) > 1:
+                grows = [_ahead(st, k2) for k2, _ in cands]
+                top = max(grows)
+                tied = [i for i, g in enumerate(grows) if g == top]
+                best = tied[0] if len(tied) == 1 else min(tied, key=lambda i: (_damage(st, *cands[i]), i))
+                for i, (k2, _) in enumerate(cands):
+                    if i != best:
+                        heapq.heappush(st.heap, (negc, st.level_of(k2), k2))
+                key, uses = cands[best]
         done.add(key)
         if st.guard is not None:
             st.guard.commit(key, uses)
@@ -398,12 +479,12 @@ def _share(st: _State, adders: list[Adder], n_inputs: int, ahead: int = 0) -> No
         st.step += 1
 
 
-# The greedy's variants `optimise` tries, keeping the program with the fewest adders: the
-# signed-digit form of the weights, how many equally frequent pairs it compares by look-ahead,
-# and whether it shares in W (pairs of inputs within an output) or in W's transpose (pairs of
-# outputs within an input), the latter then turned back by `transposed`.
+# The greedy's variants `optimise` tries, keeping the program with the fewest adders (the first
+# of equals): the signed-digit form of the weights, how many equally frequent pairs it compares
+# by look-ahead, and whether it shares in W (pairs of inputs within an output) or in W's
+# transpose (pairs of outputs within an input), the latter then turned back by `transposed`.
 VARIANTS: tuple[tuple[Form, int, bool], ...] = (
-    (csd, 0, False), (low_digits, 24, True), (csd, 0, True))
+    (csd, 0, False), (low_digits, 24, True), (csd, 0, True), (csd, 8, False))
 
 
 def optimise(weights: Sequence[Sequence[int]], levels: Sequence[int] | None = None, *, share: bool = True,
@@ -427,20 +508,24 @@ def optimise(weights: Sequence[Sequence[int]], levels: Sequence[int] | None = No
     if even:
         targets = [max(targets, default=0)] * len(plain)
     columns = [list(c) for c in zip(*weights)]
+    starts: dict[tuple[Form, bool], tuple[list[list[Term]], dict[Key, int]]] = {}
     best: Program | None = None
     for form, ahead, transpose in (variants if variants is not None else VARIANTS):
+        if (form, transpose) not in starts:
+            rows = [digit_terms(r, form) for r in (columns if transpose else weights)]
+            starts[form, transpose] = rows, _pairs(rows)
+        rows, pairs = starts[form, transpose]
         if transpose:
-            rows = [digit_terms(c, form) for c in columns]
             kraft = [0] * len(weights)
             for i, row in enumerate(rows):
                 for n, _, _ in row:
                     kraft[n] += 1 << lv[i]
             guard = _Transposed(lv, targets, extra, kraft)
             # the transpose's own depths do not matter (no target there): the guard keeps W's
-            t = _greedy(rows, [0] * len(weights), [UNBOUNDED] * n_inputs, [0] * n_inputs, ahead, guard)
+            t = _greedy(rows, pairs, [0] * len(weights), [UNBOUNDED] * n_inputs, [0] * n_inputs, ahead, guard)
             prog = _pruned(transposed(t, lv))
         else:
-            prog = _greedy([digit_terms(row, form) for row in weights], lv, targets, extra, ahead)
+            prog = _greedy(rows, pairs, lv, targets, extra, ahead)
         assert all(sum_depth([prog.levels[n] for n, _, _ in o] + [0] * k) <= target
                    for o, k, target in zip(prog.outputs, extra, targets)), "a depth target is missed"
         if best is None or prog.total_adders < best.total_adders:
@@ -449,12 +534,12 @@ def optimise(weights: Sequence[Sequence[int]], levels: Sequence[int] | None = No
     return best
 
 
-def _greedy(rows: list[list[Term]], levels: Sequence[int], targets: list[int], constants: Sequence[int],
-            ahead: int, guard: _Transposed | None = None) -> Program:
-    """The shared program of these rows of terms, each output within its depth target (and,
-    with `guard`, each output of its transpose within its own)."""
+def _greedy(rows: list[list[Term]], pairs: dict[Key, int], levels: Sequence[int], targets: list[int],
+            constants: Sequence[int], ahead: int, guard: _Transposed | None = None) -> Program:
+    """The shared program of these rows of terms (`pairs`: their `_pairs`), each output within
+    its depth target (and, with `guard`, each output of its transpose within its own)."""
     st = _State(list(levels), targets, [{} for _ in rows], list(constants), guard=guard)
-    _fill(st, rows)
+    _fill(st, rows, pairs)
     adders: list[Adder] = []
     _share(st, adders, len(levels), ahead)
     return Program(len(levels), adders, [sorted((n, s, g) for (n, s), g in ts.items()) for ts in st.terms],
