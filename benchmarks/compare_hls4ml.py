@@ -201,7 +201,7 @@ def run_fpgaq(model: Path, work: Path, xs: dict, refs: dict, n_emu: int) -> Resu
 # --------------------------------------------------------------------------- issue 13's targets
 
 
-BUILD_REPEATS, CSIM_REPEATS, EMU_REPEATS = 5, 3, 5
+BUILD_REPEATS, CSIM_REPEATS, EMU_REPEATS = 9, 3, 5
 GOAL_CSIM, GOAL_BUILD, GOAL_EMULATOR = 0.25, 0.5, 1.5e6
 
 
