@@ -193,28 +193,35 @@ def test_no_cache_where_it_cannot_be_written(tmp_path, monkeypatch):
 
 def test_fast_code_files_equal_the_exact_ones():
     """codes_text (one formatting call for int64 codes) writes what formatting every value on
-    its own writes, for int64, wide (object), float-held and empty codes; the test bench's files
-    read the fast way equal parse_codes, and codes past int64 go the exact way."""
-    from fpgaq.backends.hls.csim import _parse_codes
+    its own writes, for int64, wide (object), float-held and empty codes; parse_codes (numpy
+    where every code fits int64) reads what splitting every line reads, and codes past int64
+    go the exact way."""
     from fpgaq.projectdir import codes_text, parse_codes
 
     def plain(codes):
         rows = zip(*[np.asarray(c).reshape(len(c), -1).tolist() for c in codes])
         return "".join(" ".join(str(int(v)) for part in row for v in part) + "\n" for row in rows)
 
+    def plain_parse(text, widths):
+        rows = [[int(v) for v in line.split()] for line in text.splitlines()]
+        edges = np.cumsum([0, *widths])
+        return [[r[a:b] for r in rows] for a, b in zip(edges[:-1], edges[1:])]
+
     rng = np.random.default_rng(1)
     codes = [rng.integers(-2**61, 2**61, (40, 3)), rng.integers(-5, 5, (40, 4)).astype(np.int32)]
     text = codes_text(codes)
     assert text == plain(codes)
-    for fast, exact in zip(_parse_codes(text, [3, 4]), parse_codes(text, [3, 4])):
-        np.testing.assert_array_equal(fast, exact)
+    for fast, exact, original in zip(parse_codes(text, [3, 4]), plain_parse(text, [3, 4]), codes):
+        assert fast.dtype == np.int64
+        np.testing.assert_array_equal(fast, np.array(exact))
+        np.testing.assert_array_equal(fast, original)
     wide = [np.array([[2**70, -1], [-(2**70), 3]], dtype=object), np.array([[1.0], [-2.0]])]
     assert codes_text(wide) == plain(wide) == "1180591620717411303424 -1 1\n-1180591620717411303424 3 -2\n"
     assert codes_text([np.zeros((2, 0), dtype=np.int64)]) == "\n\n"
-    (back,) = _parse_codes(codes_text(wide[:1]), [2])
+    (back,) = parse_codes(codes_text(wide[:1]), [2])
     assert back.dtype == object and back[0, 0] == 2**70 and back[1, 0] == -(2**70)
     with pytest.raises(ValueError):
-        _parse_codes("1 2 x\n", [3])
+        parse_codes("1 2 x\n", [3])
 
 
 def test_a_real_compile_error_keeps_the_precompiled_header(home, tmp_path):

@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -134,7 +133,7 @@ def run_csim(project: Project, x: np.ndarray | None = None, n: int = 10_000, see
         run_s = time.perf_counter() - start
         if r.returncode not in (0, 1):
             raise ToolError(f"the C-simulation binary failed (exit {r.returncode}):\n{r.stderr[-2000:]}")
-        produced = _parse_codes((work / "out.dat").read_text(), widths)
+        produced = parse_codes((work / "out.dat").read_text(), widths)
     if len(produced[0]) != len(x):
         raise ToolError(f"the C-simulation produced {len(produced[0])} samples for {len(x)} inputs")
     count, first = compare(expected, produced)
@@ -144,20 +143,3 @@ def run_csim(project: Project, x: np.ndarray | None = None, n: int = 10_000, see
     return Simulation(n=len(x), simulator="g++", mismatch_count=count, mismatches=first, outputs=produced,
                       build_s=compile_s, run_s=run_s, cached=cached)
 
-
-def _parse_codes(text: str, widths: list[int]) -> list[np.ndarray]:
-    """parse_codes, read by numpy where the text is whole lines of integers that fit int64 (as
-    the test bench writes for outputs narrower than 63 bits); anything else goes the exact,
-    slower way, which also says what is wrong."""
-    total = sum(widths)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        try:
-            flat = np.fromstring(text, dtype=np.int64, sep=" ")
-        except (ValueError, DeprecationWarning):
-            flat = None
-    lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
-    if flat is None or not total or flat.size != lines * total or np.abs(flat).max(initial=0) >= 1 << 62:
-        return parse_codes(text, widths)
-    rows = flat.reshape(lines, total)
-    return list(np.split(rows, np.cumsum(widths)[:-1], axis=1))
