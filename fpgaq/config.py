@@ -5,7 +5,6 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-
 from .errors import ConfigError
 from .ir.fixed import FixedType
 from .names import identifier, is_reserved
