@@ -1,7 +1,9 @@
 """The user's cache folder for what builds can reuse (XDG_CACHE_HOME, else ~/.cache, then
-fpgaq/): compiled templates, precompiled headers, object files."""
+fpgaq/): compiled templates, precompiled headers, object files, simulator builds; the keys
+they are filed under and the pruning that keeps them few."""
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -17,6 +19,15 @@ def user_cache(*parts: str) -> Path | None:
     except OSError:
         return None
     return folder if os.access(folder, os.W_OK) else None
+
+
+def key(*parts: str | bytes) -> str:
+    """A hash of the parts, each length-prefixed (no two lists of parts share one)."""
+    h = hashlib.sha256()
+    for p in parts:
+        b = p.encode() if isinstance(p, str) else p
+        h.update(len(b).to_bytes(8, "little") + b)
+    return h.hexdigest()[:32]
 
 
 def prune(folder: Path, pattern: str, keep: int) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
-from ..user_cache import prune, user_cache
+from ..user_cache import key, prune, user_cache
 
 OBJECTS_KEPT = 512      # object files kept (the least recently used go first); ~50 kB each
 PCH_KEPT = 3            # precompiled headers kept (~80 MB each: one a compiler and set of flags)
@@ -34,15 +34,6 @@ def cache_root() -> Path | None:
     """The user's C-simulation cache folder; None where there can be none (every build then
     compiles everything)."""
     return user_cache("csim")
-
-
-def key(*parts: str | bytes) -> str:
-    """A hash of the parts, each length-prefixed (no two lists of parts share one)."""
-    h = hashlib.sha256()
-    for p in parts:
-        b = p.encode() if isinstance(p, str) else p
-        h.update(len(b).to_bytes(8, "little") + b)
-    return h.hexdigest()[:32]
 
 
 @lru_cache(maxsize=8)

@@ -30,6 +30,7 @@ from ...progress import polling, step
 from ...projectdir import RTLSIM_WORK, Project, codes_text
 from ...stimulus import random_inputs
 from ..base import Simulation, compare
+from ..user_cache import key as cache_key
 from ..user_cache import prune, user_cache
 from . import DEFAULT_N, SIMULATORS
 from .writer import RTL, core_sources
@@ -245,26 +246,16 @@ def build_key(sim: str, top: str, sources: list, includes: list[Path], args: lis
     options and environment fpgaq gives it, and every source (Verilator control files too) and
     every file of the include folders by name and text (not by path: a moved or copied project
     finds its build)."""
-    h = hashlib.sha256()
-
-    def part(b: str | bytes) -> None:
-        b = b.encode() if isinstance(b, str) else b
-        h.update(len(b).to_bytes(8, "little") + b)
-
     # WAVES: cocotb's runner then builds with tracing
-    for p in (sim, _tool_version(sim), _version("cocotb"), top, *args, *_make_flags(sim),
-              os.environ.get("WAVES", "")):
-        part(p)
+    parts: list[str | bytes] = [sim, _tool_version(sim), _version("cocotb"), top, *args, *_make_flags(sim),
+                                os.environ.get("WAVES", "")]
     for s in sources:
         path = Path(getattr(s, "value", s))
-        part(type(s).__name__)
-        part(path.name)
-        part(path.read_bytes())
+        parts += [type(s).__name__, path.name, path.read_bytes()]
     for folder in includes:
         for f in sorted(p for p in folder.iterdir() if p.is_file()):
-            part(f.name)
-            part(f.read_bytes())
-    return h.hexdigest()[:32]
+            parts += [f.name, f.read_bytes()]
+    return cache_key(*parts)
 
 
 @lru_cache(maxsize=4)
